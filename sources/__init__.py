@@ -1,0 +1,85 @@
+"""Sources: where mentions come from. One module per kind, all behind one small protocol.
+
+A source is constructed from its validated options and fetched with the state the store kept for
+it. It never touches the database: it returns the mentions it found and the state to keep
+(validators, cursor). The pipeline stores both in one transaction.
+
+    class Source(Protocol):
+        kind: ClassVar[str]                  # the `kind = "..."` in config.toml
+        Options: ClassVar[type]              # frozen dataclass of its config keys
+        def __init__(self, name: str, options: Options): ...
+        def hosts(self) -> list[str]: ...    # hosts it talks to (per-host concurrency limit)
+        async def fetch(self, state: SourceState, http: HttpClient, now: datetime) -> FetchResult
+
+A fetch that fails raises `listener.errors.FetchError`; it never returns "no mentions" for a
+failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sources.http import HttpClient
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One public post, article or comment as a source returns it (not yet matched or scored)."""
+
+    source_id: str  # unique within the source (guid, status id, ...)
+    text: str  # plain text: HTML stripped, entities decoded
+    url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None  # timezone-aware UTC
+    language: str | None = None  # ISO 639-1 when the source says so
+    hashtags: tuple[str, ...] = ()  # as the source gives them; the pipeline adds those in the text
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    score: int | None = None  # points / karma where the source has them
+    topics: tuple[str, ...] = ()  # set by sources configured with `topics = [...]`
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What a source needs from its previous fetch. Saved only after the batch is committed."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    mentions: list[Mention]
+    state: SourceState
+    not_modified: bool = False  # a 304: nothing parsed, nothing new
+    requests: int = 1  # HTTP requests this fetch cost
+
+
+class Source(Protocol):
+    kind: ClassVar[str]
+    Options: ClassVar[type]
+    name: str
+
+    def hosts(self) -> list[str]: ...
+
+    async def fetch(self, state: SourceState, http: "HttpClient", now: datetime) -> FetchResult: ...
+
+
+# kind -> "module:Class". Modules are imported on first use.
+KINDS: dict[str, str] = {
+    "rss": "sources.rss:RSSSource",
+}
+
+
+def source_class(kind: str) -> type:
+    """The class implementing a source kind; KeyError for an unknown kind."""
+    module_name, _, class_name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
