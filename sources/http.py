@@ -1,0 +1,273 @@
+"""The HTTP layer every source uses: one client, a timeout, a size cap, a per-host limit.
+
+Every failure is a `FetchError` with a fixed one-line message ("HTTP 404 not found at URL",
+"too many requests (429) from HOST", "timed out after 20s fetching HOST"). The client never
+retries: the pipeline schedules the next attempt, using `FetchError.retry_after` when the
+server sent Retry-After. A 304 is a normal response, returned to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import json as jsonlib
+import re
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from listener.errors import FetchError
+
+__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds"]
+
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    timeout: float = 20.0  # seconds for the whole request: connect, redirects and reading the body
+    max_bytes: int = 10_000_000  # response-size cap, after decompression
+    per_host: int = 2  # concurrent requests per host
+    user_agent: str = (
+        "listener/0.1 (+https://github.com/listener-social/listener; self-hosted social listening)"
+    )
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response read in full: status, headers (case-insensitive), body and the final URL."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str  # after redirects
+
+    def json(self) -> Any:
+        """The body parsed as JSON; FetchError when it is not JSON."""
+        try:
+            return jsonlib.loads(self.body)
+        except (ValueError, RecursionError) as exc:
+            reason = _one_line(str(exc)) if isinstance(exc, ValueError) else "nested too deeply"
+            raise FetchError(f"invalid JSON from {_host(self.url)}: {reason}") from None
+
+
+class HttpClient:
+    """One httpx.AsyncClient with the settings applied; use `async with HttpClient() as http`."""
+
+    def __init__(self, settings: HttpSettings = HttpSettings()):
+        self.settings = settings
+        self._client = httpx.AsyncClient(
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=httpx.Timeout(settings.timeout),
+            headers={"User-Agent": settings.user_agent},
+            verify=_tls_context(),
+        )
+        self._host_limits: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+    async def get(
+        self, url: str, *, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None
+    ) -> Response:
+        """GET url; the Response for 2xx, 3xx left over and 304; FetchError for anything else."""
+        return await self.request("GET", url, headers=headers, params=params)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: dict[str, Any] | None = None,
+    ) -> Response:
+        """POST a JSON (`json=`) or form (`data=`) body to url, with the same rules as get()."""
+        return await self.request("POST", url, headers=headers, params=params, json=json, data=data)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: dict[str, Any] | None = None,
+    ) -> Response:
+        """Send one request and read the whole response under the timeout and size cap."""
+        host = _host(url)
+        if not host:
+            raise FetchError(f"invalid URL: {_display_url(url)}")
+        async with self._limit(host):
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    return await self._send(method, url, host, headers, params, json, data)
+            except TimeoutError:
+                raise self._timed_out(host) from None
+
+    def _limit(self, host: str) -> asyncio.Semaphore:
+        limit = self._host_limits.get(host)
+        if limit is None:
+            limit = self._host_limits[host] = asyncio.Semaphore(max(1, self.settings.per_host))
+        return limit
+
+    def _timed_out(self, host: str) -> FetchError:
+        return FetchError(f"timed out after {self.settings.timeout:g}s fetching {host}")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        host: str,
+        headers: dict[str, str] | None,
+        params: dict[str, Any] | None,
+        json: Any,
+        data: dict[str, Any] | None,
+    ) -> Response:
+        try:
+            request = self._client.build_request(
+                method, url, headers=headers, params=params, json=json, data=data
+            )
+            response = await self._client.send(request, stream=True)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise FetchError(f"invalid URL: {_display_url(url)}") from None
+        except httpx.RequestError as exc:
+            raise self._transport_error(exc, host) from None
+        try:
+            final_url = str(response.url)
+            final_host = response.url.host or host
+            _check_status(response.status_code, response.headers, final_url, final_host)
+            if response.status_code == 304:
+                return Response(304, response.headers, b"", final_url)
+            body = await self._read_capped(response, final_host)
+            return Response(response.status_code, response.headers, body, final_url)
+        except httpx.RequestError as exc:
+            raise self._transport_error(exc, host) from None
+        finally:
+            await response.aclose()
+
+    async def _read_capped(self, response: httpx.Response, host: str) -> bytes:
+        cap = self.settings.max_bytes
+        too_large = FetchError(f"response from {host} is larger than {cap} bytes")
+        declared = response.headers.get("content-length", "")
+        if declared.strip().isdigit() and int(declared) > cap:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():  # decompressed, so gzip bombs are capped too
+            size += len(chunk)
+            if size > cap:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _transport_error(self, exc: httpx.RequestError, host: str) -> FetchError:
+        reason = _one_line(str(exc)) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return self._timed_out(host)
+        if isinstance(exc, httpx.TooManyRedirects):
+            return FetchError(f"too many redirects (more than {MAX_REDIRECTS}) from {host}")
+        if isinstance(exc, httpx.ConnectError):
+            return FetchError(f"could not connect to {host}: {reason}")
+        if isinstance(exc, httpx.DecodingError):
+            return FetchError(f"could not decode the response from {host}: {reason}")
+        return FetchError(f"connection to {host} failed: {reason}")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying TLS context, built once per process (loading CAs takes ~20 ms)."""
+    return httpx.create_ssl_context()
+
+
+_PLAIN_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not found", 410: "gone"}
+_BUSY_STATUS = {429: "too many requests", 503: "service unavailable"}
+
+
+def _check_status(status: int, headers: httpx.Headers, url: str, host: str) -> None:
+    if status < 400:
+        return
+    if status in _BUSY_STATUS:
+        raise FetchError(
+            f"{_BUSY_STATUS[status]} ({status}) from {host}",
+            retry_after=_retry_after(headers),
+            status=status,
+        )
+    if status in _PLAIN_STATUS:
+        raise FetchError(f"HTTP {status} {_PLAIN_STATUS[status]} at {_display_url(url)}", status=status)
+    raise FetchError(f"HTTP {status} from {host}", status=status)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    now = _http_date(headers.get("date", "")) or datetime.now(timezone.utc)  # the server's clock
+    return retry_after_seconds(value, now)
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value: delay seconds or an HTTP-date; None if unreadable.
+
+    A date in the past gives 0. A naive `now` is taken as UTC.
+    """
+    text = (value or "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    when = _http_date(text)
+    if when is None:
+        return None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _http_date(text: str) -> datetime | None:
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _host(url: str) -> str:
+    try:
+        return (httpx.URL(url).host or "").lower()
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return ""
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|sig|auth|session|code|cred", re.IGNORECASE)
+
+
+def _display_url(url: str) -> str:
+    """The URL for a message: without userinfo, with secret-looking query values as ***."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return _one_line(url)[:200]
+    parsed = parsed.copy_with(username=None, password=None, fragment=None)
+    pairs = parsed.params.multi_items()
+    if any(_SECRET_PARAM.search(k) for k, _ in pairs):
+        pairs = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
+        parsed = parsed.copy_with(params=pairs)
+    return str(parsed)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

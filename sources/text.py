@@ -1,0 +1,193 @@
+"""Text helpers every source shares: HTML to plain text, canonical URLs, timestamps in UTC."""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+import math
+import re
+import time
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+__all__ = ["html_to_text", "canonical_url", "parse_datetime", "TRACKING_PARAMS"]
+
+# Elements whose content is never text a reader sees.
+_SKIPPED = frozenset({"script", "style", "template", "noscript"})
+# Elements that start a new line: block-level boxes and line breaks.
+_BLOCKS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt",
+        "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
+        "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _SKIPPED:
+            self.skip_depth += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip_depth:
+            self.parts.append(data)
+
+
+_SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newlines, incl. NBSP and tabs
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
+
+    The content of script, style, template and noscript is dropped. Block elements (p, div,
+    li, h1..h6, tr, blockquote, br, ...) end a line: the result has single newlines between
+    blocks and never a blank line, runs of other whitespace (tabs, non-breaking spaces) become
+    one space, and it is stripped at both ends. Plain text without tags passes through with
+    only its entities decoded and its whitespace collapsed.
+    """
+    if not html:
+        return ""
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):  # pragma: no cover - html.parser is very lenient
+        pass
+    text = "".join(parser.parts)
+    text = _SPACES.sub(" ", text)
+    text = _NEWLINES.sub("\n", text)
+    return text.strip()
+
+
+# Query parameters that only track a click. `utm_*` is matched as a prefix.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "gclsrc", "dclid", "msclkid", "yclid", "twclid", "ttclid", "li_fat_id",
+        "igshid", "mc_cid", "mc_eid", "ref_src", "ref_url", "_hsenc", "_hsmi", "mkt_tok",
+        "oly_anon_id", "oly_enc_id", "vero_id", "wickedid", "__s",
+    }
+)  # fmt: skip
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _is_tracking(pair: str) -> bool:
+    key = unquote_plus(pair.partition("=")[0]).strip().lower()
+    return key.startswith("utm_") or key in TRACKING_PARAMS
+
+
+def canonical_url(url: str) -> str:
+    """The URL with a lower-case scheme and host, no default port, no fragment, no tracking.
+
+    Tracking parameters are `utm_*` and those in TRACKING_PARAMS (fbclid, gclid, mc_cid, ...);
+    the other query parameters keep their order and their exact spelling. An empty path of an
+    http(s) URL becomes "/". A string that is not an absolute URL is returned stripped.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo}@{netloc}"
+    path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
+    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+# Epoch seconds beyond this are out of datetime's range or clearly not seconds.
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """A timezone-aware UTC datetime from what feeds and APIs give, or None when unreadable.
+
+    Accepts a datetime (naive ones are taken as UTC), ISO-8601 text ("2024-05-01T10:00:00Z",
+    "+02:00" offsets, a bare date), RFC 822 / HTTP dates ("Tue, 10 Jun 2003 04:00:00 GMT"),
+    epoch seconds as int, float or digits, and a time.struct_time or 9-tuple in UTC (as
+    feedparser's *_parsed fields are).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, time.struct_time) or (
+        isinstance(value, tuple) and len(value) == 9 and all(isinstance(v, int) for v in value)
+    ):
+        try:
+            return datetime.fromtimestamp(calendar.timegm(value), timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            return None
+    elif isinstance(value, (int, float)):
+        return _from_epoch(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return _from_epoch(float(text))
+        dt = _from_iso(text) or _from_rfc822(text)
+        if dt is None:
+            return None
+    else:
+        return None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _from_epoch(seconds: float) -> datetime | None:
+    if not math.isfinite(seconds) or abs(seconds) > _MAX_EPOCH:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _from_iso(text: str) -> datetime | None:
+    candidate = text
+    if candidate[-1:] in "zZ":
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+
+
+def _from_rfc822(text: str) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
