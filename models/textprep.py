@@ -1,0 +1,21 @@
+"""Text preparation shared by every sentiment model: the usual tweet normalisation."""
+
+from __future__ import annotations
+
+import re
+
+_HANDLE = re.compile(r"(?<![\w@])@[\w.]+(?:@[\w.-]+)?")
+_LINK = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_for_model(text: str) -> str:
+    """Handles -> @user, links -> http, whitespace collapsed (as TweetEval-style models expect)."""
+    text = _LINK.sub("http", text)
+    text = _HANDLE.sub("@user", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def length_order(texts: list[str]) -> list[int]:
+    """Indices that sort texts by length, so a batch pads to similar lengths."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))

