@@ -1,0 +1,197 @@
+"""A fetch cycle end to end: loopback feeds -> matching -> SQLite -> sentiment; failures, backoff, 304s."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from listener.config import parse_config
+from listener.pipeline import backoff, fetch_due, run_cycle, score_pending, text_for_scoring
+from listener.store import Store
+from tests.httpserver import Reply
+
+
+def rss(items: list[tuple[str, str, str, str]], language: str | None = None) -> bytes:
+    """An RSS 2.0 feed of (guid, link, title, description) items, all published 2026-11-20 11:00Z."""
+    lang = f"<language>{language}</language>" if language else ""
+    body = "".join(
+        f"<item><guid>{g}</guid><link>{link}</link><title>{t}</title><description>{d}</description>"
+        f"<pubDate>Fri, 20 Nov 2026 11:00:00 GMT</pubDate></item>" for g, link, t, d in items)
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>{lang}{body}</channel></rss>'.encode()
+
+
+NEWS = rss([
+    ("n1", "https://news.example/acme-recall?utm_source=x#top", "Acme recalls soup", "Acme Foods recalls its tomato soup after complaints. #AcmeFail"),
+    ("n2", "https://news.example/weather", "Weather", "Sunny tomorrow, nothing about brands."),
+    ("n3", "https://news.example/globex", "Globex grows", "Globex reports &amp; celebrates growth"),
+])
+DUTCH = rss([("d1", "https://blog.example.nl/1", "Acme", "Wat een geweldige soep van Acme, echt heerlijk!")], language="nl")
+
+
+def make_config(tmp_path, server, extra_sources: str = "") -> object:
+    import tomllib
+
+    text = f"""
+[database]
+path = "{tmp_path / 'm.db'}"
+
+[[topics]]
+name = "acme"
+query = 'acme OR #acmefail'
+
+[[topics]]
+name = "globex"
+query = "globex"
+
+[[topics]]
+name = "acme-nl"
+query = "acme"
+languages = ["nl"]
+
+[[sources]]
+name = "news"
+kind = "rss"
+url = "{server.url('/news.xml')}"
+every = "10m"
+
+[[sources]]
+name = "blog"
+kind = "rss"
+url = "{server.url('/nl.xml')}"
+every = "10m"
+{extra_sources}
+"""
+    return parse_config(tomllib.loads(text), base_dir=tmp_path)
+
+
+def test_cycle_matches_stores_and_scores(tmp_path, http_server, now, bundled_model):
+    http_server.route("/news.xml", body=NEWS, headers={"Content-Type": "application/rss+xml", "ETag": '"n1"'})
+    http_server.route("/nl.xml", body=DUTCH, headers={"Content-Type": "application/rss+xml"})
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        report = run_cycle(config, store, lambda: bundled_model, now=now)
+        assert report.failed == [] and report.new == 3 and report.scored == 3
+        c = store.conn
+        rows = {r[0]: r[1:] for r in c.execute("SELECT source_id, url, language, language_detected, sentiment, model "
+                                               "FROM mentions")}
+        assert set(rows) == {"n1", "n3", "d1"}  # the weather item matched no topic
+        assert rows["n1"][0] == "https://news.example/acme-recall"  # canonical: no utm_, no fragment
+        assert rows["d1"][1:3] == ("nl", 0)  # the feed's language, not detected
+        assert rows["n1"][1] == "en" and rows["n1"][2] == 1  # detected
+        assert rows["d1"][3] == "positive" and rows["d1"][4] == bundled_model.name
+        topics = sorted(c.execute("SELECT m.source_id, t.topic FROM mention_topics t JOIN mentions m ON m.id = t.mention_id"))
+        assert topics == [("d1", "acme"), ("d1", "acme-nl"), ("n1", "acme"), ("n3", "globex")]
+        assert c.execute("SELECT hashtag FROM hashtags").fetchall() == [("acmefail",)]
+        h = store.source_health()["news"]
+        assert h.state.etag == '"n1"' and h.next_check_at == now + timedelta(minutes=10)
+
+
+def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, http_server, now):
+    def news(request):
+        if request.headers.get("if-none-match") == '"v1"':
+            return Reply(304)
+        return Reply(200, NEWS, {"ETag": '"v1"'})
+
+    http_server.route("/news.xml", news)
+    http_server.route("/nl.xml", body=DUTCH)
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        assert len(fetch_due(config, store, now)) == 2
+        assert fetch_due(config, store, now + timedelta(minutes=5)) == []  # nothing due yet
+        later = fetch_due(config, store, now + timedelta(minutes=10), only="news")
+        assert later[0].ok and later[0].not_modified and later[0].new == 0
+        assert http_server.requests_to("/news.xml")[-1].headers["if-none-match"] == '"v1"'
+        statuses = [s for (s,) in store.conn.execute("SELECT status FROM fetches WHERE source = 'news' ORDER BY id")]
+        assert statuses == ["ok", "not_modified"]
+
+
+def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp_path, http_server, now):
+    http_server.route("/news.xml", status=500, body=b"oops")
+    http_server.route("/nl.xml", body=DUTCH)
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        outcomes = {o.source: o for o in fetch_due(config, store, now)}
+        assert outcomes["blog"].ok and outcomes["blog"].new == 1
+        assert not outcomes["news"].ok and "500" in outcomes["news"].error
+        h = store.source_health()["news"]
+        assert h.consecutive_errors == 1 and h.next_check_at == now + timedelta(minutes=10)
+        fetch_due(config, store, now + timedelta(minutes=10))
+        h = store.source_health()["news"]
+        assert h.consecutive_errors == 2 and h.next_check_at == now + timedelta(minutes=30)  # 10m + 2 x 10m
+        assert store.conn.execute("SELECT count(*) FROM fetches WHERE source = 'news' AND status = 'error'").fetchone()[0] == 2
+        assert h.last_success_at is None  # never "zero mentions"
+
+
+def test_retry_after_is_honoured(tmp_path, http_server, now):
+    http_server.route("/news.xml", status=429, headers={"Retry-After": "7200"})
+    http_server.route("/nl.xml", body=DUTCH)
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        fetch_due(config, store, now)
+        assert store.source_health()["news"].next_check_at == now + timedelta(hours=2)
+
+
+def test_backoff_schedule():
+    every = timedelta(minutes=10)
+    assert [backoff(every, n) for n in (1, 2, 3)] == [every, 2 * every, 4 * every]
+    assert backoff(every, 30) == timedelta(hours=6)
+    assert backoff(timedelta(days=1), 5) == timedelta(days=1)
+    assert backoff(every, 1, retry_after=3600) == timedelta(hours=1)
+
+
+def test_source_topics_skip_matching_and_backfill_limits_the_first_fetch(tmp_path, http_server, now):
+    old = rss([("o1", "https://x.example/old", "old", "ancient post")]).replace(b"20 Nov 2026", b"01 Nov 2026")
+    http_server.route("/tag.xml", body=old + b"")
+    http_server.route("/tag2.xml", body=rss([("t1", "https://x.example/t1", "no brand words", "just a tagged post")]))
+    http_server.route("/news.xml", body=NEWS)
+    http_server.route("/nl.xml", body=DUTCH)
+    extra = f"""
+[[sources]]
+name = "tag-old"
+kind = "rss"
+url = "{http_server.url('/tag.xml')}"
+topics = ["acme"]
+
+[[sources]]
+name = "tag"
+kind = "rss"
+url = "{http_server.url('/tag2.xml')}"
+topics = ["acme"]
+"""
+    config = make_config(tmp_path, http_server, extra)
+    with Store(config.database.path) as store:
+        outcomes = {o.source: o for o in fetch_due(config, store, now)}
+        assert outcomes["tag"].new == 1  # belongs to acme without matching the query
+        assert outcomes["tag-old"].new == 0 and outcomes["tag-old"].unmatched == 1  # older than backfill (2d)
+        # after the first success the backfill limit no longer applies
+        assert fetch_due(config, store, now + timedelta(hours=1), only="tag-old")[0].new == 1
+
+
+def test_score_pending_in_batches(tmp_path, http_server, now, bundled_model):
+    http_server.route("/news.xml", body=NEWS)
+    http_server.route("/nl.xml", body=DUTCH)
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        fetch_due(config, store, now)
+        batches = []
+        assert score_pending(store, bundled_model, now, batch=2, on_batch=batches.append) == 3
+        assert batches == [2, 1] and store.count_unscored() == 0
+
+
+def test_text_for_scoring():
+    assert text_for_scoring("body", "Title") == "Title. body"
+    assert text_for_scoring("Title and more", "Title") == "Title and more"
+    assert text_for_scoring("", "Only title") == "Only title"
+    assert text_for_scoring("text", None) == "text"
+
+
+@pytest.mark.parametrize("status", [401, 404, 503])
+def test_http_errors_are_recorded_with_a_plain_message(tmp_path, http_server, now, status):
+    http_server.route("/news.xml", status=status)
+    http_server.route("/nl.xml", body=DUTCH)
+    config = make_config(tmp_path, http_server)
+    with Store(config.database.path) as store:
+        fetch_due(config, store, now)
+        error = store.source_health()["news"].last_error
+        assert str(status) in error and "\n" not in error

@@ -1,0 +1,182 @@
+"""The mention database: migrations, dedup, one-transaction batches, source state, read-only SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+
+from listener.errors import StoreError
+from listener.store import MIGRATIONS, MentionRow, Store, iso, run_readonly
+from models import Sentiment
+from sources import SourceState
+
+
+def row(now, source="feed", sid="1", url=None, topics=("acme",), hashtags=(), text="Acme is great", **kw):
+    return MentionRow(source=source, source_id=sid, text=text, published_at=now - timedelta(minutes=5),
+                      fetched_at=now, topics=topics, hashtags=hashtags, url=url, **kw)
+
+
+def save(store, now, rows, source="feed", state=SourceState()):
+    return store.save_fetch(source, "rss", rows, state, started_at=now, now=now,
+                            next_check_at=now + timedelta(minutes=15), items=len(rows), requests=1)
+
+
+def test_migrations_are_recorded_and_run_once(tmp_path):
+    path = tmp_path / "m.db"
+    with Store(path) as store:
+        names = [r[0] for r in store.conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        assert names == [name for name, _ in MIGRATIONS]
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Store(path) as store:
+        assert store.migrate() == []
+
+
+def test_mentions_are_stored_once_per_source_id_and_per_url(tmp_path, now):
+    with Store(tmp_path / "m.db") as store:
+        first = save(store, now, [row(now, sid="a", url="https://news.example/x", hashtags=("acmefail",), likes=3),
+                                  row(now, sid="b", url=None)])
+        assert len(first.new_ids) == 2
+        # the same item again, with more likes: refreshed, not duplicated
+        again = save(store, now, [row(now, sid="a", url="https://news.example/x", likes=10)])
+        assert again.new_ids == [] and again.updated == 1
+        # the same URL through another source, for another topic: one mention, two topics
+        other = save(store, now, [row(now, source="other", sid="zz", url="https://news.example/x", topics=("globex",))],
+                     source="other")
+        assert other.new_ids == [] and other.updated == 1
+        c = store.conn
+        assert c.execute("SELECT count(*) FROM mentions").fetchone()[0] == 2
+        assert c.execute("SELECT likes FROM mentions WHERE source_id = 'a'").fetchone()[0] == 10
+        topics = c.execute("SELECT topic FROM mention_topics mt JOIN mentions m ON m.id = mt.mention_id "
+                           "WHERE m.source_id = 'a' ORDER BY topic").fetchall()
+        assert [t for (t,) in topics] == ["acme", "globex"]
+        assert c.execute("SELECT hashtag FROM hashtags").fetchall() == [("acmefail",)]
+        assert c.execute("SELECT published_at FROM mention_topics LIMIT 1").fetchone()[0] == iso(now - timedelta(minutes=5))
+
+
+def test_source_state_and_failures(tmp_path, now):
+    with Store(tmp_path / "m.db") as store:
+        save(store, now, [], state=SourceState(etag='"v1"', last_modified="Fri, 20 Nov 2026 11:00:00 GMT"))
+        assert store.source_state("feed") == SourceState('"v1"', "Fri, 20 Nov 2026 11:00:00 GMT", None)
+        n1 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
+                                  next_check_at=now + timedelta(minutes=30))
+        n2 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
+                                  next_check_at=now + timedelta(hours=1))
+        assert (n1, n2) == (1, 2)
+        h = store.source_health()["feed"]
+        assert h.consecutive_errors == 2 and h.last_error == "HTTP 500 from example.org"
+        assert h.last_success_at == now and h.next_check_at == now + timedelta(hours=1)
+        assert h.state.etag == '"v1"'  # a failure keeps the validators
+        statuses = [s for (s,) in store.conn.execute("SELECT status FROM fetches ORDER BY id")]
+        assert statuses == ["ok", "error", "error"]  # a failure is a failure, never "zero mentions"
+        save(store, now, [row(now)])
+        assert store.source_health()["feed"].consecutive_errors == 0
+
+
+def test_scores_are_saved(tmp_path, now):
+    with Store(tmp_path / "m.db") as store:
+        ids = save(store, now, [row(now, sid=str(i)) for i in range(3)]).new_ids
+        assert [r[0] for r in store.unscored()] == ids
+        store.save_scores([(ids[0], Sentiment.from_probs(0.8, 0.1, 0.1))], "test-model", now)
+        assert store.count_unscored() == 2
+        r = store.conn.execute("SELECT sentiment, p_negative, sentiment_score, model, scored_at FROM mentions "
+                               "WHERE id = ?", (ids[0],)).fetchone()
+        assert r[0] == "negative" and r[1] == pytest.approx(0.8) and r[2] == pytest.approx(-0.7)
+        assert r[3] == "test-model" and r[4] == iso(now)
+
+
+def test_a_killed_writer_leaves_all_or_nothing(tmp_path, now):
+    """A process killed in the middle of a batch leaves none of it: the batch is one transaction."""
+    path = tmp_path / "m.db"
+    Store(path).close()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from datetime import datetime, timedelta, timezone
+        from listener.store import Store, MentionRow
+        from sources import SourceState
+        now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+        store = Store({str(path)!r})
+        rows = [MentionRow("feed", str(i), "text", now, now, ("acme",)) for i in range(100)]
+        inserts = 0
+        def trace(statement):  # SQLite's own statement trace: die at the 50th insert
+            global inserts
+            if statement.startswith("INSERT INTO mentions"):
+                inserts += 1
+                if inserts == 50:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        store.conn.set_trace_callback(trace)
+        store.save_fetch("feed", "rss", rows, SourceState(cursor="100"), started_at=now, now=now,
+                         next_check_at=now, items=100, requests=1)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), env={"PYTHONPATH": str(_repo())})
+    assert proc.returncode == -9
+    with Store(path) as store:
+        assert store.conn.execute("SELECT count(*) FROM mentions").fetchone()[0] == 0
+        assert store.source_state("feed") == SourceState()  # the cursor was not saved either
+
+
+def _repo():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1]
+
+
+def test_indexes_make_topic_and_hashtag_series_cheap(tmp_path):
+    with Store(tmp_path / "m.db") as store:
+        plan = " ".join(str(r) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT substr(published_at, 1, 13), count(*) FROM mention_topics "
+            "WHERE topic = ? AND published_at >= ? GROUP BY 1", ("acme", "2026-11-01")))
+        assert "mention_topics_topic_time" in plan
+        plan = " ".join(str(r) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT substr(published_at, 1, 13), count(*) FROM hashtags "
+            "WHERE hashtag = ? AND published_at >= ? GROUP BY 1", ("acmefail", "2026-11-01")))
+        assert "hashtags_tag_time" in plan
+
+
+def test_readonly_sql(tmp_path, now):
+    path = tmp_path / "m.db"
+    with Store(path) as store:
+        save(store, now, [row(now, sid="1"), row(now, sid="2", text="Acme is awful")])
+    result = run_readonly(path, "SELECT source_id, text FROM mentions WHERE text LIKE :pat ORDER BY source_id",
+                          {"pat": "%awful%"})
+    assert result.columns == ["source_id", "text"] and result.rows == [("2", "Acme is awful")]
+    with pytest.raises(StoreError, match="read-only"):
+        run_readonly(path, "DELETE FROM mentions")
+    with pytest.raises(StoreError, match="SQL error"):
+        run_readonly(path, "SELEC nonsense")
+    with pytest.raises(StoreError, match="time limit"):
+        run_readonly(path, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+                     time_limit=0.2)
+    with pytest.raises(StoreError, match="does not exist"):
+        run_readonly(tmp_path / "nope.db", "SELECT 1")
+    with Store(path) as store:
+        assert store.conn.execute("SELECT count(*) FROM mentions").fetchone()[0] == 2
+
+
+def test_fts_index_follows_the_table(tmp_path, now):
+    with Store(tmp_path / "m.db") as store:
+        save(store, now, [row(now, sid="1", text="Een geweldige café ervaring"), row(now, sid="2", text="nothing")])
+        hits = store.conn.execute("SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH 'cafe'").fetchall()
+        assert len(hits) == 1
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(bad)
+
+
+def test_wal_lets_a_reader_run_during_a_write(tmp_path, now):
+    path = tmp_path / "m.db"
+    with Store(path) as store:
+        save(store, now, [row(now, sid="1")])
+        with store.transaction():
+            store.conn.execute("UPDATE mentions SET likes = 5")
+            # a reader (e.g. `listener sql`) is not blocked by the open write transaction
+            assert run_readonly(path, "SELECT count(*) FROM mentions").rows == [(1,)]
+    sqlite3.connect(path).close()
