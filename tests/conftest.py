@@ -1,0 +1,31 @@
+"""Shared fixtures: real SQLite files in tmp_path, a real HTTP server on 127.0.0.1, the real model."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.httpserver import http_server  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# Tests never reach a hub: everything is local.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def bundled_model():
+    """The real bundled model, loaded once for the whole run."""
+    from models import load_model
+
+    return load_model("bundled")

@@ -1,0 +1,127 @@
+"""The `listener` command through click's runner, against real files and a loopback feed server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from listener.cli import cli
+from tests.test_pipeline import DUTCH, NEWS
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def write_config(tmp_path, server) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[database]
+path = "listener.db"
+
+[[topics]]
+name = "acme"
+query = 'acme OR #acmefail'
+
+[[sources]]
+name = "news"
+kind = "rss"
+url = "{server.url('/news.xml')}?token=s3cr3t-token"
+
+[[sources]]
+name = "blog"
+kind = "rss"
+url = "{server.url('/nl.xml')}"
+""")
+    return str(path)
+
+
+def test_init_writes_a_working_config_and_database(runner, tmp_path):
+    cfg = tmp_path / "config.toml"
+    result = runner.invoke(cli, ["--config", str(cfg), "init"])
+    assert result.exit_code == 0, result.output
+    assert cfg.exists() and (tmp_path / "data" / "mentions.db").exists()
+    again = runner.invoke(cli, ["--config", str(cfg), "init"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    check = runner.invoke(cli, ["--config", str(cfg), "check-config"])
+    assert check.exit_code == 0 and ": OK (" in check.output
+
+
+def test_check_config_reports_every_problem_on_one_line(runner, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[[sources]]\nname = "a"\nkind = "rss"\nurl = "x"\nevery = "10 min"\n[[topics]]\nname = "t"\nquery = "(a"\n')
+    result = runner.invoke(cli, ["--config", str(cfg), "check-config"])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line
+    assert 'sources[0].every: "10 min" is not a duration' in line and "sources[0].url" in line and "topics[0].query" in line
+
+
+def test_missing_config_is_a_clear_error(runner, tmp_path):
+    result = runner.invoke(cli, ["--config", str(tmp_path / "nope.toml"), "sources"])
+    assert result.exit_code == 1 and "listener init" in result.output
+
+
+def test_dump_redacts_secrets(runner, tmp_path, http_server):
+    cfg = write_config(tmp_path, http_server)
+    result = runner.invoke(cli, ["--config", cfg, "check-config", "--dump"])
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t-token" not in result.output and "REDACTED" in result.output
+
+
+def test_fetch_sources_search_and_sql(runner, tmp_path, http_server, bundled_model, monkeypatch):
+    http_server.route("/news.xml", body=NEWS)
+    http_server.route("/nl.xml", body=DUTCH)
+    cfg = write_config(tmp_path, http_server)
+    result = runner.invoke(cli, ["--config", cfg, "fetch"])
+    assert result.exit_code == 0, result.output
+    assert "2 sources fetched (2 ok, 0 failed), 2 new mentions, 2 scored" in result.output
+
+    result = runner.invoke(cli, ["--config", cfg, "sources", "--json"])
+    rows = {r["name"]: r for r in map(json.loads, result.output.splitlines())}
+    assert rows["news"]["mentions"] == 1 and rows["blog"]["mentions"] == 1 and rows["news"]["consecutive_errors"] == 0
+
+    result = runner.invoke(cli, ["--config", cfg, "search", "--json", "soep OR #acmefail"])
+    found = sorted(json.loads(line)["source_id"] for line in result.output.splitlines() if line.startswith("{"))
+    assert found == ["d1", "n1"]
+    result = runner.invoke(cli, ["--config", cfg, "search", "--json", "soep -heerlijk"])
+    assert [line for line in result.output.splitlines() if line.startswith("{")] == []
+
+    result = runner.invoke(cli, ["--config", cfg, "sql", "--json", "select source_id, sentiment from mentions "
+                                 "where language = :lang", "--param", "lang=nl"])
+    assert json.loads(result.output) == [{"source_id": "d1", "sentiment": "positive"}]
+    result = runner.invoke(cli, ["--config", cfg, "sql", "--csv", "select count(*) as n from mentions"])
+    assert result.output.splitlines() == ["n", "2"]
+    result = runner.invoke(cli, ["--config", cfg, "sql", "delete from mentions"])
+    assert result.exit_code == 1 and "read-only" in result.output
+
+
+def test_fetch_exits_1_and_names_the_failing_source(runner, tmp_path, http_server):
+    http_server.route("/news.xml", status=503, headers={"Retry-After": "120"})
+    http_server.route("/nl.xml", body=DUTCH)
+    cfg = write_config(tmp_path, http_server)
+    result = runner.invoke(cli, ["--config", cfg, "fetch", "--no-score"])
+    assert result.exit_code == 1
+    assert "1 new mention" in result.output and "news: service unavailable (503)" in result.output
+    result = runner.invoke(cli, ["--config", cfg, "sources", "--json"])
+    news = [json.loads(line) for line in result.output.splitlines() if '"news"' in line][0]
+    assert news["consecutive_errors"] == 1 and "503" in news["last_error"]
+    result = runner.invoke(cli, ["--config", cfg, "fetch", "--source", "nope"])
+    assert result.exit_code == 1 and "no source named 'nope'" in result.output
+
+
+def test_search_syntax_error_names_the_position(runner, tmp_path, http_server):
+    cfg = write_config(tmp_path, http_server)
+    result = runner.invoke(cli, ["--config", cfg, "search", "acme OR"])
+    assert result.exit_code == 1 and "position" in result.output
+
+
+def test_score_command(runner, tmp_path, bundled_model):
+    result = runner.invoke(cli, ["--config", str(tmp_path / "none.toml"), "score", "--json",
+                                 "I love this so much!", "Dit is echt verschrikkelijk slecht."])
+    assert result.exit_code == 0, result.output
+    labels = [json.loads(line)["sentiment"] for line in result.output.splitlines() if line.startswith("{")]
+    assert labels == ["positive", "negative"]

