@@ -9,7 +9,20 @@ it. It never touches the database: it returns the mentions it found and the stat
         Options: ClassVar[type]              # frozen dataclass of its config keys
         def __init__(self, name: str, options: Options): ...
         def hosts(self) -> list[str]: ...    # hosts it talks to (per-host concurrency limit)
-        async def fetch(self, state: SourceState, http: HttpClient, now: datetime) -> FetchResult
+        async def fetch(self, state: SourceState, http: HttpClient, now: datetime,
+                        since: datetime | None = None) -> FetchResult
+
+`since` bounds how far back to look when there is no cursor yet (the first fetch: now minus the
+source's `backfill`) or when the user asks for a backfill (`listener fetch --since`). A source
+whose API can filter by time uses it to bound its requests; the pipeline also drops mentions
+older than `since`.
+
+A source object lives as long as the process (the daemon keeps it across cycles), so it may
+cache an access token in memory; tokens never go into the state, which is stored in the
+database.
+
+Secrets: option fields marked `"secret": True` name an environment variable; read it at fetch
+time (`os.environ`) and raise FetchError naming the variable when it is not set.
 
 A fetch that fails raises `listener.errors.FetchError`; it never returns "no mentions" for a
 failure.
@@ -61,6 +74,7 @@ class FetchResult:
     state: SourceState
     not_modified: bool = False  # a 304: nothing parsed, nothing new
     requests: int = 1  # HTTP requests this fetch cost
+    wait: float | None = None  # seconds the service asked us to wait before the next request (rate limit)
 
 
 class Source(Protocol):
@@ -70,12 +84,18 @@ class Source(Protocol):
 
     def hosts(self) -> list[str]: ...
 
-    async def fetch(self, state: SourceState, http: "HttpClient", now: datetime) -> FetchResult: ...
+    async def fetch(self, state: SourceState, http: "HttpClient", now: datetime,
+                    since: datetime | None = None) -> FetchResult: ...
 
 
 # kind -> "module:Class". Modules are imported on first use.
 KINDS: dict[str, str] = {
     "rss": "sources.rss:RSSSource",
+    "mastodon": "sources.mastodon:MastodonSource",
+    "hackernews": "sources.hackernews:HackerNewsSource",
+    "reddit": "sources.reddit:RedditSource",
+    "bluesky": "sources.bluesky:BlueskySource",
+    "lemmy": "sources.lemmy:LemmySource",
 }
 
 

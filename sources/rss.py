@@ -76,7 +76,8 @@ class RSSSource:
         host = urlsplit(self.options.url).hostname
         return [host.lower()] if host else []
 
-    async def fetch(self, state: SourceState, http: HttpClient, now: datetime) -> FetchResult:
+    async def fetch(self, state: SourceState, http: HttpClient, now: datetime,
+                    since: datetime | None = None) -> FetchResult:
         """GET the feed with the stored validators; a 304 is not parsed at all."""
         headers = {"Accept": ACCEPT}
         if state.etag:

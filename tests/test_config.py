@@ -355,7 +355,7 @@ def alert(body: str) -> str:
         (TOPIC + "languages = 'nl'\n", 'topics[0].languages: expected an array, got string "nl"'),
         ('[[topics]]\nname = "acme"\nquery = ""\n', "topics[0].query: must not be empty"),
         # sources
-        (TOPIC + '[[sources]]\nname = "t"\nkind = "tweeter"\n', "sources[0].kind: unknown kind 'tweeter' (known: fake, rss)"),
+        (TOPIC + '[[sources]]\nname = "t"\nkind = "tweeter"\n', "sources[0].kind: unknown kind 'tweeter' (known: bluesky, fake, hackernews, lemmy, mastodon, reddit, rss)"),
         (TOPIC + '[[sources]]\nname = "t"\n', "sources[0].kind: required key is missing"),
         (TOPIC + '[[sources]]\nkind = "fake"\nendpoint = "https://x.org"\n', "sources[0].name: required key is missing"),
         (TOPIC + FAKE + FAKE, "sources[1].name: duplicate name 'api' (also sources[0])"),
@@ -480,7 +480,7 @@ def test_all_problems_are_reported_together(tmp_path, fake_kind):
         "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts)",
         "topics[0].query: 'OR' needs a term after it at position 5",
         'sources[0].every: "10 min" is not a duration like 30s, 10m, 1h, 7d',
-        "sources[1].kind: unknown kind 'tweeter' (known: fake, rss)",
+        "sources[1].kind: unknown kind 'tweeter' (known: bluesky, fake, hackernews, lemmy, mastodon, reddit, rss)",
         "alerts[0].kind: unknown kind 'spike' (known: backlash, keyword, negative_spike, sql, volume_spike)",
     ]
     assert str(error).startswith(f"{path}: 5 problems: databse: unknown section")
