@@ -22,6 +22,7 @@ from sources.http import HttpClient, HttpSettings
 from sources.text import canonical_url
 
 MAX_BACKOFF = timedelta(hours=6)
+MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
 FUTURE_TOLERANCE = timedelta(hours=1)  # a date further ahead than this is a feed's mistake
 
 
@@ -65,24 +66,29 @@ class CycleReport:
 def backoff(every: timedelta, consecutive_errors: int, retry_after: float | None = None) -> timedelta:
     """Delay before the next try after `consecutive_errors` failures in a row (1 = first failure).
 
-    Exponential from the source's interval (x2, x4, ...), capped at 6 hours (or the interval when
-    that is longer); a server's Retry-After wins when it asks for longer.
+    Exponential from the source's interval (x1, x2, x4), capped at 4 intervals and 6 hours (or the
+    interval when that is longer), so a recovered source is noticed within minutes; a server's
+    Retry-After wins when it asks for longer.
     """
-    cap = max(MAX_BACKOFF, every)
-    delay = min(every * (2 ** max(consecutive_errors - 1, 0)), cap)
+    cap = max(min(MAX_BACKOFF, every * MAX_BACKOFF_FACTOR), every)
+    delay = min(every * (2 ** min(max(consecutive_errors - 1, 0), 16)), cap)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return delay
 
 
-def due_sources(config: Config, store: Store, now: datetime, only: str | None = None) -> list[SourceConfig]:
-    """Enabled sources whose next check time has come; `only` names one source and ignores timing."""
+def due_sources(config: Config, store: Store, now: datetime, only: str | None = None,
+                names: set[str] | None = None) -> list[SourceConfig]:
+    """Enabled sources whose next check time has come (among `names`, when given).
+
+    `only` names one source and ignores its timing (`listener fetch --source NAME`).
+    """
     if only is not None:
         return [config.source(only)]
     health = store.source_health()
     due = []
     for src in config.sources:
-        if not src.enabled:
+        if not src.enabled or (names is not None and src.name not in names):
             continue
         h = health.get(src.name)
         if h is None or h.next_check_at is None or h.next_check_at <= now:
@@ -152,10 +158,29 @@ def http_settings(config: Config) -> HttpSettings:
                         per_host=config.fetch.per_host, user_agent=config.fetch.user_agent or defaults.user_agent)
 
 
-async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: datetime) -> FetchResult | Exception:
+_instances: dict[tuple[str, str, object], object] = {}
+
+
+def source_instance(src: SourceConfig):
+    """The source object for `src`, kept for the life of the process (it may cache a token)."""
+    key = (src.name, src.kind, src.options)
+    if key not in _instances:
+        _instances[key] = source_class(src.kind)(src.name, src.options)
+    return _instances[key]
+
+
+def fetch_since(src: SourceConfig, store: Store, now: datetime, since: datetime | None = None) -> datetime | None:
+    """How far back a fetch looks: the explicit `since`, else `backfill` until the first success."""
+    if since is not None:
+        return since
+    health = store.source_health(src.name).get(src.name)
+    return now - src.backfill if health is None or health.last_success_at is None else None
+
+
+async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: datetime,
+                     since: datetime | None) -> FetchResult | Exception:
     try:
-        source = source_class(src.kind)(src.name, src.options)
-        return await source.fetch(store.source_state(src.name), http, now)
+        return await source_instance(src).fetch(store.source_state(src.name), http, now, since=since)
     except FetchError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - a bug in one source must not stop the others
@@ -163,10 +188,14 @@ async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: dat
 
 
 async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: str | None = None,
+                          names: set[str] | None = None, since: datetime | None = None,
                           on_outcome: Callable[[SourceOutcome], None] | None = None,
                           clock: Callable[[], datetime] | None = None) -> list[SourceOutcome]:
-    """Fetch all due sources concurrently (global and per-host limits) and store each as it lands."""
-    due = due_sources(config, store, now, only)
+    """Fetch all due sources concurrently (global and per-host limits) and store each as it lands.
+
+    `since` asks for a backfill from that time (where the source's API allows it).
+    """
+    due = due_sources(config, store, now, only, names)
     outcomes: list[SourceOutcome] = []
     if not due:
         return outcomes
@@ -174,10 +203,11 @@ async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: 
     async with HttpClient(http_settings(config)) as http:
 
         async def run(src: SourceConfig) -> None:
+            lower = fetch_since(src, store, now, since)
             async with limit:
-                result = await _fetch_one(src, store, http, now)
+                result = await _fetch_one(src, store, http, now, lower)
             finished = clock() if clock else now
-            outcome = record(config, store, src, result, started_at=now, now=finished)
+            outcome = record(config, store, src, result, started_at=now, now=finished, since=lower)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
@@ -187,8 +217,11 @@ async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: 
 
 
 def record(config: Config, store: Store, src: SourceConfig, result: FetchResult | Exception, *,
-           started_at: datetime, now: datetime) -> SourceOutcome:
-    """Store one source's fetch result (success or failure) in one transaction."""
+           started_at: datetime, now: datetime, since: datetime | None = None) -> SourceOutcome:
+    """Store one source's fetch result (success or failure) in one transaction.
+
+    Mentions published before `since` are left out (the backfill bound).
+    """
     if isinstance(result, Exception):
         errors = store.source_health(src.name).get(src.name)
         count = (errors.consecutive_errors if errors else 0) + 1
@@ -197,11 +230,8 @@ def record(config: Config, store: Store, src: SourceConfig, result: FetchResult 
         store.record_failure(src.name, src.kind, str(result), started_at=started_at, now=now,
                              next_check_at=next_check)
         return SourceOutcome(src.name, ok=False, error=str(result), next_check_at=next_check)
-    health = store.source_health(src.name).get(src.name)
-    first_fetch = health is None or health.last_success_at is None
-    rows, unmatched = to_rows(src, result.mentions, config.topics, now,
-                              since=started_at - src.backfill if first_fetch else None)
-    next_check = now + src.every
+    rows, unmatched = to_rows(src, result.mentions, config.topics, now, since=since)
+    next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
     saved = store.save_fetch(src.name, src.kind, rows, result.state, started_at=started_at, now=now,
                              next_check_at=next_check, items=len(result.mentions), requests=result.requests,
                              not_modified=result.not_modified)
@@ -231,7 +261,10 @@ def score_pending(store: Store, model, now: datetime | None = None, *, batch: in
         pending = store.unscored(batch)
         if not pending:
             return total
-        scores = model.score([text_for_scoring(text, title) for _, text, title in pending])
+        texts = [text_for_scoring(text, title) for _, text, title in pending]
+        unique = list(dict.fromkeys(texts))  # reposts and copies are scored once
+        by_text = dict(zip(unique, model.score(unique)))
+        scores = [by_text[t] for t in texts]
         store.save_scores(zip([mid for mid, _, _ in pending], scores), model.name, now or datetime.now(timezone.utc))
         total += len(pending)
         if on_batch:
@@ -239,12 +272,12 @@ def score_pending(store: Store, model, now: datetime | None = None, *, batch: in
 
 
 def run_cycle(config: Config, store: Store, model_factory: Callable[[], object] | None, *,
-              now: datetime | None = None, only: str | None = None,
+              now: datetime | None = None, only: str | None = None, since: datetime | None = None,
               on_outcome: Callable[[SourceOutcome], None] | None = None,
               on_scored: Callable[[int], None] | None = None) -> CycleReport:
     """`listener fetch`: fetch what is due, store it, then score what is unscored."""
     now = now or datetime.now(timezone.utc)
-    report = CycleReport(fetch_due(config, store, now, only=only, on_outcome=on_outcome))
+    report = CycleReport(fetch_due(config, store, now, only=only, since=since, on_outcome=on_outcome))
     if model_factory is not None and store.count_unscored():
         report.scored = score_pending(store, model_factory(), now, on_batch=on_scored)
     return report

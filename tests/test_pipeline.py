@@ -135,7 +135,8 @@ def test_retry_after_is_honoured(tmp_path, http_server, now):
 def test_backoff_schedule():
     every = timedelta(minutes=10)
     assert [backoff(every, n) for n in (1, 2, 3)] == [every, 2 * every, 4 * every]
-    assert backoff(every, 30) == timedelta(hours=6)
+    assert backoff(every, 4) == backoff(every, 30) == 4 * every  # capped: recovery is noticed quickly
+    assert backoff(timedelta(hours=3), 10) == timedelta(hours=6)
     assert backoff(timedelta(days=1), 5) == timedelta(days=1)
     assert backoff(every, 1, retry_after=3600) == timedelta(hours=1)
 
