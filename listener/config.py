@@ -160,7 +160,7 @@ ALERT_KEYS: dict[str, Key] = {
     "topic": Key(REQUIRED, "Topic (by name) the rule watches; optional for `sql`.", "required (optional for sql)"),
     "window": Key("1h", "Recent period the rule looks at."),
     "baseline": Key("7d", "Longer earlier period the window is compared with (spike kinds)."),
-    "min_count": Key(10, "Mentions needed in the window before the rule can fire.", "10 (20 for backlash)"),
+    "min_count": Key(10, "Mentions needed in the window before the rule can fire.", "10 (20 for backlash, 1 for keyword)"),
     "for": Key("0s", "How long the condition must hold before the alert fires (pending until then)."),
     "keep_firing_for": Key("0s", "How long the alert keeps firing after the condition clears."),
     "repeat": Key("4h", "Send a still-firing alert again after this long."),
@@ -181,7 +181,7 @@ ALERT_KINDS: dict[str, dict[str, Any]] = {
     "volume_spike": {"ratio": 3.0},
     "negative_spike": {"negative_share": 0.5, "ratio": 2.0},
     "backlash": {"ratio": 5.0, "negative_share": 0.6, "min_count": 20},
-    "keyword": {"query": REQUIRED},
+    "keyword": {"query": REQUIRED, "min_count": 1},
     "sql": {"sql": REQUIRED},
 }
 SPIKE_KINDS = ("volume_spike", "negative_spike", "backlash")

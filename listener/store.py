@@ -8,6 +8,7 @@ which sort and compare as text and work with SQLite's date functions.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -118,6 +119,127 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     db["mentions"].enable_fts(["title", "text"], create_triggers=True,
                               tokenize="unicode61 remove_diacritics 2")
+
+
+@migration
+def m002_rollups_alerts_outbox(db: sqlite_utils.Database) -> None:
+    """Hourly rollups kept by triggers, alert state and history, the notification outbox."""
+    db.executescript(
+        """
+        -- scored mentions per topic per hour (hour = 'YYYY-MM-DDTHH:00:00Z' of published_at)
+        CREATE TABLE topic_hourly (
+            topic TEXT NOT NULL, hour TEXT NOT NULL,
+            mentions INTEGER NOT NULL DEFAULT 0, negative INTEGER NOT NULL DEFAULT 0,
+            neutral INTEGER NOT NULL DEFAULT 0, positive INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (topic, hour)
+        ) WITHOUT ROWID;
+        -- scored mentions per topic per hashtag per hour
+        CREATE TABLE hashtag_hourly (
+            topic TEXT NOT NULL, hashtag TEXT NOT NULL, hour TEXT NOT NULL,
+            mentions INTEGER NOT NULL DEFAULT 0, negative INTEGER NOT NULL DEFAULT 0,
+            neutral INTEGER NOT NULL DEFAULT 0, positive INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (topic, hashtag, hour)
+        ) WITHOUT ROWID;
+
+        CREATE TRIGGER mentions_scored AFTER UPDATE OF sentiment ON mentions
+        WHEN old.sentiment IS NOT new.sentiment
+        BEGIN
+            INSERT OR IGNORE INTO topic_hourly (topic, hour)
+                SELECT topic, substr(new.published_at, 1, 13) || ':00:00Z' FROM mention_topics WHERE mention_id = new.id;
+            UPDATE topic_hourly SET
+                mentions = mentions + (new.sentiment IS NOT NULL) - (old.sentiment IS NOT NULL),
+                negative = negative + (new.sentiment IS 'negative') - (old.sentiment IS 'negative'),
+                neutral = neutral + (new.sentiment IS 'neutral') - (old.sentiment IS 'neutral'),
+                positive = positive + (new.sentiment IS 'positive') - (old.sentiment IS 'positive')
+            WHERE hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND topic IN (SELECT topic FROM mention_topics WHERE mention_id = new.id);
+            INSERT OR IGNORE INTO hashtag_hourly (topic, hashtag, hour)
+                SELECT t.topic, h.hashtag, substr(new.published_at, 1, 13) || ':00:00Z'
+                FROM mention_topics t JOIN hashtags h ON h.mention_id = t.mention_id WHERE t.mention_id = new.id;
+            UPDATE hashtag_hourly SET
+                mentions = mentions + (new.sentiment IS NOT NULL) - (old.sentiment IS NOT NULL),
+                negative = negative + (new.sentiment IS 'negative') - (old.sentiment IS 'negative'),
+                neutral = neutral + (new.sentiment IS 'neutral') - (old.sentiment IS 'neutral'),
+                positive = positive + (new.sentiment IS 'positive') - (old.sentiment IS 'positive')
+            WHERE hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND topic IN (SELECT topic FROM mention_topics WHERE mention_id = new.id)
+              AND hashtag IN (SELECT hashtag FROM hashtags WHERE mention_id = new.id);
+        END;
+
+        -- a scored mention linked to one more topic later (same URL from another source)
+        CREATE TRIGGER mention_topic_added AFTER INSERT ON mention_topics
+        WHEN (SELECT sentiment FROM mentions WHERE id = new.mention_id) IS NOT NULL
+        BEGIN
+            INSERT OR IGNORE INTO topic_hourly (topic, hour) VALUES (new.topic, substr(new.published_at, 1, 13) || ':00:00Z');
+            UPDATE topic_hourly SET mentions = mentions + 1,
+                negative = negative + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'negative'),
+                neutral = neutral + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'neutral'),
+                positive = positive + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'positive')
+            WHERE topic = new.topic AND hour = substr(new.published_at, 1, 13) || ':00:00Z';
+            INSERT OR IGNORE INTO hashtag_hourly (topic, hashtag, hour)
+                SELECT new.topic, hashtag, substr(new.published_at, 1, 13) || ':00:00Z' FROM hashtags WHERE mention_id = new.mention_id;
+            UPDATE hashtag_hourly SET mentions = mentions + 1,
+                negative = negative + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'negative'),
+                neutral = neutral + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'neutral'),
+                positive = positive + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'positive')
+            WHERE topic = new.topic AND hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND hashtag IN (SELECT hashtag FROM hashtags WHERE mention_id = new.mention_id);
+        END;
+
+        -- the current state of every alert instance (rule + labels)
+        CREATE TABLE alert_state (
+            rule TEXT NOT NULL,
+            labels TEXT NOT NULL,            -- JSON object, keys sorted: the instance's identity
+            state TEXT NOT NULL,             -- pending / firing
+            active_since TEXT NOT NULL,      -- when the condition became true (pending since)
+            fired_at TEXT,
+            last_active_at TEXT NOT NULL,    -- last evaluation that found the condition true
+            last_notified_at TEXT,
+            value REAL,
+            details TEXT,                    -- JSON: the numbers and examples of the last evaluation
+            PRIMARY KEY (rule, labels)
+        ) WITHOUT ROWID;
+
+        -- every transition: pending, firing, resolved (and repeat notifications)
+        CREATE TABLE alert_events (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            state TEXT NOT NULL,             -- pending / firing / resolved / inactive / repeat
+            at TEXT NOT NULL,
+            value REAL,
+            summary TEXT,
+            details TEXT
+        );
+        CREATE INDEX alert_events_at ON alert_events(at);
+
+        CREATE TABLE rule_evaluations (
+            rule TEXT PRIMARY KEY,
+            last_evaluated_at TEXT NOT NULL,
+            last_error TEXT,
+            instances INTEGER NOT NULL DEFAULT 0
+        );
+
+        -- notifications to deliver, written in the same transaction as what caused them
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE, -- also the Message-ID header: re-delivery is idempotent
+            channel TEXT NOT NULL,           -- email / webhook:NAME
+            kind TEXT NOT NULL,              -- alert / source_down / digest
+            recipients TEXT NOT NULL,        -- JSON list
+            subject TEXT NOT NULL,
+            body_text TEXT NOT NULL,
+            body_html TEXT,
+            payload TEXT,                    -- JSON for webhooks; attachments for email
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox(next_attempt_at) WHERE sent_at IS NULL;
+        """
+    )
 
 
 # ---------------------------------------------------------------- rows
@@ -368,6 +490,172 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"search failed: {exc}") from exc
         return out
+
+
+    def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None, batch: int = 1000):
+        """Stored mentions oldest first, with their topics and hashtags (for export); streamed."""
+        where, params = [], []
+        if since is not None:
+            where.append("m.published_at >= ?")
+            params.append(iso(since))
+        if topic is not None:
+            where.append("m.id IN (SELECT mention_id FROM mention_topics WHERE topic = ?)")
+            params.append(topic)
+        cur = self.conn.execute(
+            "SELECT m.*, (SELECT group_concat(topic, ' ') FROM mention_topics t WHERE t.mention_id = m.id) AS topic_list, "
+            "(SELECT group_concat(hashtag, ' ') FROM hashtags h WHERE h.mention_id = m.id) AS hashtag_list "
+            "FROM mentions m" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.published_at, m.id", params)
+        names = [c[0] for c in cur.description]
+        while rows := cur.fetchmany(batch):
+            for r in rows:
+                yield dict(zip(names, r))
+
+    # ------------------------------------------------------------ alert evaluation reads
+    def topic_window(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
+        """Scored mentions of `topic` published in [start, end): counts per sentiment."""
+        r = self.conn.execute(
+            """SELECT count(*), coalesce(sum(m.sentiment = 'negative'), 0), coalesce(sum(m.sentiment = 'neutral'), 0),
+                      coalesce(sum(m.sentiment = 'positive'), 0)
+               FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+               WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL""",
+            (topic, iso(start), iso(end))).fetchone()
+        return {"mentions": r[0], "negative": r[1], "neutral": r[2], "positive": r[3]}
+
+    def hashtag_window(self, topic: str, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+        """Per hashtag within `topic`, scored mentions published in [start, end)."""
+        out: dict[str, dict[str, int]] = {}
+        for tag, n, neg, neu, pos in self.conn.execute(
+                """SELECT h.hashtag, count(*), sum(m.sentiment = 'negative'), sum(m.sentiment = 'neutral'),
+                          sum(m.sentiment = 'positive')
+                   FROM mention_topics t JOIN hashtags h ON h.mention_id = t.mention_id
+                   JOIN mentions m ON m.id = t.mention_id
+                   WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL
+                   GROUP BY h.hashtag""", (topic, iso(start), iso(end))):
+            out[tag] = {"mentions": n, "negative": neg, "neutral": neu, "positive": pos}
+        return out
+
+    def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+        """Hourly rollup of `topic` for hours in [start, end): hour -> (mentions, negative)."""
+        return {h: (n, neg) for h, n, neg in self.conn.execute(
+            "SELECT hour, mentions, negative FROM topic_hourly WHERE topic = ? AND hour >= ? AND hour < ?",
+            (topic, iso(start), iso(end)))}
+
+    def hashtag_hours(self, topic: str, hashtag: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+        """Hourly rollup of one hashtag within a topic: hour -> (mentions, negative)."""
+        return {h: (n, neg) for h, n, neg in self.conn.execute(
+            "SELECT hour, mentions, negative FROM hashtag_hourly WHERE topic = ? AND hashtag = ? AND hour >= ? AND hour < ?",
+            (topic, hashtag, iso(start), iso(end)))}
+
+    def examples(self, topic: str | None, start: datetime, end: datetime, *, sentiment: str | None = "negative",
+                 hashtag: str | None = None, ids: Sequence[int] | None = None, limit: int = 5) -> list[dict]:
+        """The most engaged mentions (likes + reposts + replies + score) matching the filters."""
+        where, params = ["m.published_at >= ?", "m.published_at < ?"], [iso(start), iso(end)]
+        if topic is not None:
+            where.append("m.id IN (SELECT mention_id FROM mention_topics WHERE topic = ? AND published_at >= ? AND published_at < ?)")
+            params += [topic, iso(start), iso(end)]
+        if sentiment is not None:
+            where.append("m.sentiment = ?")
+            params.append(sentiment)
+        if hashtag is not None:
+            where.append("m.id IN (SELECT mention_id FROM hashtags WHERE hashtag = ? AND published_at >= ? AND published_at < ?)")
+            params += [hashtag, iso(start), iso(end)]
+        if ids is not None:
+            where.append(f"m.id IN ({','.join('?' * len(ids))})")
+            params += list(ids)
+        cur = self.conn.execute(
+            f"""SELECT m.id, m.source, m.url, m.author, m.title, m.text, m.published_at, m.sentiment, m.p_negative,
+                       m.likes, m.reposts, m.replies, m.score,
+                       coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0) AS engagement
+                FROM mentions m WHERE {' AND '.join(where)}
+                ORDER BY engagement DESC, m.p_negative DESC, m.id LIMIT ?""", (*params, limit))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def mentions_in(self, topic: str, start: datetime, end: datetime) -> list[dict]:
+        """Scored mentions of `topic` published in [start, end) (for keyword rules)."""
+        cur = self.conn.execute(
+            """SELECT m.id, m.text, m.title, m.author,
+                      (SELECT group_concat(hashtag, ' ') FROM hashtags h WHERE h.mention_id = m.id) AS hashtag_list
+               FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+               WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL""",
+            (topic, iso(start), iso(end)))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    # ------------------------------------------------------------ alert state
+    def alert_states(self, rule: str | None = None) -> list[dict]:
+        cur = self.conn.execute("SELECT * FROM alert_state" + (" WHERE rule = ?" if rule else "") + " ORDER BY rule, labels",
+                                (rule,) if rule else ())
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def put_alert_state(self, row: dict) -> None:
+        self.conn.execute(
+            """INSERT INTO alert_state (rule, labels, state, active_since, fired_at, last_active_at, last_notified_at, value, details)
+               VALUES (:rule, :labels, :state, :active_since, :fired_at, :last_active_at, :last_notified_at, :value, :details)
+               ON CONFLICT(rule, labels) DO UPDATE SET state = excluded.state, active_since = excluded.active_since,
+                 fired_at = excluded.fired_at, last_active_at = excluded.last_active_at,
+                 last_notified_at = excluded.last_notified_at, value = excluded.value, details = excluded.details""", row)
+
+    def delete_alert_state(self, rule: str, labels: str) -> None:
+        self.conn.execute("DELETE FROM alert_state WHERE rule = ? AND labels = ?", (rule, labels))
+
+    def add_alert_event(self, rule: str, labels: str, state: str, at: datetime, value: float | None,
+                        summary: str, details: str | None) -> None:
+        self.conn.execute("INSERT INTO alert_events (rule, labels, state, at, value, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (rule, labels, state, iso(at), value, summary, details))
+
+    def alert_events(self, since: datetime, until: datetime | None = None) -> list[dict]:
+        cur = self.conn.execute("SELECT * FROM alert_events WHERE at >= ? AND at < ? ORDER BY at, id",
+                                (iso(since), iso(until) if until else "9999"))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def record_evaluation(self, rule: str, now: datetime, instances: int, error: str | None) -> None:
+        self.conn.execute(
+            """INSERT INTO rule_evaluations (rule, last_evaluated_at, last_error, instances) VALUES (?, ?, ?, ?)
+               ON CONFLICT(rule) DO UPDATE SET last_evaluated_at = excluded.last_evaluated_at,
+                 last_error = excluded.last_error, instances = excluded.instances""", (rule, iso(now), error, instances))
+
+    def rule_evaluations(self) -> dict[str, dict]:
+        cur = self.conn.execute("SELECT * FROM rule_evaluations")
+        names = [c[0] for c in cur.description]
+        return {r[0]: dict(zip(names, r)) for r in cur}
+
+    # ------------------------------------------------------------ outbox
+    def enqueue(self, *, message_id: str, channel: str, kind: str, recipients: Sequence[str], subject: str,
+                body_text: str, body_html: str | None, payload: dict | None, now: datetime) -> bool:
+        """Queue a notification (inside the caller's transaction); False when that message id exists."""
+        cur = self.conn.execute(
+            """INSERT OR IGNORE INTO outbox (message_id, channel, kind, recipients, subject, body_text, body_html,
+                   payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (message_id, channel, kind, json.dumps(list(recipients)), subject, body_text, body_html,
+             json.dumps(payload) if payload is not None else None, iso(now), iso(now)))
+        return cur.rowcount == 1
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[dict]:
+        cur = self.conn.execute(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?", (iso(now), limit))
+        names = [c[0] for c in cur.description]
+        rows = [dict(zip(names, r)) for r in cur]
+        for r in rows:
+            r["recipients"] = json.loads(r["recipients"])
+            r["payload"] = json.loads(r["payload"]) if r["payload"] else None
+        return rows
+
+    def mark_sent(self, outbox_id: int, now: datetime) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                              (iso(now), outbox_id))
+
+    def mark_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                              (error, iso(next_attempt_at), outbox_id))
+
+    def outbox_counts(self) -> dict[str, int]:
+        r = self.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
+        return {"queued": r[0], "sent": r[1]}
 
 
 class _Transaction:
