@@ -117,9 +117,11 @@ def check_config(ctx: click.Context, dump: bool) -> None:
 # ---------------------------------------------------------------- fetch
 @cli.command()
 @click.option("--source", "only", metavar="NAME", help="Fetch only this source, due or not.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+              help="Backfill from this UTC date/time, where the source's API allows it.")
 @click.option("--no-score", is_flag=True, help="Store mentions without scoring them.")
 @click.pass_context
-def fetch(ctx: click.Context, only: str | None, no_score: bool) -> None:
+def fetch(ctx: click.Context, only: str | None, since: datetime | None, no_score: bool) -> None:
     """Run one cycle: fetch due sources, match topics, store, score sentiment.
 
     Exits 1 when a source failed (everything else is still stored).
@@ -150,7 +152,8 @@ def fetch(ctx: click.Context, only: str | None, no_score: bool) -> None:
                 progress.update(task, description="scoring")
 
             report = run_cycle(config, store, None if no_score else model_factory(config.model),
-                               only=only, on_outcome=on_outcome, on_scored=on_scored)
+                               only=only, since=since.replace(tzinfo=timezone.utc) if since else None,
+                               on_outcome=on_outcome, on_scored=on_scored)
     click.echo(report.summary())
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} source(s) failed: " +
@@ -281,6 +284,128 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                       f"[red]{errors}[/red]" if r["consecutive_errors"] else errors,
                       r["last_error"] if r["consecutive_errors"] else "-", r["next_check"], str(r["mentions"]))
     Console(width=max(120, Console().width)).print(table)
+
+
+# ---------------------------------------------------------------- daemon and alerts
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: fetch on schedule, score, evaluate alert rules every minute, send email."""
+    from listener.daemon import Daemon
+
+    config = load(ctx)
+    log_console = Console(stderr=True)
+
+    def log(message: str) -> None:
+        log_console.print(f"[dim]{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z[/dim] {message}", highlight=False)
+
+    raise SystemExit(Daemon(config, model_factory(config.model), log=log).run())
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--days", default=7, show_default=True, help="Show alert events of this many days.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule, then per event.")
+@click.pass_context
+def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
+    """Every rule's state and last evaluation, and the alerts of the last days."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import timedelta
+
+    config = load(ctx)
+    now = datetime.now(timezone.utc)
+    with open_store(config) as store:
+        evals = store.rule_evaluations()
+        states = store.alert_states()
+        events = store.alert_events(now - timedelta(days=days))
+        outbox = store.outbox_counts()
+    rules = [(r.name, r.kind, r.topic or "") for r in config.alerts] + [("source-down", "built-in", "")]
+    if as_json:
+        for name, kind, topic in rules:
+            click.echo(json.dumps({"rule": name, "kind": kind, "topic": topic or None,
+                                   "last_evaluated_at": evals.get(name, {}).get("last_evaluated_at"),
+                                   "last_error": evals.get(name, {}).get("last_error"),
+                                   "instances": [{"labels": json.loads(s["labels"]), "state": s["state"],
+                                                  "since": s["active_since"]} for s in states if s["rule"] == name]}))
+        for e in events:
+            click.echo(json.dumps({"rule": e["rule"], "labels": json.loads(e["labels"]), "state": e["state"],
+                                   "at": e["at"], "summary": e["summary"]}, ensure_ascii=False))
+        return
+    table = Table("rule", "kind", "topic", "state", "last evaluated", "error", title="alert rules")
+    for name, kind, topic in rules:
+        mine = [s for s in states if s["rule"] == name]
+        state = ", ".join(f"{s['state']} {_labels_short(s['labels'])}" for s in mine) or "inactive"
+        ev = evals.get(name, {})
+        table.add_row(name, kind, topic, state, ev.get("last_evaluated_at") or "never", ev.get("last_error") or "")
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    history = Table("at", "rule", "labels", "state", "summary", title=f"alerts of the last {days} days")
+    for e in events:
+        history.add_row(e["at"], e["rule"], _labels_short(e["labels"]), e["state"], e["summary"] or "")
+    console.print(history)
+    click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent")
+
+
+def _labels_short(labels_json: str) -> str:
+    return ", ".join(f"{k}={v}" for k, v in json.loads(labels_json).items())
+
+
+@alerts.command("test")
+@click.option("--replay", "replay_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON Lines of mentions (the `listener export --format jsonl` format).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take topics and [[alerts]] from this file instead of --config.")
+@click.option("--step", default="1m", show_default=True, help="Simulated time between evaluations.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per transition.")
+@click.pass_context
+def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, step: str, as_json: bool) -> None:
+    """Replay recorded mentions in accelerated time and print when each alert would have fired."""
+    from listener.config import load_config, parse_duration
+    from listener.replay import read_jsonl, replay
+
+    config = load_config(rules_file) if rules_file else load(ctx)
+    try:
+        step_td = parse_duration(step)
+    except ValueError:
+        raise click.ClickException(f"--step {step!r} is not a duration like 30s, 1m, 5m") from None
+
+    def show(t) -> None:
+        if as_json:
+            click.echo(json.dumps({"rule": t.rule, "labels": t.labels, "state": t.state,
+                                   "at": t.at.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": t.value, "summary": t.summary},
+                                  ensure_ascii=False))
+        else:
+            click.echo(t.line())
+
+    transitions = replay(config, read_jsonl(replay_file), model_factory(config.model)(), step=step_td, on_transition=show)
+    if not as_json:
+        click.echo(f"{len(transitions)} transition{'s' if len(transitions) != 1 else ''}", err=True)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Only mentions published since (UTC).")
+@click.option("--topic", help="Only mentions of this topic.")
+@click.pass_context
+def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | None) -> None:
+    """Stream stored mentions out as JSON Lines (the replay format) or CSV."""
+    config = load(ctx)
+    columns = ["source", "id", "published_at", "text", "url", "author", "title", "language", "hashtags", "likes",
+               "reposts", "replies", "score", "topics", "sentiment", "p_negative", "p_neutral", "p_positive",
+               "sentiment_score", "model"]
+    out = click.get_text_stream("stdout")
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(columns)
+    with open_store(config) as store:
+        for m in store.iter_mentions(since=since.replace(tzinfo=timezone.utc) if since else None, topic=topic):
+            record = {**m, "id": m["source_id"], "hashtags": (m["hashtag_list"] or "").split(),
+                      "topics": (m["topic_list"] or "").split()}
+            row = {k: record.get(k) for k in columns}
+            if writer:
+                writer.writerow([" ".join(v) if isinstance(v, list) else v for v in row.values()])
+            else:
+                out.write(json.dumps({k: v for k, v in row.items() if v not in (None, [])}, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- demo

@@ -1,0 +1,186 @@
+"""`listener run`: the background daemon. APScheduler only wires the jobs; the jobs are plain
+functions (below) that take an injected `now`, and tests call them directly.
+
+Jobs: one fetch job per source (its own interval, with jitter), scoring of new mentions, alert
+evaluation every minute, outbox delivery. Explicit job ids, `coalesce=True`, `max_instances=1`.
+SIGTERM/SIGINT stop it gracefully: running jobs finish their batch and commit, then exit 0.
+One daemon per database: a second one stops with a clear error.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from listener.config import Config
+from listener.errors import ListenerError
+from listener.store import Store
+
+EVALUATE_EVERY = timedelta(minutes=1)
+SCORE_EVERY = timedelta(seconds=15)
+DELIVER_EVERY = timedelta(seconds=15)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------- the jobs
+def job_fetch(config: Config, store: Store, now: datetime, source: str | None = None) -> list:
+    """Fetch what is due (one source, or all); failures are recorded by the pipeline."""
+    from listener.pipeline import fetch_due
+
+    names = {source} if source else None
+    return fetch_due(config, store, now, names=names)
+
+
+def job_score(store: Store, model, now: datetime) -> int:
+    from listener.pipeline import score_pending
+
+    return score_pending(store, model, now)
+
+
+def job_evaluate(config: Config, store: Store, now: datetime) -> list:
+    from listener.alerts import evaluate
+
+    return evaluate(config, store, now)
+
+
+def job_deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
+    from listener.notify import deliver
+
+    return deliver(config, store, now)
+
+
+# ---------------------------------------------------------------- one daemon per database
+class DatabaseLock:
+    """An exclusive lock on `<database>.lock`, held for the life of the daemon."""
+
+    def __init__(self, db_path: Path):
+        self.path = Path(str(db_path) + ".lock")
+        self.fh = None
+
+    def __enter__(self) -> "DatabaseLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise ListenerError(f"another `listener run` (pid {pid}) is already using {self.path.with_suffix('')}; "
+                                "stop it first or point this one at another database") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fh:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+
+
+# ---------------------------------------------------------------- wiring
+@dataclass
+class Daemon:
+    config: Config
+    model_factory: Callable[[], object]
+    clock: Callable[[], datetime] = utcnow
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self._model = None
+        self._model_lock = threading.Lock()
+
+    def model(self):
+        with self._model_lock:  # loaded once per process, on first need
+            if self._model is None:
+                self._model = self.model_factory()
+            return self._model
+
+    def _with_store(self, fn):
+        def run(*args):
+            try:
+                with Store(self.config.database.path) as store:
+                    return fn(store, *args)
+            except ListenerError as exc:
+                self.log(f"error: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a job must never take the daemon down
+                self.log(f"error: {type(exc).__name__}: {exc}")
+        return run
+
+    # jobs as the scheduler calls them
+    def fetch(self, store: Store, source: str) -> None:
+        for o in job_fetch(self.config, store, self.clock(), source):
+            self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
+
+    def score(self, store: Store) -> None:
+        if store.count_unscored():
+            n = job_score(store, self.model(), self.clock())
+            self.log(f"scored {n} mentions")
+
+    def evaluate(self, store: Store) -> None:
+        for t in job_evaluate(self.config, store, self.clock()):
+            self.log(f"alert {t.line()}")
+
+    def deliver(self, store: Store) -> None:
+        sent, failed = job_deliver(self.config, store, self.clock())
+        if sent or failed:
+            self.log(f"notifications: {sent} sent, {failed} failed (queued for retry)")
+
+    def scheduler(self):
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        sched = BackgroundScheduler(
+            timezone=timezone.utc,
+            executors={"default": ThreadPoolExecutor(max(4, len(self.config.sources) + 3))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        )
+        start = self.clock()
+        for src in self.config.sources:
+            if not src.enabled:
+                continue
+            jitter = min(30, max(1, int(src.every.total_seconds() * 0.1)))
+            sched.add_job(self._with_store(self.fetch), IntervalTrigger(seconds=src.every.total_seconds(), jitter=jitter),
+                          args=[src.name], id=f"fetch:{src.name}", name=f"fetch {src.name}", next_run_time=start)
+        sched.add_job(self._with_store(self.score), IntervalTrigger(seconds=SCORE_EVERY.total_seconds()),
+                      id="score", name="score new mentions", next_run_time=start + timedelta(seconds=2))
+        sched.add_job(self._with_store(self.evaluate), IntervalTrigger(seconds=EVALUATE_EVERY.total_seconds()),
+                      id="evaluate", name="evaluate alert rules", next_run_time=start + timedelta(seconds=5))
+        sched.add_job(self._with_store(self.deliver), IntervalTrigger(seconds=DELIVER_EVERY.total_seconds()),
+                      id="deliver", name="deliver notifications", next_run_time=start + timedelta(seconds=6))
+        return sched
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or `stop` is set); returns the exit code (0)."""
+        stop = stop or threading.Event()
+        with DatabaseLock(self.config.database.path):
+            Store(self.config.database.path).close()  # migrate before the jobs start
+            sched = self.scheduler()
+            previous = {}
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            sched.start()
+            self.log(f"listener running: {len(sched.get_jobs())} jobs on {self.config.database.path} (stop with Ctrl-C)")
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                self.log("stopping: finishing running jobs")
+                sched.shutdown(wait=True)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            self.log("stopped")
+        return 0
