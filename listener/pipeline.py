@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence
@@ -253,6 +254,30 @@ def text_for_scoring(text: str, title: str | None) -> str:
     return text
 
 
+class ScoreCache:
+    """The last `size` texts scored by each model: reposts, copies and spam are scored once."""
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], object] = OrderedDict()
+
+    def score(self, model, texts: list[str]) -> list:
+        name = getattr(model, "name", "")
+        missing = [t for t in dict.fromkeys(texts) if (name, t) not in self._entries]
+        for text, sentiment in zip(missing, model.score(missing) if missing else []):
+            self._entries[(name, text)] = sentiment
+        out = []
+        for t in texts:
+            self._entries.move_to_end((name, t))
+            out.append(self._entries[(name, t)])
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return out
+
+
+SCORE_CACHE = ScoreCache()
+
+
 def score_pending(store: Store, model, now: datetime | None = None, *, batch: int = 256,
                   on_batch: Callable[[int], None] | None = None) -> int:
     """Score every unscored mention in batches; each batch is committed on its own."""
@@ -261,10 +286,7 @@ def score_pending(store: Store, model, now: datetime | None = None, *, batch: in
         pending = store.unscored(batch)
         if not pending:
             return total
-        texts = [text_for_scoring(text, title) for _, text, title in pending]
-        unique = list(dict.fromkeys(texts))  # reposts and copies are scored once
-        by_text = dict(zip(unique, model.score(unique)))
-        scores = [by_text[t] for t in texts]
+        scores = SCORE_CACHE.score(model, [text_for_scoring(text, title) for _, text, title in pending])
         store.save_scores(zip([mid for mid, _, _ in pending], scores), model.name, now or datetime.now(timezone.utc))
         total += len(pending)
         if on_batch:
