@@ -393,7 +393,7 @@ def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | No
     columns = ["source", "id", "published_at", "text", "url", "author", "title", "language", "hashtags", "likes",
                "reposts", "replies", "score", "topics", "sentiment", "p_negative", "p_neutral", "p_positive",
                "sentiment_score", "model"]
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
         writer.writerow(columns)

@@ -100,6 +100,8 @@ class Daemon:
     def __post_init__(self) -> None:
         self._model = None
         self._model_lock = threading.Lock()
+        self._evaluate_lock = threading.Lock()  # two evaluations at once would notify twice
+        self._deliver_lock = threading.Lock()  # two deliveries at once would send a message twice
 
     def model(self):
         with self._model_lock:  # loaded once per process, on first need
@@ -124,16 +126,22 @@ class Daemon:
             self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
 
     def score(self, store: Store) -> None:
+        """Score new mentions; when there were any, evaluate and deliver at once (minutes matter)."""
         if store.count_unscored():
             n = job_score(store, self.model(), self.clock())
             self.log(f"scored {n} mentions")
+            self.evaluate(store)
+            self.deliver(store)
 
     def evaluate(self, store: Store) -> None:
-        for t in job_evaluate(self.config, store, self.clock()):
+        with self._evaluate_lock:
+            transitions = job_evaluate(self.config, store, self.clock())
+        for t in transitions:
             self.log(f"alert {t.line()}")
 
     def deliver(self, store: Store) -> None:
-        sent, failed = job_deliver(self.config, store, self.clock())
+        with self._deliver_lock:
+            sent, failed = job_deliver(self.config, store, self.clock())
         if sent or failed:
             self.log(f"notifications: {sent} sent, {failed} failed (queued for retry)")
 
