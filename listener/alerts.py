@@ -326,6 +326,21 @@ def _notify(spec: RuleSpec, obs: Observation, state: str, store: Store, now: dat
     return Transition(spec.name, obs.labels, state, now, obs.value, obs.summary)
 
 
+def check_rules(config: Config) -> None:
+    """Problems config parsing cannot see: SQL that does not compile against the schema."""
+    from listener.errors import ConfigError
+    from listener.store import check_select
+
+    problems = []
+    for i, rule in enumerate(config.alerts):
+        if rule.kind == "sql":
+            error = check_select(rule.sql, ("now", "window_start"))
+            if error:
+                problems.append(f"alerts[{i}].sql (rule '{rule.name}'): {error}")
+    if problems:
+        raise ConfigError(problems, file=str(config.path) if config.path else None)
+
+
 # ---------------------------------------------------------------- one evaluation of everything
 def evaluate(config: Config, store: Store, now: datetime, *, rules: Iterable[AlertRule] | None = None) -> list[Transition]:
     """Evaluate every rule (and source health) at `now`; returns the transitions in order."""

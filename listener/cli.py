@@ -104,9 +104,11 @@ def init(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def check_config(ctx: click.Context, dump: bool) -> None:
     """Validate the configuration; report every problem with its path."""
+    from listener.alerts import check_rules
     from listener.config import dump_config
 
     config = load(ctx)
+    check_rules(config)
     if dump:
         click.echo(dump_config(config), nl=False)
         return
@@ -291,9 +293,11 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon: fetch on schedule, score, evaluate alert rules every minute, send email."""
+    from listener.alerts import check_rules
     from listener.daemon import Daemon
 
     config = load(ctx)
+    check_rules(config)
     log_console = Console(stderr=True)
 
     def log(message: str) -> None:
@@ -363,7 +367,10 @@ def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, 
     from listener.config import load_config, parse_duration
     from listener.replay import read_jsonl, replay
 
+    from listener.alerts import check_rules
+
     config = load_config(rules_file) if rules_file else load(ctx)
+    check_rules(config)
     try:
         step_td = parse_duration(step)
     except ValueError:

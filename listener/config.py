@@ -977,8 +977,19 @@ def _parse_digest(
     return DigestConfig(**v)
 
 
+def _name_rules_in_problems(r: _Reader, items, first: int) -> None:
+    """`alerts[2].window: ...` -> `alerts[2].window (rule 'hijack'): ...` for rules with a name."""
+    names = {path: t.get("name") for path, t in items if isinstance(t.get("name"), str)}
+    for i in range(first, len(r.problems)):
+        where, sep, message = r.problems[i].partition(": ")
+        base = where.split(".", 1)[0]
+        if sep and base in names:
+            r.problems[i] = f"{where} (rule '{names[base]}'): {message}"
+
+
 def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]) -> tuple[AlertRule, ...]:
     items = _tables(r, data, "alerts")
+    first_problem = len(r.problems)
     _names(r, items)
     kinds = sorted(ALERT_KINDS)
     common = [k for k in ALERT_KEYS if k not in ALERT_KIND_ONLY_KEYS]
@@ -1037,6 +1048,7 @@ def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]
         if "sql" in specific:
             extra["sql"] = r.get(t, path, "sql", _sql, REQUIRED)
         out.append(AlertRule(name=name, kind=kind, topic=topic, **v, **extra))
+    _name_rules_in_problems(r, items, first_problem)
     return tuple(out)
 
 

@@ -682,6 +682,23 @@ class _Transaction:
 
 
 # ---------------------------------------------------------------- read-only SQL
+def check_select(sql: str, params: Sequence[str] = ()) -> str | None:
+    """Why `sql` would fail on the mention database (compiled against the real schema), or None."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        db = sqlite_utils.Database(conn)
+        for _, fn in MIGRATIONS:
+            fn(db)
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("EXPLAIN " + sql, {p: None for p in params})
+        return None
+    except (sqlite3.Error, sqlite3.Warning) as exc:
+        return str(exc)
+    finally:
+        conn.close()
+
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]

@@ -125,3 +125,18 @@ def test_score_command(runner, tmp_path, bundled_model):
     assert result.exit_code == 0, result.output
     labels = [json.loads(line)["sentiment"] for line in result.output.splitlines() if line.startswith("{")]
     assert labels == ["positive", "negative"]
+
+
+@pytest.mark.parametrize("rule, message", [
+    ('kind = "spike"\ntopic = "acme"', "alerts[0].kind (rule 'bad'): unknown kind 'spike'"),
+    ('kind = "backlash"\ntopic = "acme"\nwindow = "1 hour"', 'alerts[0].window (rule \'bad\'): "1 hour" is not a duration'),
+    ('kind = "sql"\nsql = "select nope from mentions"', "alerts[0].sql (rule 'bad'): no such column: nope"),
+    ('kind = "sql"\nsql = "select * from mentionz"', "alerts[0].sql (rule 'bad'): no such table: mentionz"),
+    ('kind = "keyword"\ntopic = "acme"\nquery = "recall OR"', "alerts[0].query (rule 'bad'): 'OR' needs a term after it"),
+])
+def test_bad_rules_are_one_clear_error_naming_the_rule(runner, tmp_path, rule, message):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[topics]]\nname = "acme"\nquery = "acme"\n[[alerts]]\nname = "bad"\n{rule}\n')
+    result = runner.invoke(cli, ["--config", str(cfg), "check-config"])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -390,28 +390,28 @@ def alert(body: str) -> str:
         (TOPIC + "[digest]\ntopics = ['acme', 'other']\n", "digest.topics[1]: unknown topic 'other' (defined: acme)"),
         ("[digest]\nto = ['nobody']\n", 'digest.to[0]: "nobody" is not an email address'),
         # alerts
-        (alert('kind = "spike"\ntopic = "acme"\n'), "alerts[0].kind: unknown kind 'spike' (known: backlash, keyword, negative_spike, sql, volume_spike)"),
-        (alert('topic = "acme"\n'), "alerts[0].kind: required key is missing"),
-        (alert('kind = "volume_spike"\n'), "alerts[0].topic: required key is missing"),
-        (alert('kind = "volume_spike"\ntopic = "acm"\n'), "alerts[0].topic: unknown topic 'acm' (defined: acme)"),
-        (alert('kind = "sql"\ntopic = "acm"\nsql = "SELECT 1"\n'), "alerts[0].topic: unknown topic 'acm' (defined: acme)"),
-        (alert('kind = "keyword"\ntopic = "acme"\nquery = "recall"\nratio = 2.0\n'), "alerts[0].ratio: not a key of keyword rules (ratio is for volume_spike, negative_spike, backlash)"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nsql = "SELECT 1"\n'), "alerts[0].sql: not a key of volume_spike rules (sql is for sql)"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nthreshold = 2\n'), "alerts[0].threshold: unknown key (known: name, kind, topic, window, baseline, min_count, for, keep_firing_for, repeat, send_resolved, channels, severity, labels, ratio)"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nratio = 0.5\n'), "alerts[0].ratio: 0.5 must be greater than 1"),
-        (alert('kind = "backlash"\ntopic = "acme"\nnegative_share = 60\n'), "alerts[0].negative_share: 60 is not between 0 and 1"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nwindow = "1d"\nbaseline = "1d"\n'), "alerts[0].baseline: 1d must be longer than window (1d)"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nfor = "5 minutes"\n'), 'alerts[0].for: "5 minutes" is not a duration like 30s, 10m, 1h, 7d'),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nmin_count = -1\n'), "alerts[0].min_count: -1 is less than the minimum of 0"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nchannels = ["slack"]\n'), "alerts[0].channels[0]: \"slack\" is not one of 'email'"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nseverity = "high"\n'), "alerts[0].severity: \"high\" is not one of 'info', 'warning', 'critical'"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nlabels = { team = 1 }\n'), "alerts[0].labels.team: expected a string, got integer 1"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nsend_resolved = 1\n'), "alerts[0].send_resolved: expected true or false, got integer 1"),
-        (alert('kind = "keyword"\ntopic = "acme"\n'), "alerts[0].query: required key is missing"),
-        (alert('kind = "sql"\n'), "alerts[0].sql: required key is missing"),
-        (alert('kind = "sql"\nsql = "DELETE FROM mentions"\n'), "alerts[0].sql: must start with SELECT or WITH, not DELETE"),
-        (alert('kind = "sql"\nsql = "SELECT 1; DROP TABLE mentions"\n'), "alerts[0].sql: must be a single statement, found 2"),
-        (TOPIC + '[[alerts]]\nname = "r"\nkind = "sql"\nsql = "SELECT 1"\n[[alerts]]\nname = "r"\nkind = "sql"\nsql = "SELECT 2"\n', "alerts[1].name: duplicate name 'r' (also alerts[0])"),
+        (alert('kind = "spike"\ntopic = "acme"\n'), "alerts[0].kind (rule 'r'): unknown kind 'spike' (known: backlash, keyword, negative_spike, sql, volume_spike)"),
+        (alert('topic = "acme"\n'), "alerts[0].kind (rule 'r'): required key is missing"),
+        (alert('kind = "volume_spike"\n'), "alerts[0].topic (rule 'r'): required key is missing"),
+        (alert('kind = "volume_spike"\ntopic = "acm"\n'), "alerts[0].topic (rule 'r'): unknown topic 'acm' (defined: acme)"),
+        (alert('kind = "sql"\ntopic = "acm"\nsql = "SELECT 1"\n'), "alerts[0].topic (rule 'r'): unknown topic 'acm' (defined: acme)"),
+        (alert('kind = "keyword"\ntopic = "acme"\nquery = "recall"\nratio = 2.0\n'), "alerts[0].ratio (rule 'r'): not a key of keyword rules (ratio is for volume_spike, negative_spike, backlash)"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nsql = "SELECT 1"\n'), "alerts[0].sql (rule 'r'): not a key of volume_spike rules (sql is for sql)"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nthreshold = 2\n'), "alerts[0].threshold (rule 'r'): unknown key (known: name, kind, topic, window, baseline, min_count, for, keep_firing_for, repeat, send_resolved, channels, severity, labels, ratio)"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nratio = 0.5\n'), "alerts[0].ratio (rule 'r'): 0.5 must be greater than 1"),
+        (alert('kind = "backlash"\ntopic = "acme"\nnegative_share = 60\n'), "alerts[0].negative_share (rule 'r'): 60 is not between 0 and 1"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nwindow = "1d"\nbaseline = "1d"\n'), "alerts[0].baseline (rule 'r'): 1d must be longer than window (1d)"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nfor = "5 minutes"\n'), "alerts[0].for (rule 'r'): \"5 minutes\" is not a duration like 30s, 10m, 1h, 7d"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nmin_count = -1\n'), "alerts[0].min_count (rule 'r'): -1 is less than the minimum of 0"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nchannels = ["slack"]\n'), "alerts[0].channels[0] (rule 'r'): \"slack\" is not one of 'email'"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nseverity = "high"\n'), "alerts[0].severity (rule 'r'): \"high\" is not one of 'info', 'warning', 'critical'"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nlabels = { team = 1 }\n'), "alerts[0].labels.team (rule 'r'): expected a string, got integer 1"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nsend_resolved = 1\n'), "alerts[0].send_resolved (rule 'r'): expected true or false, got integer 1"),
+        (alert('kind = "keyword"\ntopic = "acme"\n'), "alerts[0].query (rule 'r'): required key is missing"),
+        (alert('kind = "sql"\n'), "alerts[0].sql (rule 'r'): required key is missing"),
+        (alert('kind = "sql"\nsql = "DELETE FROM mentions"\n'), "alerts[0].sql (rule 'r'): must start with SELECT or WITH, not DELETE"),
+        (alert('kind = "sql"\nsql = "SELECT 1; DROP TABLE mentions"\n'), "alerts[0].sql (rule 'r'): must be a single statement, found 2"),
+        (TOPIC + '[[alerts]]\nname = "r"\nkind = "sql"\nsql = "SELECT 1"\n[[alerts]]\nname = "r"\nkind = "sql"\nsql = "SELECT 2"\n', "alerts[1].name (rule 'r'): duplicate name 'r' (also alerts[0])"),
         ("alerts = [1]\n", "alerts[0]: expected a table, got integer 1"),
     ],
 )
@@ -427,7 +427,7 @@ def test_query_syntax_error_names_reason_and_position(tmp_path, query):
     topic = f"[[topics]]\nname = 'acme'\nquery = '{query}'\n"
     assert problems(tmp_path, topic) == [f"topics[0].query: {expected}"]
     rule = TOPIC + f"[[alerts]]\nname = 'r'\nkind = 'keyword'\ntopic = 'acme'\nquery = '{query}'\n"
-    assert problems(tmp_path, rule) == [f"alerts[0].query: {expected}"]
+    assert problems(tmp_path, rule) == [f"alerts[0].query (rule 'r'): {expected}"]
 
 
 def test_sql_semicolons_in_strings_and_comments_are_one_statement(tmp_path):
@@ -481,7 +481,7 @@ def test_all_problems_are_reported_together(tmp_path, fake_kind):
         "topics[0].query: 'OR' needs a term after it at position 5",
         'sources[0].every: "10 min" is not a duration like 30s, 10m, 1h, 7d',
         "sources[1].kind: unknown kind 'tweeter' (known: bluesky, fake, hackernews, lemmy, mastodon, reddit, rss)",
-        "alerts[0].kind: unknown kind 'spike' (known: backlash, keyword, negative_spike, sql, volume_spike)",
+        "alerts[0].kind (rule 'r'): unknown kind 'spike' (known: backlash, keyword, negative_spike, sql, volume_spike)",
     ]
     assert str(error).startswith(f"{path}: 5 problems: databse: unknown section")
 
