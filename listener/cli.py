@@ -415,6 +415,52 @@ def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | No
                 out.write(json.dumps({k: v for k, v in row.items() if v not in (None, [])}, ensure_ascii=False) + "\n")
 
 
+# ---------------------------------------------------------------- model
+@cli.group()
+def model() -> None:
+    """The sentiment model: evaluate it on labelled data."""
+
+
+@model.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "model_name", help="A model name or folder instead of the configured one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: bool) -> None:
+    """Evaluate the model on FILE.tsv (columns text, label 0/1/2, optional language).
+
+    Prints macro-averaged recall (TweetEval's metric), macro-F1, accuracy, per-class recall and the
+    confusion matrix, overall and per language.
+    """
+    from dataclasses import replace
+
+    from listener.config import ModelConfig
+    from models.data import read_tsv
+    from models.metrics import evaluate
+
+    path: Path = ctx.obj["config_path"]
+    model_cfg = load(ctx).model if path.exists() else ModelConfig()
+    if model_name:
+        model_cfg = replace(model_cfg, name=model_name)
+    examples = read_tsv(file)
+    result = evaluate(model_factory(model_cfg)(), examples)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    console = Console(width=max(120, Console().width))
+    groups = [("all", result)] + list(result.get("by_language", {}).items())
+    table = Table("subset", "n", "macro recall", "macro F1", "accuracy", "recall neg", "recall neu", "recall pos",
+                  title=f"{file.name}: model {result['model']}")
+    for name, r in groups:
+        table.add_row(name, str(r["n"]), f"{r['macro_recall']:.3f}", f"{r['macro_f1']:.3f}", f"{r['accuracy']:.3f}",
+                      *(f"{r['recall'][k]:.3f}" for k in ("negative", "neutral", "positive")))
+    console.print(table)
+    matrix = Table("gold \\ predicted", "negative", "neutral", "positive", title="confusion matrix (all)")
+    for label, row in zip(("negative", "neutral", "positive"), result["confusion"]):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
+
+
 # ---------------------------------------------------------------- demo
 @cli.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("data/demo"),

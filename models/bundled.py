@@ -81,44 +81,79 @@ def dequantize_state(state: dict) -> dict:
 
 
 class BundledModel:
-    """Offline English/Dutch (and ~100 more languages) sentiment model."""
+    """Offline English/Dutch (and ~100 more languages) sentiment model.
+
+    `backend="onnx"` (default): int8 ONNX Runtime, built once per artifact and cached (fast);
+    `backend="torch"`: the same weights in fp32 PyTorch (the reference the int8 path is measured against).
+    """
 
     def __init__(self, *, batch_size: int = 32, max_length: int = 128, threads: int | None = None,
-                 cache_dir: Path | None = None, artifact: Path = ARTIFACT_DIR):
-        import torch
-        from transformers import AutoTokenizer
+                 cache_dir: Path | None = None, artifact: Path = ARTIFACT_DIR, backend: str = "onnx"):
+        from tokenizers import Tokenizer
 
-        if threads:
-            torch.set_num_threads(threads)
         base = ensure_base(Path(cache_dir) if cache_dir else None)
-        self.tokenizer = AutoTokenizer.from_pretrained(base)
-        self.model = build_classifier(base)
-        manifest = load_artifact(self.model, artifact)
-        self.model.eval()
+        manifest_path = artifact / "manifest.json"
+        if not manifest_path.exists():
+            raise ModelError(f"the bundled model is missing {manifest_path}; reinstall listener")
+        manifest = json.loads(manifest_path.read_text())
+        self.tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
+        self.pad_id = self.tokenizer.token_to_id("<pad>")
         self.temperature = float(manifest.get("temperature", 1.0))
         self.name = manifest["name"]
         self.batch_size = batch_size
         self.max_length = min(max_length, int(manifest.get("max_length", max_length)))
+        self.backend = backend
+        if backend == "onnx":
+            from models.fast import OnnxClassifier, artifact_key, export_int8
 
-    def logits(self, texts: Sequence[str]):
-        """Raw (temperature-free) logits in input order, as a float32 tensor (n x 3)."""
+            onnx_path = base.parent / f"bundled-int8-{artifact_key(artifact, base)}.onnx"
+            if not onnx_path.exists():
+                export_int8(self._torch_model(base, artifact, threads), onnx_path)
+            self.runner = OnnxClassifier(onnx_path, threads)
+        elif backend == "torch":
+            self.model = self._torch_model(base, artifact, threads)
+        else:
+            raise ModelError(f"unknown backend {backend!r} (onnx or torch)")
+
+    @staticmethod
+    def _torch_model(base: Path, artifact: Path, threads: int | None):
         import torch
 
-        prepared = [PREFIX + normalise_for_model(t) for t in texts]
-        out = torch.empty((len(prepared), 3))
-        order = length_order(prepared)
+        if threads:
+            torch.set_num_threads(threads)
+        model = build_classifier(base)
+        load_artifact(model, artifact)
+        return model.eval()
+
+    def _batch_logits(self, batch: list[str]):
+        from models.fast import encode_batch
+
+        ids, mask = encode_batch(self.tokenizer, batch, self.max_length, self.pad_id)
+        if self.backend == "onnx":
+            return self.runner.logits(ids, mask)
+        import torch
+
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = self.tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                out[idx] = self.model(enc["input_ids"], enc["attention_mask"]).float()
+            return self.model(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
+
+    def logits(self, texts: Sequence[str]):
+        """Raw (temperature-free) logits in input order, as a float32 array (n x 3)."""
+        import numpy as np
+
+        prepared = [PREFIX + normalise_for_model(t) for t in texts]
+        out = np.empty((len(prepared), 3), dtype=np.float32)
+        order = length_order(prepared)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._batch_logits([prepared[i] for i in idx])
         return out
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
-        import torch
+        import numpy as np
 
         if not texts:
             return []
-        probs = torch.softmax(self.logits(texts) / self.temperature, dim=-1).numpy()
+        z = self.logits(texts) / self.temperature
+        z = z - z.max(1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
         return [Sentiment.from_probs(*p) for p in probs]

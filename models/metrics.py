@@ -56,3 +56,21 @@ def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int
         if sel.any():
             ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
     return float(ece)
+
+
+def evaluate(model, examples) -> dict:
+    """Score labelled examples with `model`; the report overall and per language (when given)."""
+    from models import LABELS
+
+    predictions = model.score([e.text for e in examples])
+    pred = [LABELS.index(p.label) for p in predictions]
+    gold = [e.label for e in examples]
+    out = report(gold, pred)
+    languages = sorted({e.language for e in examples if e.language})
+    if languages:
+        out["by_language"] = {}
+        for lang in languages:
+            idx = [i for i, e in enumerate(examples) if e.language == lang]
+            out["by_language"][lang] = report([gold[i] for i in idx], [pred[i] for i in idx])
+    out["model"] = getattr(model, "name", "")
+    return out

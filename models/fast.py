@@ -1,0 +1,101 @@
+"""Fast CPU inference for the bundled model: ONNX Runtime with int8 weights.
+
+On first use the classifier (encoder, mean pooling, head) is exported to ONNX and quantized
+dynamically to int8 (MatMul and Gather weights, per channel), then cached next to the rebuilt
+base, keyed by the shipped artifact's contents. Texts are tokenized with the `tokenizers` fast
+path and scored in length-sorted batches, so batches carry almost no padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import warnings
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from listener.errors import ModelError
+
+OPSET = 17
+
+
+def artifact_key(artifact: Path, base: Path) -> str:
+    h = hashlib.sha256()
+    h.update(base.name.encode())
+    for f in sorted(artifact.iterdir()):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def export_int8(model, onnx_path: Path) -> Path:
+    """Export `model` (input_ids, attention_mask -> logits) to ONNX, quantize to int8, save atomically."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=onnx_path.parent) as tmp, _quiet():
+        fp32 = Path(tmp) / "model-fp32.onnx"
+        ids = torch.ones((2, 16), dtype=torch.long)
+        mask = torch.ones((2, 16), dtype=torch.long)
+        model.eval()
+        with torch.inference_mode():
+            torch.onnx.export(model, (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
+                              output_names=["logits"], opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                                            "logits": {0: "batch"}})
+        out = Path(tmp) / "model-int8.onnx"
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gather"])
+        os.replace(out, onnx_path)
+    return onnx_path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter and quantizer warn about things that do not concern users."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+class OnnxClassifier:
+    """An int8 ONNX Runtime session scoring (input_ids, attention_mask) batches."""
+
+    def __init__(self, onnx_path: Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise ModelError("onnxruntime is not installed; reinstall listener") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+
+def encode_batch(tokenizer, texts: Sequence[str], max_length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and mask for a batch, padded to its longest text (the `tokenizers` fast path)."""
+    encodings = tokenizer.encode_batch(list(texts))
+    rows = [e.ids[: max_length - 1] + [e.ids[-1]] if len(e.ids) > max_length else e.ids for e in encodings]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask
