@@ -59,8 +59,13 @@ class Transition:
     summary: str
 
     def line(self) -> str:
-        labels = ", ".join(f"{k}={v}" for k, v in self.labels.items())
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items(), key=label_order))
         return f"{iso(self.at)} {self.state.upper():8} {self.rule} {{{labels}}} {self.summary}".rstrip()
+
+
+def label_order(item: tuple[str, str]) -> tuple:
+    """topic first, then hashtag, then the rest alphabetically."""
+    return (item[0] != "topic", item[0] != "hashtag", item[0])
 
 
 def labels_key(labels: dict[str, str]) -> str:
@@ -295,7 +300,7 @@ def _active(spec, obs, key, prev, store, now, config) -> list[Transition]:
 
 
 def _inactive(spec, key, prev, store, now, config, *, hold: bool, obs: Observation | None) -> list[Transition]:
-    labels = json.loads(key)
+    labels = dict(sorted(json.loads(key).items(), key=label_order))
     if prev["state"] == "pending":
         if hold:
             return []

@@ -465,12 +465,14 @@ def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: 
 @cli.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("data/demo"),
               show_default=True, help="Where the demo writes its config and database.")
-def demo(folder: Path) -> None:
-    """Run the whole pipeline offline against generated sources on 127.0.0.1."""
+@click.option("--days", default=6, show_default=True, type=click.IntRange(3, 30),
+              help="Simulated days (the hijack happens on the last one).")
+def demo(folder: Path, days: int) -> None:
+    """Run the whole product offline: simulated services, accelerated time, a hijack, email, a digest."""
     from listener.config import ModelConfig
     from listener.demo import run_demo
 
-    run_demo(folder, model_factory(ModelConfig()), click.echo)
+    run_demo(folder, model_factory(ModelConfig()), click.echo, days=days)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,115 +1,95 @@
-"""`listener demo`: the whole pipeline offline, against feeds generated and served on 127.0.0.1.
+"""`listener demo`: the whole product offline, in accelerated time, against simulated services.
 
-Texts come from templates and word lists written for this project (a fictional brand, Acme
-Foods), in English and Dutch. Nothing leaves the machine.
+On 127.0.0.1 the demo starts three simulated services serving a generated multi-day stream about
+a fictional brand (Burgerly) in English and Dutch: a news RSS feed, a Mastodon-style hashtag
+timeline API and a Hacker-News-style search API (the real `rss`, `mastodon` and `hackernews`
+sources read them), plus a local SMTP server. The daemon's jobs then run in accelerated time:
+sources polled, mentions scored by the bundled model, rules evaluated, email delivered. On the
+way: a loved product launch (no alert), an outage of the Mastodon-style service (a source-down
+notice), and the hijack of a campaign hashtag (a backlash alert, then its resolution). It ends
+with the digest of the hijack day and leaves the database for `listener sql` and friends.
+
+Everything it serves is generated from this project's templates (listener/simulate.py).
 """
 
 from __future__ import annotations
 
-import random
+import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
+from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-BRAND = "Acme Foods"
+from listener.simulate import BRAND, SimPost, generate
 
-TEMPLATES = {
-    "en": {
-        "positive": [
-            "Just tried the new {product} from Acme Foods and I love it! {extra}",
-            "Big thanks to @acme for the quick help today, great service. {extra}",
-            "The {product} by Acme is honestly the best thing I have eaten this week #acme",
-            "Acme Foods {product}: delicious, cheap and ready in five minutes. Recommended!",
-        ],
-        "negative": [
-            "Acme Foods {product} tasted awful, I want my money back. {extra}",
-            "Third time my Acme order arrived broken. Terrible customer service #acmefail",
-            "Never buying Acme {product} again, it made me sick. Disgusting.",
-            "So disappointed with @acme, rude staff and a stale {product}.",
-        ],
-        "neutral": [
-            "Acme Foods announces a new {product} for the winter season.",
-            "Acme is opening a distribution centre near Rotterdam, says the company.",
-            "Does anyone know if the Acme {product} contains nuts?",
-            "Acme Foods quarterly results will be published on Thursday.",
-        ],
-    },
-    "nl": {
-        "positive": [
-            "Net de nieuwe {product} van Acme geprobeerd, echt heerlijk! {extra}",
-            "Top service van @acme vandaag, snel geholpen. Dank jullie wel!",
-            "De {product} van Acme Foods is echt een aanrader #acme",
-        ],
-        "negative": [
-            "De {product} van Acme was echt smerig, ik wil mijn geld terug. {extra}",
-            "Alweer een kapotte bestelling van Acme. Waardeloze klantenservice #acmefail",
-            "Nooit meer Acme, ik werd er ziek van. Walgelijk.",
-        ],
-        "neutral": [
-            "Acme Foods opent een nieuw distributiecentrum bij Rotterdam.",
-            "Weet iemand of de {product} van Acme noten bevat?",
-            "Acme brengt deze winter een nieuwe {product} uit.",
-        ],
-    },
-}
-PRODUCTS = {"en": ["tomato soup", "oat bar", "frozen pizza", "granola"],
-            "nl": ["tomatensoep", "havermoutreep", "diepvriespizza", "granola"]}
-EXTRAS = {"en": ["", "Wow.", "Really.", "#foodie"], "nl": ["", "Echt waar.", "Wauw.", "#eten"]}
+STEP = timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class DemoPost:
-    id: str
-    language: str
-    sentiment: str
-    text: str
-    published: datetime
+@dataclass
+class SimClock:
+    now: datetime
 
 
-def generate_posts(now: datetime, n: int, seed: int = 7) -> list[DemoPost]:
-    """`n` posts over the last 24 hours, two thirds English, one third Dutch."""
-    rng = random.Random(seed)
-    posts = []
-    for i in range(n):
-        lang = "nl" if i % 3 == 2 else "en"
-        sentiment = rng.choices(["positive", "neutral", "negative"], weights=[4, 4, 2])[0]
-        text = rng.choice(TEMPLATES[lang][sentiment]).format(product=rng.choice(PRODUCTS[lang]),
-                                                            extra=rng.choice(EXTRAS[lang])).strip()
-        posts.append(DemoPost(f"demo-{i}", lang, sentiment, text, now - timedelta(minutes=rng.randint(1, 24 * 60))))
-    return posts
+def split_posts(posts: list[SimPost]) -> dict[str, list[SimPost]]:
+    """Posts with a hashtag go to the Mastodon-style service (and a third of the rest, tagged
+    #burgerly); of the rest, half are news articles and half Hacker-News-style comments."""
+    out: dict[str, list[SimPost]] = {"mastodon": [], "news": [], "hn": []}
+    for i, p in enumerate(posts):
+        if "#" in p.text:
+            out["mastodon"].append(p)
+        elif i % 3 == 0:
+            out["mastodon"].append(SimPost(p.id, p.published_at, p.text + " #burgerly", p.language, p.kind, p.author,
+                                           p.likes, p.reposts))
+        elif i % 3 == 1:
+            out["news"].append(p)
+        else:
+            out["hn"].append(p)
+    return out
 
 
-def rss_feed(posts: list[DemoPost], base_url: str, language: str) -> bytes:
-    items = "".join(
-        f"<item><guid isPermaLink=\"false\">{p.id}</guid><link>{base_url}/post/{p.id}?utm_source=demo</link>"
-        f"<title>{escape(p.text[:60])}</title><description>{escape(p.text)}</description>"
-        f"<pubDate>{format_datetime(p.published)}</pubDate></item>" for p in posts)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Demo {language}</title>'
-            f"<link>{base_url}</link><description>generated</description><language>{language}</language>{items}"
-            "</channel></rss>").encode()
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client closing a kept-alive connection is not worth a traceback."""
 
 
-class DemoServer:
-    """Serves the generated feeds on 127.0.0.1 (and one feed that always fails with a 500)."""
+class SimulatedServices:
+    """The simulated news feed, Mastodon-style and HN-style APIs, time-gated by the demo clock."""
 
-    def __init__(self, routes: dict[str, bytes]):
-        server = self
+    def __init__(self, posts: dict[str, list[SimPost]], clock: SimClock, outage: tuple[datetime, datetime] | None):
+        self.posts, self.clock, self.outage = posts, clock, outage
+        self.status_ids = {p.id: n + 1 for n, p in enumerate(posts["mastodon"])}
+        services = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self):  # noqa: N802
-                body = server.routes.get(self.path.split("?")[0])
-                if body is None:
-                    self.send_response(500 if self.path.startswith("/broken") else 404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                if url.path == "/news.rss":
+                    self.reply(200, services.news_rss(), "application/rss+xml; charset=utf-8")
+                elif url.path.startswith("/api/v1/timelines/tag/"):
+                    if services.outage and services.outage[0] <= services.clock.now < services.outage[1]:
+                        self.reply(500, b'{"error": "simulated outage"}', "application/json")
+                    else:
+                        tags = [url.path.rsplit("/", 1)[1].lower()] + [t.lower() for t in query.get("any[]", [])]
+                        self.reply(200, services.statuses(tags, query), "application/json")
+                elif url.path == "/api/v1/search_by_date":
+                    self.reply(200, services.hn_hits(query), "application/json")
+                else:
+                    self.reply(404, b"not found", "text/plain")
+
+            def reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -117,12 +97,11 @@ class DemoServer:
             def log_message(self, *args):
                 pass
 
-        self.routes = routes
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "DemoServer":
+    def __enter__(self) -> "SimulatedServices":
         self.thread.start()
         return self
 
@@ -130,82 +109,232 @@ class DemoServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def visible(self, kind: str) -> list[SimPost]:
+        return [p for p in self.posts[kind] if p.published_at <= self.clock.now]
 
-def demo_config(folder: Path, base_url: str) -> str:
-    return f"""# Generated by `listener demo`: sources served on 127.0.0.1 by the demo itself.
+    def news_rss(self) -> bytes:
+        recent = [p for p in self.visible("news") if p.published_at > self.clock.now - timedelta(hours=2)]
+        items = "".join(
+            f"<item><guid isPermaLink='false'>{p.id}</guid><link>https://news.burgerly.example/{p.id}?utm_source=rss</link>"
+            f"<title>{escape(p.text[:70])}</title><description>{escape(p.text)}</description>"
+            f"<language>{p.language}</language><pubDate>{format_datetime(p.published_at)}</pubDate></item>"
+            for p in reversed(recent))
+        return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>{BRAND} news</title>"
+                f"{items}</channel></rss>").encode()
+
+    def statuses(self, tags: list[str], query: dict) -> bytes:
+        limit = min(int(query.get("limit", ["20"])[0]), 40)
+        since = int(query.get("since_id", ["0"])[0] or 0)
+        below = int(query.get("max_id", ["0"])[0] or 0) or None
+        out = []
+        for p in reversed(self.visible("mastodon")):
+            sid = self.status_ids[p.id]
+            if sid <= since:
+                break
+            if below is not None and sid >= below:
+                continue
+            post_tags = [w[1:].strip(".,!?:").lower() for w in p.text.split() if w.startswith("#")]
+            if not set(post_tags) & set(tags):
+                continue
+            out.append({
+                "id": str(sid), "uri": f"https://social.burgerly.example/users/{p.author}/statuses/{sid}",
+                "url": f"https://social.burgerly.example/@{p.author}/{sid}", "created_at": p.published_at.isoformat(),
+                "content": f"<p>{html_escape(p.text)}</p>", "language": p.language, "spoiler_text": "", "reblog": None,
+                "account": {"acct": p.author, "display_name": p.author}, "favourites_count": p.likes,
+                "reblogs_count": p.reposts, "replies_count": 0, "tags": [{"name": t} for t in post_tags],
+            })
+            if len(out) >= limit:
+                break
+        return json.dumps(out).encode()
+
+    def hn_hits(self, query: dict) -> bytes:
+        lo, hi = 0, None
+        for f in ",".join(query.get("numericFilters", [""])).split(","):
+            if f.startswith("created_at_i>="):
+                lo = int(f.split(">=")[1])
+            elif f.startswith("created_at_i>"):
+                lo = int(f.split(">")[1]) + 1
+            elif f.startswith("created_at_i<="):
+                hi = int(f.split("<=")[1])
+        per_page = int(query.get("hitsPerPage", ["20"])[0])
+        page = int(query.get("page", ["0"])[0])
+        hits = [p for p in reversed(self.visible("hn"))
+                if int(p.published_at.timestamp()) >= lo and (hi is None or int(p.published_at.timestamp()) <= hi)]
+        chunk = hits[page * per_page:(page + 1) * per_page]
+        body = {"hits": [{"objectID": p.id.split("-")[1], "created_at_i": int(p.published_at.timestamp()),
+                          "created_at": p.published_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "author": p.author,
+                          "comment_text": html_escape(p.text), "story_title": f"{BRAND} discussion", "points": None,
+                          "num_comments": None, "_tags": ["comment"]} for p in chunk],
+                "nbHits": len(hits), "page": page, "nbPages": (len(hits) + per_page - 1) // per_page,
+                "hitsPerPage": per_page}
+        return json.dumps(body).encode()
+
+
+def demo_config(folder: Path, url: str, smtp_port: int) -> str:
+    return f"""# Written by `listener demo`: every source is a simulated service on 127.0.0.1.
 [database]
 path = "{(folder / 'demo.db').as_posix()}"
 
 [[topics]]
-name = "acme"
-query = 'acme OR "acme foods" OR #acme OR #acmefail OR @acme'
+name = "burgerly"
+query = 'burgerly OR #burgerlystories OR #burgerlyvegan'
 
 [[topics]]
-name = "acme-nl"
-query = "acme"
+name = "burgerly-nl"
+query = "burgerly OR #burgerlystories"
 languages = ["nl"]
 
 [[sources]]
-name = "demo-news-en"
+name = "news"
 kind = "rss"
-url = "{base_url}/en.xml"
-every = "1m"
+url = "{url}/news.rss"
+every = "10m"
 
 [[sources]]
-name = "demo-news-nl"
-kind = "rss"
-url = "{base_url}/nl.xml"
-every = "1m"
+name = "mastodon"
+kind = "mastodon"
+instances = ["{url}"]
+tags = ["burgerly", "burgerlystories", "burgerlyvegan"]
+every = "5m"
+max_pages = 10
 
 [[sources]]
-name = "demo-broken"
-kind = "rss"
-url = "{base_url}/broken.xml"
-every = "1m"
+name = "hn"
+kind = "hackernews"
+query = "burgerly"
+base_url = "{url}"
+every = "10m"
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+from = "listener demo <listener@burgerly.example>"
+to = ["pr-team@burgerly.example"]
+
+[digest]
+at = "08:00"
+timezone = "Europe/Amsterdam"
+
+[[alerts]]
+name = "backlash"
+kind = "backlash"
+topic = "burgerly"
+for = "5m"
+keep_firing_for = "30m"
+
+[[alerts]]
+name = "recall"
+kind = "keyword"
+topic = "burgerly"
+query = 'recall OR lawsuit'
 """
 
 
-def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[str], None],
-             now: datetime | None = None, posts: int = 90) -> Path:
-    """Generate, serve, fetch, score and summarise; returns the database path."""
+class LocalSmtp:
+    """A local SMTP server (aiosmtpd) that keeps the demo's emails."""
+
+    def __init__(self):
+        import email
+        import email.policy
+
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+                outer.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                return "250 OK"
+
+        import socket
+
+        with socket.socket() as s:  # aiosmtpd needs a concrete port: take a free one
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> "LocalSmtp":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
+
+
+def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[str], None], *,
+             days: int = 6, end: datetime | None = None) -> Path:
+    """Run the simulated story; returns the database path."""
     import tomllib
 
     from listener.config import parse_config
-    from listener.pipeline import run_cycle
+    from listener.daemon import job_deliver, job_evaluate, job_fetch, job_score
     from listener.store import Store, run_readonly
 
-    now = now or datetime.now(timezone.utc)
+    end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    launch_day, hijack_day = max(days - 4, 0), days - 1
+    posts = generate(start, days, launch_day=launch_day, hijack_day=hijack_day)
+    outage = (start + timedelta(days=max(days - 3, 0), hours=9), start + timedelta(days=max(days - 3, 0), hours=11))
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    generated = generate_posts(now, posts)
-    with DemoServer({}) as server:
-        for lang in ("en", "nl"):
-            server.routes[f"/{lang}.xml"] = rss_feed([p for p in generated if p.language == lang], server.url, lang)
-        config_text = demo_config(folder, server.url)
-        (folder / "demo-config.toml").write_text(config_text)
-        config = parse_config(tomllib.loads(config_text), file=str(folder / "demo-config.toml"), base_dir=folder)
-        echo(f"serving {len(generated)} generated mentions of {BRAND} (English and Dutch) on {server.url}")
+    clock = SimClock(start)
+    model = None
+    with SimulatedServices(split_posts(posts), clock, outage) as services, LocalSmtp() as smtp:
+        text = demo_config(folder, services.url, smtp.port)
+        (folder / "demo-config.toml").write_text(text)
+        config = parse_config(tomllib.loads(text), file=str(folder / "demo-config.toml"), base_dir=folder)
+        echo(f"simulated services on {services.url}: a news feed, a Mastodon-style and a Hacker-News-style API")
+        echo(f"{len(posts)} generated mentions of {BRAND} (English and Dutch), {start:%a %d %b} to {end:%a %d %b}, "
+             "5 simulated minutes per step")
         with Store(config.database.path) as store:
-            def on_outcome(o):
-                echo(f"  fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"  fetched {o.source}: FAILED ({o.error}) - recorded, retried later")
-
-            report = run_cycle(config, store, model_factory, now=now, on_outcome=on_outcome)
-        echo(report.summary())
-    split = run_readonly(db, "SELECT t.topic, m.sentiment, count(*) FROM mention_topics t JOIN mentions m "
-                             "ON m.id = t.mention_id GROUP BY 1, 2 ORDER BY 1, 2")
-    echo("sentiment per topic:")
-    for topic, sentiment, n in split.rows:
-        echo(f"  {topic:8} {sentiment:9} {n}")
-    worst = run_readonly(db, "SELECT round(p_negative, 2), language, text FROM mentions ORDER BY p_negative DESC LIMIT 3")
-    echo("most negative mentions:")
-    for p, lang, text in worst.rows:
-        echo(f"  {p:.2f} [{lang}] {text}")
-    scored = dict(run_readonly(db, "SELECT source_id, sentiment FROM mentions").rows)
-    agree = sum(scored.get(p.id) == p.sentiment for p in generated)
-    echo(f"the model agrees with the sentiment each text was written with on {agree} of {len(generated)}")
+            day_start, day_new, day_scored, failures = start, 0, 0, 0
+            seen_mails = 0
+            while clock.now < end:
+                for o in job_fetch(config, store, clock.now):
+                    day_new += o.new
+                    if not o.ok:
+                        failures += 1
+                if store.count_unscored():
+                    if model is None:
+                        model = model_factory()
+                    day_scored += job_score(store, model, clock.now)
+                for t in job_evaluate(config, store, clock.now):
+                    if t.state in ("firing", "resolved"):
+                        echo(f"  {t.at:%a %H:%M} ALERT {t.line().split(' ', 1)[1]}")
+                job_deliver(config, store, clock.now)
+                for msg in smtp.messages[seen_mails:]:
+                    echo(f"  {clock.now:%a %H:%M} email to {msg['To']}: {msg['Subject']}")
+                    if "FIRING backlash" in str(msg["Subject"]):
+                        body = msg.get_body(preferencelist=("plain",)).get_content()
+                        for line in body.strip().splitlines()[:14]:
+                            echo(f"      | {line}")
+                seen_mails = len(smtp.messages)
+                clock.now += STEP
+                if clock.now - day_start >= timedelta(days=1):
+                    echo(f"{day_start:%a %d %b}: {day_new} new mentions stored, {day_scored} scored, "
+                         f"{failures} failed fetch{'es' if failures != 1 else ''}")
+                    day_start, day_new, day_scored, failures = clock.now, 0, 0, 0
+        hijack_date = (start + timedelta(days=hijack_day)).date()
+        _show_digest(config, hijack_date, echo)
+    split = run_readonly(db, "SELECT sentiment, count(*) FROM mentions GROUP BY 1 ORDER BY 1").rows
+    echo("stored: " + ", ".join(f"{n} {s}" for s, n in split))
     echo(f"database: {db}")
-    echo(f'try: listener --config {folder / "demo-config.toml"} sql "select sentiment, count(*) from mentions group by 1"')
+    echo(f'try: listener --config {folder / "demo-config.toml"} sql "select hashtag, count(*) from hashtags group by 1 order by 2 desc limit 5"')
     return db
+
+
+def _show_digest(config, day, echo) -> None:
+    try:
+        from listener.digest import build_digest, render_text
+    except ImportError:  # the digest arrives with its own module
+        return
+    from listener.store import Store
+
+    with Store(config.database.path) as store:
+        digest = build_digest(store, config, day, None)
+    echo(f"the daily digest for {day:%a %d %b}:")
+    echo(render_text(digest))

@@ -1,22 +1,36 @@
-"""The offline demo runs the whole pipeline against its own loopback sources."""
+"""`listener demo`: simulated services, accelerated time, the hijack caught, email, a digest."""
 
 from __future__ import annotations
 
-from listener.demo import generate_posts, run_demo
+from datetime import datetime, timezone
+
+from listener.demo import run_demo, split_posts
+from listener.simulate import generate
 from listener.store import run_readonly
 
 
-def test_demo_fetches_scores_and_records_the_broken_source(tmp_path, now, bundled_model):
+def test_demo_tells_the_whole_story(tmp_path, bundled_model):
     lines: list[str] = []
-    db = run_demo(tmp_path / "demo", lambda: bundled_model, lines.append, now=now, posts=30)
-    assert run_readonly(db, "SELECT count(*), count(sentiment) FROM mentions").rows == [(30, 30)]
-    broken = run_readonly(db, "SELECT consecutive_errors, last_error FROM sources WHERE name = 'demo-broken'").rows
-    assert broken[0][0] == 1 and "500" in broken[0][1]
-    assert any(line.startswith("3 sources fetched (2 ok, 1 failed), 30 new mentions, 30 scored") for line in lines)
-    agree = next(line for line in lines if line.startswith("the model agrees"))
-    assert int(agree.split(" on ")[1].split(" of ")[0]) >= 24  # clear template texts: mostly right
+    end = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    db = run_demo(tmp_path / "demo", lambda: bundled_model, lines.append, days=3, end=end)
+    text = "\n".join(lines)
+    # the three simulated services were read by the real rss, mastodon and hackernews sources
+    sources = dict(run_readonly(db, "SELECT source, count(*) FROM mentions GROUP BY 1").rows)
+    assert set(sources) == {"news", "mastodon", "hn"} and min(sources.values()) > 20
+    assert run_readonly(db, "SELECT count(*) - count(sentiment) FROM mentions").rows == [(0,)]
+    # the outage, the hijack and the emails about them
+    assert "ALERT FIRING   source-down {source=mastodon}" in text
+    assert "ALERT FIRING   backlash {topic=burgerly, hashtag=burgerlystories}" in text
+    assert "ALERT RESOLVED backlash {topic=burgerly, hashtag=burgerlystories}" in text
+    assert "[listener] FIRING backlash #burgerlystories (burgerly): " in text
+    assert "| Most engaged negative mentions:" in text
+    assert "[listener] RESOLVED backlash #burgerlystories (burgerly)" in text
+    assert "FIRING volume" not in text and "recall" not in text.split("ALERT")[-1]
+    assert (tmp_path / "demo" / "demo-config.toml").exists()
 
 
-def test_generated_posts_are_deterministic(now):
-    assert generate_posts(now, 10) == generate_posts(now, 10)
-    assert {p.language for p in generate_posts(now, 10)} == {"en", "nl"}
+def test_posts_are_split_over_the_three_services():
+    posts = generate(datetime(2026, 11, 1, tzinfo=timezone.utc), 2)
+    split = split_posts(posts)
+    assert sum(map(len, split.values())) == len(posts)
+    assert all("#" in p.text for p in split["mastodon"])

