@@ -147,6 +147,11 @@ EMAIL_KEYS: dict[str, Key] = {
     "subject_prefix": Key("[listener]", "Put in front of every subject."),
     "timeout": Key("30s", "Time limit of one SMTP conversation."),
 }
+WEBHOOK_KEYS: dict[str, Key] = {
+    "name": Key(REQUIRED, f"Unique name, used in an alert's `channels`: {NAME_HELP}."),
+    "url_env": Key(REQUIRED, "Name of the environment variable holding the webhook URL (it is a secret)."),
+    "timeout": Key("10s", "Time limit of one POST."),
+}
 DIGEST_KEYS: dict[str, Key] = {
     "at": Key("08:00", "Time of day (HH:MM, 24-hour clock) the daily digest is sent."),
     "timezone": Key("UTC", "IANA time zone of `at`, like `Europe/Amsterdam`."),
@@ -165,7 +170,7 @@ ALERT_KEYS: dict[str, Key] = {
     "keep_firing_for": Key("0s", "How long the alert keeps firing after the condition clears."),
     "repeat": Key("4h", "Send a still-firing alert again after this long."),
     "send_resolved": Key(True, "Also notify when the alert resolves."),
-    "channels": Key(["email"], "Where notifications go; only `email` for now."),
+    "channels": Key(["email"], "Where notifications go: `email` and/or the names of `[[webhooks]]`."),
     "severity": Key("warning", "`info`, `warning` or `critical`."),
     "labels": Key({}, 'Extra string labels passed on with notifications, like `{ team = "pr" }`.'),
     "ratio": Key(None, "Spike kinds: how many times the baseline's rate the window's rate must be.",
@@ -198,6 +203,7 @@ REFERENCE: dict[str, dict[str, Key]] = {
     "email": EMAIL_KEYS,
     "digest": DIGEST_KEYS,
     "alerts": ALERT_KEYS,
+    "webhooks": WEBHOOK_KEYS,
 }
 ARRAY_SECTIONS = ("topics", "sources", "alerts")  # [[topics]] ...; the others are [tables]
 SECTION_HELP = {
@@ -209,6 +215,7 @@ SECTION_HELP = {
     "email": "How mail is sent. Optional; without it nothing is mailed.",
     "digest": "The daily digest mail.",
     "alerts": "Rules that notify when something happens; one `[[alerts]]` table per rule.",
+    "webhooks": "Chat webhooks for alerts (Slack, Mattermost, Rocket.Chat, Discord's /slack endpoint...): a JSON POST with a Slack-compatible `text` field.",
 }
 
 
@@ -308,6 +315,13 @@ class AlertRule:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    name: str
+    url_env: str  # the NAME of the environment variable holding the URL
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path | None  # the file it was read from
     database: DatabaseConfig
@@ -318,6 +332,7 @@ class Config:
     email: EmailConfig | None
     digest: DigestConfig
     alerts: tuple[AlertRule, ...]
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     def topic(self, name: str) -> Topic:
         """The topic called `name`; KeyError if there is none."""
@@ -332,6 +347,13 @@ class Config:
             if source.name == name:
                 return source
         raise KeyError(f"no source named {name!r} in the config")
+
+    def webhook(self, name: str) -> WebhookConfig:
+        """The webhook called `name`; KeyError if there is none."""
+        for hook in self.webhooks:
+            if hook.name == name:
+                return hook
+        raise KeyError(f"no webhook named {name!r} in the config")
 
     def alert(self, name: str) -> AlertRule:
         """The alert rule called `name`; KeyError if there is none."""
@@ -952,6 +974,20 @@ def _parse_email(r: _Reader, data: Mapping[str, Any]) -> EmailConfig | None:
     return EmailConfig(port=port, **v)
 
 
+def _parse_webhooks(r: _Reader, data: Mapping[str, Any]) -> tuple[WebhookConfig, ...]:
+    items = _tables(r, data, "webhooks")
+    _names(r, items)
+    out = []
+    for path, t in items:
+        r.keys(t, path, list(WEBHOOK_KEYS))
+        v = _read(r, t, path, WEBHOOK_KEYS, {"name": lambda r, p, v: v, "url_env": _env_name,
+                                              "timeout": _duration(positive=True)})
+        if v["name"] == "email":
+            r.problem(f"{path}.name", "'email' is the email channel's name: choose another")
+        out.append(WebhookConfig(**v))
+    return tuple(out)
+
+
 def _parse_digest(
     r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str], email: EmailConfig | None
 ) -> DigestConfig:
@@ -987,7 +1023,8 @@ def _name_rules_in_problems(r: _Reader, items, first: int) -> None:
             r.problems[i] = f"{where} (rule '{names[base]}'): {message}"
 
 
-def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]) -> tuple[AlertRule, ...]:
+def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str],
+                  webhooks: tuple[str, ...] = ()) -> tuple[AlertRule, ...]:
     items = _tables(r, data, "alerts")
     first_problem = len(r.problems)
     _names(r, items)
@@ -1024,7 +1061,7 @@ def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]
             "keep_firing_for": _duration(),
             "repeat": _duration(positive=True),
             "send_resolved": _boolean,
-            "channels": _list(_string(choices=CHANNELS)),
+            "channels": _list(_string(choices=CHANNELS + webhooks)),
             "severity": _string(choices=SEVERITIES),
             "labels": _labels,
         }
@@ -1074,7 +1111,8 @@ def parse_config(data: Mapping[str, Any], *, file: str | None = None, base_dir: 
     source_configs = _parse_sources(r, data, topic_names)
     email = _parse_email(r, data)
     digest = _parse_digest(r, data, topic_names, email)
-    alerts = _parse_alerts(r, data, topic_names)
+    webhooks = _parse_webhooks(r, data)
+    alerts = _parse_alerts(r, data, topic_names, tuple(h.name for h in webhooks))
     if r.problems:
         raise ConfigError(r.problems, file=file)
     return Config(
@@ -1087,6 +1125,7 @@ def parse_config(data: Mapping[str, Any], *, file: str | None = None, base_dir: 
         email=email,
         digest=digest,
         alerts=alerts,
+        webhooks=webhooks,
     )
 
 
@@ -1274,6 +1313,12 @@ def dump_config(config: Config) -> str:
     w.header("[digest]")
     for key in DIGEST_KEYS:
         w.value(key, getattr(config.digest, key))
+
+    for hook in config.webhooks:
+        w.header("[[webhooks]]")
+        w.value("name", hook.name)
+        w.secret("url_env", hook.url_env)
+        w.value("timeout", hook.timeout)
 
     for rule in config.alerts:
         w.header("[[alerts]]")
@@ -1525,4 +1570,13 @@ severity = "critical"
 # name = "stale-sources"
 # kind = "sql"
 # sql = "SELECT name FROM sources WHERE last_success_at < strftime('%Y-%m-%dT%H:%M:%S', 'now', '-1 day')"
+
+# ---------------------------------------------------------------------------------------------
+# Chat webhooks (Slack, Mattermost, Rocket.Chat, ...): alerts POSTed as JSON with a
+# Slack-compatible `text`. Name one in an alert's `channels` to use it. The URL is a secret:
+# it comes from an environment variable.
+# [[webhooks]]
+# name = "slack"
+# url_env = "LISTENER_SLACK_WEBHOOK"   # export LISTENER_SLACK_WEBHOOK=https://hooks.slack.com/services/...
+# timeout = "10s"
 """

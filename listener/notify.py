@@ -9,6 +9,7 @@ Message-ID, so a message re-sent after a crash is the same message.
 from __future__ import annotations
 
 import email.policy
+import json
 import smtplib
 import socket
 import ssl
@@ -133,15 +134,20 @@ def queue_alert(store: Store, config: Config, spec: "RuleSpec", obs: "Observatio
     text, body_html = alert_bodies(spec, obs, state, examples, now=now, active_since=active_since)
     queued = 0
     for channel in spec.channels:
+        kind = "source_down" if spec.kind == "source_down" else "alert"
+        mid = message_id(spec.name, obs.labels, state, now, channel)
         if channel == "email":
             if config.email is None:
                 continue  # no [email] section: alerts are only recorded (listener alerts shows them)
-            recipients = list(config.email.to)
-        else:  # pragma: no cover - config only allows email for now
-            continue
-        queued += store.enqueue(message_id=message_id(spec.name, obs.labels, state, now, channel), channel=channel,
-                                kind="source_down" if spec.kind == "source_down" else "alert", recipients=recipients,
-                                subject=subject, body_text=text, body_html=body_html, payload=None, now=now)
+            queued += store.enqueue(message_id=mid, channel="email", kind=kind, recipients=list(config.email.to),
+                                    subject=subject, body_text=text, body_html=body_html, payload=None, now=now)
+        else:  # a [[webhooks]] name (the config checks it exists)
+            payload = {"text": f"{subject}\n{text}"[:3500], "rule": spec.name, "state": state,
+                       "labels": obs.labels, "severity": spec.severity, "summary": obs.summary,
+                       "details": json.loads(json.dumps(obs.details, default=str)),
+                       "links": [e["url"] for e in examples if e.get("url")]}
+            queued += store.enqueue(message_id=mid, channel=f"webhook:{channel}", kind=kind, recipients=[],
+                                    subject=subject, body_text=text, body_html=None, payload=payload, now=now)
     return queued
 
 
@@ -191,6 +197,25 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def post_webhook(config: Config, row: dict) -> None:
+    """POST a queued webhook notification; DeliveryError (retried later) unless the answer is 2xx."""
+    import httpx
+
+    name = row["channel"].split(":", 1)[1]
+    try:
+        hook = config.webhook(name)
+    except KeyError:
+        raise DeliveryError(f"webhook {name!r} is no longer in the config") from None
+    url = resolve_secret(f"webhooks.{name}.url_env", hook.url_env)
+    try:
+        response = httpx.post(url, json=row["payload"], timeout=hook.timeout.total_seconds(),
+                              headers={"User-Agent": "listener", "Idempotency-Key": row["message_id"]})
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"webhook {name}: {type(exc).__name__}: {_one_line(exc)}") from exc
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(f"webhook {name}: HTTP {response.status_code}")
+
+
 def retry_delay(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min, 4 min, then every 5 minutes."""
     return min(RETRY_FIRST * (2 ** max(attempts, 0)), RETRY_MAX)
@@ -202,18 +227,27 @@ def deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
     if not due:
         return 0, 0
     sent = failed = 0
+    for r in (r for r in due if r["channel"].startswith("webhook:")):
+        try:
+            post_webhook(config, r)
+        except ListenerError as exc:  # DeliveryError, or the URL's variable is not set
+            failed += 1
+            store.mark_failed(r["id"], str(exc), now + retry_delay(r["attempts"]))
+        else:
+            sent += 1
+            store.mark_sent(r["id"], now)
     email_rows = [r for r in due if r["channel"] == "email"]
     if email_rows:
         if config.email is None:
             for r in email_rows:
                 store.mark_failed(r["id"], "no [email] section in the config", now + RETRY_MAX)
-            return 0, len(email_rows)
+            return sent, failed + len(email_rows)
         try:
             conn = smtp_connect(config.email)
         except (DeliveryError, ListenerError) as exc:
             for r in email_rows:
                 store.mark_failed(r["id"], str(exc), now + retry_delay(r["attempts"]))
-            return 0, len(email_rows)
+            return sent, failed + len(email_rows)
         try:
             for r in email_rows:
                 try:

@@ -327,7 +327,7 @@ def alert(body: str) -> str:
     "text, expected",
     [
         # unknown keys, everywhere
-        ("[databse]\n", "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts)"),
+        ("[databse]\n", "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)"),
         ("[database]\npaht = 'x'\n", "database.paht: unknown key (known: path, keep)"),
         ("[model]\nbatch = 1\n", "model.batch: unknown key (known: name, batch_size, max_length, cache_dir, threads)"),
         ("[fetch]\nretries = 1\n", "fetch.retries: unknown key (known: timeout, max_bytes, per_host, concurrency, user_agent)"),
@@ -337,7 +337,7 @@ def alert(body: str) -> str:
         (FAKE + "endpont = 'x'\n", "sources[0].endpont: unknown key (known: endpoint, token_env, limit, threshold, include_replies, tags, lookback, name, kind, every, topics, enabled, backfill)"),
         # section shapes
         ("database = 5\n", "database: expected a table ([database]), got integer 5"),
-        ("debug = true\n", "debug: unknown key (known sections: database, model, fetch, topics, sources, email, digest, alerts)"),
+        ("debug = true\n", "debug: unknown key (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)"),
         ("[topics]\nname = 'acme'\n", "topics: expected an array of tables ([[topics]]), got a table ([topics])"),
         # types and values
         ("[database]\nkeep = 90\n", 'database.keep: expected a duration string like "15m", got integer 90'),
@@ -477,7 +477,7 @@ def test_all_problems_are_reported_together(tmp_path, fake_kind):
     error = info.value
     assert error.file == str(path)
     assert error.problems == [
-        "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts)",
+        "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)",
         "topics[0].query: 'OR' needs a term after it at position 5",
         'sources[0].every: "10 min" is not a duration like 30s, 10m, 1h, 7d',
         "sources[1].kind: unknown kind 'tweeter' (known: bluesky, fake, hackernews, lemmy, mastodon, reddit, rss)",
