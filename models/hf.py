@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from listener.errors import ModelError
-from models import LABELS, Sentiment
+from models import Sentiment
 from models.textprep import length_order, normalise_for_model
 
 _STARS = re.compile(r"^([1-5])\s*stars?$")

@@ -216,10 +216,10 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     import math
 
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import build_classifier, dequantize_state
+    from models.bundled import build_classifier
     from models.e5base import PREFIX, ensure_base
     from models.textprep import normalise_for_model
 

@@ -39,7 +39,6 @@ the HttpClient's FetchError.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import os
@@ -52,7 +51,7 @@ from urllib.parse import quote, urlsplit
 
 from listener.errors import FetchError
 from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient, Response
+from sources.http import HttpClient, Response, http_date
 from sources.text import canonical_url, parse_datetime
 
 __all__ = ["BlueskySource", "post_mention", "jwt_expiry"]
@@ -442,7 +441,7 @@ def _rate_limit(response: Response, now: datetime) -> tuple[float | None, bool]:
         return None, True
     if reset < 1_000_000_000:  # a delay in seconds (the IETF draft) rather than an epoch time
         return reset, True
-    clock = _http_date(response.headers.get("date", "")) or now
+    clock = http_date(response.headers.get("date", "")) or now
     return max(0.0, reset - clock.timestamp()), True
 
 
@@ -452,14 +451,6 @@ def _number(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number == number and abs(number) != float("inf") else None
-
-
-def _http_date(text: str) -> datetime | None:
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _host(url: str) -> str:

@@ -22,7 +22,7 @@ import httpx
 
 from listener.errors import FetchError
 
-__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds"]
+__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date"]
 
 MAX_REDIRECTS = 5
 
@@ -215,7 +215,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
-    now = _http_date(headers.get("date", "")) or datetime.now(timezone.utc)  # the server's clock
+    now = http_date(headers.get("date", "")) or datetime.now(timezone.utc)  # the server's clock
     return retry_after_seconds(value, now)
 
 
@@ -227,7 +227,7 @@ def retry_after_seconds(value: str, now: datetime) -> float | None:
     text = (value or "").strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    when = _http_date(text)
+    when = http_date(text)
     if when is None:
         return None
     if now.tzinfo is None:
@@ -235,7 +235,8 @@ def retry_after_seconds(value: str, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _http_date(text: str) -> datetime | None:
+def http_date(text: str) -> datetime | None:
+    """An HTTP-date header value (`Date`, `Retry-After`) as an aware datetime, or None."""
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -45,18 +45,17 @@ post seen through two instances is one mention. A boost (`reblog`) is read as th
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from listener.errors import FetchError
 from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient, Response
+from sources.http import HttpClient, Response, http_date
 from sources.text import canonical_url, html_to_text, parse_datetime
 
 __all__ = ["MastodonSource", "status_mention"]
@@ -373,7 +372,7 @@ class _InstanceReader:
         reset = parse_datetime(response.headers.get("x-ratelimit-reset", ""))
         if reset is None:
             return
-        clock = _http_date(response.headers.get("date", "")) or self.now
+        clock = http_date(response.headers.get("date", "")) or self.now
         self.wait = max(self.wait or 0.0, max(0.0, (reset - clock).total_seconds()))
 
 
@@ -463,16 +462,6 @@ def _newer(a: str | None, b: str | None) -> str | None:
 
 def _kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else type(value).__name__
-
-
-def _http_date(text: str) -> datetime | None:
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _read_cursor(cursor: str | None) -> dict[str, dict[str, dict[str, str]]]:
