@@ -220,17 +220,32 @@ def search(ctx: click.Context, query: str, topic: str | None, limit: int, as_jso
 
 
 @cli.command()
-@click.argument("sql")
+@click.argument("sql", required=False)
+@click.option("--query", "query_name", metavar="NAME", help="Run a ready query instead (see the README: angry-this-week, ...).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Bind :NAME in the query.")
 @click.option("--csv", "fmt", flag_value="csv", help="Output CSV.")
 @click.option("--json", "fmt", flag_value="json", help="Output a JSON array of objects.")
 @click.option("--table", "fmt", flag_value="table", default=True, help="Output a table (default).")
 @click.option("--time-limit", default=30.0, show_default=True, help="Seconds before the query is stopped.")
 @click.pass_context
-def sql(ctx: click.Context, sql: str, params: tuple[str, ...], fmt: str, time_limit: float) -> None:
-    """Run a read-only SQL query on the mention database."""
-    from listener.store import run_readonly
+def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tuple[str, ...], fmt: str,
+        time_limit: float) -> None:
+    """Run a read-only SQL query (or a ready one, --query NAME) on the mention database.
 
+    :now is bound to the current UTC time unless --param now=... is given.
+    """
+    import re
+
+    from listener.queries import ready_query
+    from listener.store import iso, run_readonly
+
+    if (sql is None) == (query_name is None):
+        raise click.ClickException("give either SQL or --query NAME")
+    if query_name is not None:
+        try:
+            sql = ready_query(query_name).sql
+        except KeyError as exc:
+            raise click.ClickException(exc.args[0]) from None
     config = load(ctx)
     bound = {}
     for p in params:
@@ -238,6 +253,8 @@ def sql(ctx: click.Context, sql: str, params: tuple[str, ...], fmt: str, time_li
         if not sep or not name:
             raise click.ClickException(f"--param {p!r}: expected NAME=VALUE")
         bound[name] = value
+    if "now" not in bound and re.search(r":now\b", sql):
+        bound["now"] = iso(datetime.now(timezone.utc))
     result = run_readonly(config.database.path, sql, bound, time_limit=time_limit)
     if fmt == "csv":
         buf = io.StringIO()
@@ -413,6 +430,60 @@ def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | No
                 writer.writerow([" ".join(v) if isinstance(v, list) else v for v in row.values()])
             else:
                 out.write(json.dumps({k: v for k, v in row.items() if v not in (None, [])}, ensure_ascii=False) + "\n")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-score", is_flag=True, help="Store mentions without scoring them.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, no_score: bool) -> None:
+    """Load a JSON Lines file (the export/replay format) into the database: matched, deduplicated, scored."""
+    from listener.importer import import_jsonl
+
+    config = load(ctx)
+    with open_store(config) as store:
+        report = import_jsonl(config, store, file, None if no_score else model_factory(config.model),
+                              datetime.now(timezone.utc))
+    click.echo(report.summary())
+
+
+# ---------------------------------------------------------------- digest
+@cli.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
+              help="The local day ([digest] timezone) to report on; default yesterday.")
+@click.option("--topic", "topics", multiple=True, metavar="NAME", help="Only this topic (repeatable); default [digest] topics.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "html", "json"]), default="text", show_default=True,
+              help="html is a page on its own (charts inlined); json has every figure.")
+@click.option("--send", is_flag=True, help="Queue the digest email (once per day and recipients) and send it now.")
+@click.pass_context
+def digest(ctx: click.Context, day: datetime | None, topics: tuple[str, ...], fmt: str, send: bool) -> None:
+    """The daily digest: volume, sentiment, sources, languages, hashtags, top mentions, alerts, failing sources."""
+    from listener import digest as dg
+
+    config = load(ctx)
+    now = datetime.now(timezone.utc)
+    the_day = day.date() if day else dg.yesterday(now, config.digest.tzinfo)
+    with open_store(config) as store:
+        if send:
+            result = dg.send_digest(config, store, the_day, now, topics or None)
+        else:
+            data = dg.build_digest(store, config, the_day, topics or None)
+    if send:
+        what = "queued" if result.queued else "already queued before, not queued again"
+        click.echo(f"digest of {the_day} {result.message_id}: {what}; "
+                   + (f"sent {result.sent_at}" if result.sent_at else "not sent yet"))
+        if not result.sent_at:
+            raise click.ClickException(f"could not send it now ({result.error or 'nothing delivered'}); "
+                                       "it stays queued and `listener run` retries it")
+        return
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(dg.render_markdown(data), nl=False)
+    elif fmt == "html":
+        click.echo(dg.render_html(data, dg.data_uris(dg.render_charts(data))), nl=False)
+    else:
+        dg.print_text(data, Console(highlight=False))
 
 
 # ---------------------------------------------------------------- model

@@ -2,8 +2,10 @@
 
 One SQLite file in WAL mode. Tables (documented in the README, stable for users' SQL):
 `mentions`, `mention_topics`, `hashtags`, `sources`, `fetches`, `mentions_fts` (FTS5 over
-title and text) and `_migrations`. Times are UTC ISO-8601 strings (`2026-11-22T08:00:00Z`),
-which sort and compare as text and work with SQLite's date functions.
+title and text), the hourly rollups kept by triggers (`topic_hourly`, `hashtag_hourly`,
+`topic_breakdown_hourly`), alert state and history, the `outbox`, `job_runs` and `_migrations`;
+views `topic_daily`, `hashtag_daily` and `mention_details`. Times are UTC ISO-8601 strings
+(`2026-11-22T08:00:00Z`), which sort and compare as text and work with SQLite's date functions.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -37,6 +39,26 @@ def parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+Counts = tuple[int, int, int, int]  # scored mentions: (mentions, negative, neutral, positive)
+
+# rollup_counts kinds: (key in the rollup, rollup table, the same key over the mentions, extra join)
+_ROLLUPS = {
+    "topic": ("''", "topic_hourly", "''", ""),
+    "source": ("source", "topic_breakdown_hourly", "m.source", ""),
+    "language": ("language", "topic_breakdown_hourly", "coalesce(m.language, '')", ""),
+    "hashtag": ("hashtag", "hashtag_hourly", "h.hashtag", "JOIN hashtags h ON h.mention_id = t.mention_id"),
+}
+
+
+def _hour_floor(dt: datetime) -> datetime:
+    return dt.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _add(into: dict[str, Counts], key: str, counts: Sequence[int | None]) -> None:
+    old = into.get(key, (0, 0, 0, 0))
+    into[key] = tuple(a + (b or 0) for a, b in zip(old, counts))  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------- migrations
@@ -242,6 +264,86 @@ def m002_rollups_alerts_outbox(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m003_digest_rollups_views_jobs(db: sqlite_utils.Database) -> None:
+    """Hourly counts per topic by source and language (triggers), reading views, a job log."""
+    db.executescript(
+        """
+        -- scored mentions per topic per hour, by source and language ('' when unknown)
+        CREATE TABLE topic_breakdown_hourly (
+            topic TEXT NOT NULL, hour TEXT NOT NULL, source TEXT NOT NULL, language TEXT NOT NULL,
+            mentions INTEGER NOT NULL DEFAULT 0, negative INTEGER NOT NULL DEFAULT 0,
+            neutral INTEGER NOT NULL DEFAULT 0, positive INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (topic, hour, source, language)
+        ) WITHOUT ROWID;
+
+        CREATE TRIGGER mentions_scored_breakdown AFTER UPDATE OF sentiment ON mentions
+        WHEN old.sentiment IS NOT new.sentiment
+        BEGIN
+            INSERT INTO topic_breakdown_hourly (topic, hour, source, language, mentions, negative, neutral, positive)
+                SELECT topic, substr(new.published_at, 1, 13) || ':00:00Z', new.source, coalesce(new.language, ''),
+                       (new.sentiment IS NOT NULL) - (old.sentiment IS NOT NULL),
+                       (new.sentiment IS 'negative') - (old.sentiment IS 'negative'),
+                       (new.sentiment IS 'neutral') - (old.sentiment IS 'neutral'),
+                       (new.sentiment IS 'positive') - (old.sentiment IS 'positive')
+                FROM mention_topics WHERE mention_id = new.id
+            ON CONFLICT (topic, hour, source, language) DO UPDATE SET
+                mentions = mentions + excluded.mentions, negative = negative + excluded.negative,
+                neutral = neutral + excluded.neutral, positive = positive + excluded.positive;
+        END;
+
+        CREATE TRIGGER mention_topic_added_breakdown AFTER INSERT ON mention_topics
+        WHEN (SELECT sentiment FROM mentions WHERE id = new.mention_id) IS NOT NULL
+        BEGIN
+            INSERT INTO topic_breakdown_hourly (topic, hour, source, language, mentions, negative, neutral, positive)
+                SELECT new.topic, substr(new.published_at, 1, 13) || ':00:00Z', m.source, coalesce(m.language, ''), 1,
+                       m.sentiment = 'negative', m.sentiment = 'neutral', m.sentiment = 'positive'
+                FROM mentions m WHERE m.id = new.mention_id
+            ON CONFLICT (topic, hour, source, language) DO UPDATE SET
+                mentions = mentions + excluded.mentions, negative = negative + excluded.negative,
+                neutral = neutral + excluded.neutral, positive = positive + excluded.positive;
+        END;
+
+        INSERT INTO topic_breakdown_hourly (topic, hour, source, language, mentions, negative, neutral, positive)
+            SELECT t.topic, substr(t.published_at, 1, 13) || ':00:00Z', m.source, coalesce(m.language, ''), count(*),
+                   sum(m.sentiment = 'negative'), sum(m.sentiment = 'neutral'), sum(m.sentiment = 'positive')
+            FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+            WHERE m.sentiment IS NOT NULL GROUP BY 1, 2, 3, 4;
+
+        -- a day's hashtags of one topic without reading every hashtag's history
+        CREATE INDEX hashtag_hourly_topic_hour ON hashtag_hourly(topic, hour);
+
+        -- per UTC day, from the hourly rollups (so they outlive pruned mentions)
+        CREATE VIEW topic_daily AS
+            SELECT topic, substr(hour, 1, 10) AS day, sum(mentions) AS mentions, sum(negative) AS negative,
+                   sum(neutral) AS neutral, sum(positive) AS positive,
+                   round(1.0 * (sum(positive) - sum(negative)) / nullif(sum(positive) + sum(negative), 0), 4) AS net_sentiment
+            FROM topic_hourly GROUP BY topic, substr(hour, 1, 10);
+        CREATE VIEW hashtag_daily AS
+            SELECT topic, hashtag, substr(hour, 1, 10) AS day, sum(mentions) AS mentions, sum(negative) AS negative,
+                   sum(neutral) AS neutral, sum(positive) AS positive,
+                   round(1.0 * (sum(positive) - sum(negative)) / nullif(sum(positive) + sum(negative), 0), 4) AS net_sentiment
+            FROM hashtag_hourly GROUP BY topic, hashtag, substr(hour, 1, 10);
+        -- one row per mention with its topics and hashtags as space-separated text, and its engagement
+        CREATE VIEW mention_details AS
+            SELECT m.*,
+                   coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0) AS engagement,
+                   (SELECT group_concat(topic, ' ') FROM (SELECT topic FROM mention_topics
+                        WHERE mention_id = m.id ORDER BY topic)) AS topics,
+                   (SELECT group_concat(hashtag, ' ') FROM (SELECT hashtag FROM hashtags
+                        WHERE mention_id = m.id ORDER BY hashtag)) AS hashtags
+            FROM mentions m;
+
+        -- the last run of periodic maintenance jobs (retention), so a restart does not repeat them
+        CREATE TABLE job_runs (
+            job TEXT PRIMARY KEY,
+            last_run_at TEXT NOT NULL,
+            detail TEXT
+        );
+        """
+    )
+
+
 # ---------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class MentionRow:
@@ -346,23 +448,8 @@ class Store:
         URL from another source, is not stored twice: its engagement counts are refreshed and the
         new topics linked.
         """
-        new_ids: list[int] = []
-        updated = 0
         with self.transaction():
-            for row in rows:
-                mention_id, is_new = self._upsert_mention(row)
-                if is_new:
-                    new_ids.append(mention_id)
-                else:
-                    updated += 1
-                pub = iso(row.published_at)
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO mention_topics (mention_id, topic, published_at) VALUES (?, ?, ?)",
-                    [(mention_id, t, pub) for t in row.topics])
-                if is_new:
-                    self.conn.executemany(
-                        "INSERT OR IGNORE INTO hashtags (mention_id, hashtag, published_at) VALUES (?, ?, ?)",
-                        [(mention_id, h, pub) for h in row.hashtags])
+            saved = self._save_rows(rows)
             self._ensure_source(source, kind)
             self.conn.execute(
                 """UPDATE sources SET etag = ?, last_modified = ?, cursor = ?, last_attempt_at = ?,
@@ -370,7 +457,34 @@ class Store:
                 (state.etag, state.last_modified, state.cursor, iso(started_at), iso(now),
                  iso(next_check_at), source))
             self._log_fetch(source, started_at, now, "not_modified" if not_modified else "ok",
-                            items, len(new_ids), requests, None)
+                            items, len(saved.new_ids), requests, None)
+        return saved
+
+    def save_mentions(self, rows: Sequence[MentionRow]) -> SaveResult:
+        """Store mentions in one transaction without touching any source's state or fetch log (imports).
+
+        Deduplicated exactly like a fetch: same (source, source_id) or same canonical URL.
+        """
+        with self.transaction():
+            return self._save_rows(rows)
+
+    def _save_rows(self, rows: Sequence[MentionRow]) -> SaveResult:
+        new_ids: list[int] = []
+        updated = 0
+        for row in rows:
+            mention_id, is_new = self._upsert_mention(row)
+            if is_new:
+                new_ids.append(mention_id)
+            else:
+                updated += 1
+            pub = iso(row.published_at)
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO mention_topics (mention_id, topic, published_at) VALUES (?, ?, ?)",
+                [(mention_id, t, pub) for t in row.topics])
+            if is_new:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO hashtags (mention_id, hashtag, published_at) VALUES (?, ?, ?)",
+                    [(mention_id, h, pub) for h in row.hashtags])
         return SaveResult(new_ids, updated)
 
     def record_failure(self, source: str, kind: str, error: str, *, started_at: datetime, now: datetime,
@@ -582,6 +696,94 @@ class Store:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur]
 
+    # ------------------------------------------------------------ digest reads
+    def rollup_counts(self, kind: str, topic: str, bounds: Sequence[datetime],
+                      keys: Sequence[str] | None = None) -> list[dict[str, Counts]]:
+        """Scored mentions of `topic` in each period [bounds[i], bounds[i+1]), per key, from the rollups.
+
+        `kind` is `topic` (one key, ''), `source`, `language` ('' when unknown) or `hashtag`; `keys`
+        limits the answer to those. Whole hours come from the hourly rollups; an hour cut by a bound
+        that is not on the hour (a time zone such as Asia/Kolkata) is counted from the mentions.
+        """
+        key, table, raw_key, raw_join = _ROLLUPS[kind]
+        out: list[dict[str, Counts]] = [{} for _ in bounds[1:]]
+        if len(bounds) < 2 or (keys is not None and not keys):
+            return out
+        only, only_raw, key_params = "", "", list(keys or ())
+        if keys is not None:
+            only = f" AND {key} IN ({','.join('?' * len(keys))})"
+            only_raw = f" AND {raw_key} IN ({','.join('?' * len(keys))})"
+        cut = sorted({_hour_floor(b) for b in bounds if _hour_floor(b) != b})
+        cases = " ".join(f"WHEN hour < ? THEN {i}" for i in range(len(bounds) - 1))
+        sql = (f"SELECT CASE {cases} END AS period, {key}, sum(mentions), sum(negative), sum(neutral), sum(positive) "
+               f"FROM {table} WHERE topic = ? AND hour >= ? AND hour < ?" + only
+               + (f" AND hour NOT IN ({','.join('?' * len(cut))})" if cut else "") + " GROUP BY 1, 2")
+        params = ([iso(b) for b in bounds[1:]] + [topic, iso(_hour_floor(bounds[0])), iso(bounds[-1])] + key_params
+                  + [iso(c) for c in cut])
+        for period, k, *counts in self.conn.execute(sql, params):
+            _add(out[period], k, counts)
+        for hour in cut:  # the pieces of a cut hour, each in its own period
+            for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+                lo, hi = max(a, hour), min(b, hour + timedelta(hours=1))
+                if lo >= hi:
+                    continue
+                for k, *counts in self.conn.execute(
+                        f"""SELECT {raw_key}, count(*), sum(m.sentiment = 'negative'), sum(m.sentiment = 'neutral'),
+                                   sum(m.sentiment = 'positive')
+                            FROM mention_topics t {raw_join} JOIN mentions m ON m.id = t.mention_id
+                            WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ?
+                              AND m.sentiment IS NOT NULL{only_raw} GROUP BY 1""", (topic, iso(lo), iso(hi), *key_params)):
+                    _add(out[i], k, counts)
+        return out
+
+    def topic_hourly_counts(self, topic: str, start: datetime, end: datetime) -> dict[str, Counts]:
+        """The hourly rollup of `topic` for the hours that start in [start, end): hour -> counts."""
+        return {h: (n, neg, neu, pos) for h, n, neg, neu, pos in self.conn.execute(
+            "SELECT hour, mentions, negative, neutral, positive FROM topic_hourly WHERE topic = ? AND hour >= ? AND hour < ?",
+            (topic, iso(start), iso(end)))}
+
+    def top_mentions(self, topic: str, start: datetime, end: datetime, sentiments: Sequence[str] = ("positive", "negative"),
+                     per_sentiment: int = 3) -> dict[str, list[dict]]:
+        """The most engaged mentions of `topic` published in [start, end), per sentiment.
+
+        Engagement is likes + reposts + replies + score; ties go to the stronger sentiment, then the oldest id.
+        """
+        out: dict[str, list[dict]] = {}
+        for sentiment in sentiments:
+            cur = self.conn.execute(
+                """SELECT m.id, m.source, m.url, m.author, m.title, m.text, m.language, m.published_at, m.sentiment,
+                          m.sentiment_score, m.likes, m.reposts, m.replies, m.score,
+                          coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)
+                              AS engagement
+                   FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+                   WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment = ?
+                   ORDER BY engagement DESC, abs(m.sentiment_score) DESC, m.id LIMIT ?""",
+                (topic, iso(start), iso(end), sentiment, per_sentiment))
+            names = [c[0] for c in cur.description]
+            out[sentiment] = [dict(zip(names, r)) for r in cur]
+        return out
+
+    def source_failures(self, start: datetime, end: datetime) -> list[dict]:
+        """Every recorded source with its failed and good fetches in [start, end) and its current error streak.
+
+        `failing_since` is the first failed fetch of the current streak (None when it is not failing now).
+        """
+        cur = self.conn.execute(
+            """SELECT s.name AS source, s.kind, s.consecutive_errors, s.last_error, s.last_error_at, s.last_success_at,
+                      (SELECT count(*) FROM fetches f WHERE f.source = s.name AND f.status = 'error'
+                          AND f.started_at >= :start AND f.started_at < :end) AS errors,
+                      (SELECT count(*) FROM fetches f WHERE f.source = s.name AND f.status != 'error'
+                          AND f.started_at >= :start AND f.started_at < :end) AS ok,
+                      (SELECT f.error FROM fetches f WHERE f.source = s.name AND f.status = 'error'
+                          AND f.started_at >= :start AND f.started_at < :end ORDER BY f.started_at DESC, f.id DESC LIMIT 1)
+                          AS error,
+                      CASE WHEN s.consecutive_errors > 0 THEN
+                          (SELECT min(f.started_at) FROM fetches f WHERE f.source = s.name AND f.status = 'error'
+                              AND f.started_at > coalesce(s.last_success_at, '')) END AS failing_since
+               FROM sources s ORDER BY s.name""", {"start": iso(start), "end": iso(end)})
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
     # ------------------------------------------------------------ alert state
     def alert_states(self, rule: str | None = None) -> list[dict]:
         cur = self.conn.execute("SELECT * FROM alert_state" + (" WHERE rule = ?" if rule else "") + " ORDER BY rule, labels",
@@ -633,6 +835,17 @@ class Store:
              json.dumps(payload) if payload is not None else None, iso(now), iso(now)))
         return cur.rowcount == 1
 
+    def outbox_has(self, message_id: str) -> bool:
+        """Whether a notification with this message id was ever queued (sent or not)."""
+        return self.conn.execute("SELECT 1 FROM outbox WHERE message_id = ?", (message_id,)).fetchone() is not None
+
+    def outbox_status(self, message_id: str) -> dict | None:
+        """created_at, attempts, sent_at and last_error of one queued notification, or None."""
+        cur = self.conn.execute("SELECT created_at, attempts, sent_at, last_error FROM outbox WHERE message_id = ?",
+                                (message_id,))
+        r = cur.fetchone()
+        return dict(zip([c[0] for c in cur.description], r)) if r else None
+
     def due_notifications(self, now: datetime, limit: int = 100) -> list[dict]:
         cur = self.conn.execute(
             "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?", (iso(now), limit))
@@ -656,6 +869,37 @@ class Store:
     def outbox_counts(self) -> dict[str, int]:
         r = self.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
         return {"queued": r[0], "sent": r[1]}
+
+
+    # ------------------------------------------------------------ retention and jobs
+    def prune(self, before: datetime, *, batch: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:
+        """Delete mentions published before `before`, `batch` at a time, each batch its own transaction.
+
+        Their topics and hashtags go with them (ON DELETE CASCADE) and the FTS index follows by
+        trigger; the hourly rollups keep their counts. Between batches other writers get their turn.
+        """
+        total = 0
+        while True:
+            with self.transaction():
+                n = self.conn.execute(
+                    "DELETE FROM mentions WHERE id IN (SELECT id FROM mentions WHERE published_at < ? "
+                    "ORDER BY published_at LIMIT ?)", (iso(before), batch)).rowcount
+            total += n
+            if on_batch and n:
+                on_batch(n)
+            if n < batch:
+                return total
+
+    def last_job_run(self, job: str) -> datetime | None:
+        r = self.conn.execute("SELECT last_run_at FROM job_runs WHERE job = ?", (job,)).fetchone()
+        return parse_iso(r[0]) if r else None
+
+    def record_job_run(self, job: str, at: datetime, detail: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                """INSERT INTO job_runs (job, last_run_at, detail) VALUES (?, ?, ?)
+                   ON CONFLICT(job) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail""",
+                (job, iso(at), detail))
 
 
 class _Transaction:

@@ -1,0 +1,79 @@
+"""`listener import`: an export loaded into a fresh database is the same data, once, scored."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from click.testing import CliRunner
+
+from listener.cli import cli
+from listener.importer import import_jsonl
+from listener.store import Store
+from tests.test_digest import Writer, make_config
+from tests.test_sql_queries import DATA
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+SAME = """SELECT source, source_id, url, author, title, text, language, published_at, likes, reposts, replies, score,
+                 topics, hashtags FROM mention_details ORDER BY source, source_id"""
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    return tuple(store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                 for t in ("mentions", "mention_topics", "hashtags"))
+
+
+def export(tmp_path) -> tuple:
+    """A database with known mentions, exported with `listener export`; returns (file, rows, counts)."""
+    config = make_config(tmp_path)
+    with Store(config.database.path) as store:
+        w = Writer(store)
+        for at, sentiment, topics, source, tags, author, engagement in DATA:
+            w.add(datetime.fromisoformat(at).replace(tzinfo=UTC), sentiment, topics=topics, source=source,
+                  hashtags=tags, author=author, **engagement)
+        rows, original = store.conn.execute(SAME).fetchall(), counts(store)
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "export", "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    stray = {"source": "feed", "id": "x1", "published_at": "2026-11-21T10:00:00Z", "text": "nothing to see here"}
+    path = tmp_path / "export.jsonl"
+    path.write_text(result.output + json.dumps(stray) + "\n")
+    return path, rows, original
+
+
+def test_export_then_import_into_a_fresh_database(tmp_path, bundled_model):
+    path, rows, original = export(tmp_path)
+    assert len(path.read_text().splitlines()) == len(DATA) + 1
+    fresh = make_config(tmp_path / "fresh")
+    with Store(fresh.database.path) as store:
+        report = import_jsonl(fresh, store, path, lambda: bundled_model, NOW)
+        assert report.summary() == f"{len(DATA) + 1} lines read: {len(DATA)} new, 0 already stored, 1 matching no topic; " \
+                                   f"{len(DATA)} scored"
+        assert counts(store) == original == (14, 15, 14)
+        assert store.conn.execute(SAME).fetchall() == rows  # topics matched again, hashtags, engagement, times
+        assert store.count_unscored() == 0
+        assert store.conn.execute("SELECT count(DISTINCT model) FROM mentions").fetchone()[0] == 1
+        assert store.conn.execute("SELECT count(*) FROM sources").fetchone()[0] == 0  # no source state touched
+        assert store.conn.execute("SELECT sum(mentions) FROM topic_hourly").fetchone()[0] == 15  # rollups follow
+        again = import_jsonl(fresh, store, path, lambda: bundled_model, NOW)
+        assert (again.new, again.duplicates, again.unmatched, again.scored) == (0, len(DATA), 1, 0)
+        assert counts(store) == original
+
+
+def test_import_command(tmp_path):
+    path, _, original = export(tmp_path)
+    other = tmp_path / "other"
+    make_config(other)
+    runner = CliRunner()
+    args = ["--config", str(other / "config.toml"), "import", str(path), "--no-score"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output == "15 lines read: 14 new, 0 already stored, 1 matching no topic; 0 scored\n"
+    result = runner.invoke(cli, args)
+    assert result.output == "15 lines read: 0 new, 14 already stored, 1 matching no topic; 0 scored\n"
+    with Store(other / "m.db") as store:
+        assert counts(store) == original and store.count_unscored() == 14
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "feed", "id": "1", "published_at": "2026-11-21T10:00:00Z", "text": "acme"}\nnot json\n')
+    result = runner.invoke(cli, ["--config", str(other / "config.toml"), "import", str(bad), "--no-score"])
+    assert result.exit_code == 1 and f"{bad}:2: not JSON" in result.output

@@ -1,0 +1,83 @@
+"""Retention on a real database: prune in batches, cascade, FTS in step, rollups kept, once a day."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from listener.retention import prune_if_due
+from listener.store import Store
+from tests.test_digest import Writer, make_config
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    return tuple(store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                 for t in ("mentions", "mention_topics", "hashtags"))
+
+
+def rollups(store: Store) -> list[tuple]:
+    return store.conn.execute(
+        "SELECT 'topic', topic, hour, mentions FROM topic_hourly UNION ALL "
+        "SELECT 'hashtag', hashtag, hour, mentions FROM hashtag_hourly UNION ALL "
+        "SELECT 'breakdown', source || '/' || language, hour, mentions FROM topic_breakdown_hourly ORDER BY 1, 2, 3").fetchall()
+
+
+def fill(store: Store) -> None:
+    w = Writer(store)
+    for days_ago in range(40):  # one mention a day for 40 days, with a hashtag and a searchable word
+        w.add(NOW - timedelta(days=days_ago, hours=1), "negative" if days_ago % 2 else "positive",
+              topics=("acme", "globex"), hashtags=("daily",), text=f"acme globex zebra{days_ago}")
+
+
+def test_prune_deletes_in_batches_with_topics_hashtags_and_search_index(tmp_path):
+    config = make_config(tmp_path)
+    with Store(config.database.path) as store:
+        fill(store)
+        before_rollups = rollups(store)
+        assert counts(store) == (40, 80, 40)
+        batches = []
+
+        def between_batches(n: int) -> None:
+            batches.append(n)
+            other = sqlite3.connect(str(config.database.path), timeout=0)  # would fail if a batch held the lock
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            other.close()
+
+        # older than 30 days: days 30..39 (published at NOW - 30d - 1h and older)
+        deleted = store.prune(NOW - timedelta(days=30), batch=4, on_batch=between_batches)
+        assert deleted == 10 and batches == [4, 4, 2]
+        assert counts(store) == (30, 60, 30)
+        oldest = store.conn.execute("SELECT min(published_at) FROM mentions").fetchone()[0]
+        assert oldest == "2026-10-24T02:00:00Z"  # 29 days and an hour before NOW
+        search = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"
+        assert store.conn.execute(search, ("zebra35",)).fetchone()[0] == 0
+        assert store.conn.execute(search, ("zebra29",)).fetchone()[0] == 1
+        assert rollups(store) == before_rollups  # counts of the past stay
+        assert store.conn.execute("SELECT sum(mentions) FROM topic_daily WHERE topic = 'acme'").fetchone()[0] == 40
+        assert store.prune(NOW - timedelta(days=30)) == 0
+
+
+def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path):
+    config = make_config(tmp_path)
+    assert config.database.keep is None
+    store = Store(config.database.path)
+    fill(store)
+    assert prune_if_due(config, store, NOW) is None  # keep not set: kept forever
+    assert counts(store)[0] == 40
+    config = replace(config, database=replace(config.database, keep=timedelta(days=30)))
+    assert prune_if_due(config, store, NOW) == 10
+    assert prune_if_due(config, store, NOW + timedelta(hours=1)) is None  # done today
+    store.close()
+    store = Store(config.database.path)  # a restart does not prune again within the day
+    assert prune_if_due(config, store, NOW + timedelta(hours=23, minutes=59)) is None
+    assert counts(store)[0] == 30
+    assert prune_if_due(config, store, NOW + timedelta(days=1)) == 1  # a day later: the next day's oldest
+    assert store.last_job_run("prune") == NOW + timedelta(days=1)
+    detail = store.conn.execute("SELECT detail FROM job_runs WHERE job = 'prune'").fetchone()[0]
+    assert detail == "deleted 1 mentions published before 2026-10-24T03:00:00Z"
+    store.close()
