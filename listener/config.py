@@ -205,7 +205,7 @@ REFERENCE: dict[str, dict[str, Key]] = {
     "alerts": ALERT_KEYS,
     "webhooks": WEBHOOK_KEYS,
 }
-ARRAY_SECTIONS = ("topics", "sources", "alerts")  # [[topics]] ...; the others are [tables]
+ARRAY_SECTIONS = ("topics", "sources", "alerts", "webhooks")  # [[topics]] ...; the others are [tables]
 SECTION_HELP = {
     "database": "Where mentions are stored.",
     "model": "The sentiment model.",

@@ -2,7 +2,8 @@
 functions (below) that take an injected `now`, and tests call them directly.
 
 Jobs: one fetch job per source (its own interval, with jitter), scoring of new mentions, alert
-evaluation every minute, outbox delivery. Explicit job ids, `coalesce=True`, `max_instances=1`.
+evaluation every minute, outbox delivery, the daily digest (checked every minute, queued once a
+day) and retention (checked hourly, pruned once a day). Explicit job ids, `coalesce=True`, `max_instances=1`.
 SIGTERM/SIGINT stop it gracefully: running jobs finish their batch and commit, then exit 0.
 One daemon per database: a second one stops with a clear error.
 """
@@ -56,6 +57,20 @@ def job_deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
     from listener.notify import deliver
 
     return deliver(config, store, now)
+
+
+def job_digest(config: Config, store: Store, now: datetime) -> bool:
+    """Queue yesterday's digest once `[digest] at` has passed (exactly once per day)."""
+    from listener.digest import send_digest_if_due
+
+    return send_digest_if_due(config, store, now)
+
+
+def job_prune(config: Config, store: Store, now: datetime):
+    """Delete mentions older than `[database] keep`, once a day."""
+    from listener.retention import prune_if_due
+
+    return prune_if_due(config, store, now)
 
 
 # ---------------------------------------------------------------- one daemon per database
@@ -145,6 +160,16 @@ class Daemon:
         if sent or failed:
             self.log(f"notifications: {sent} sent, {failed} failed (queued for retry)")
 
+    def digest(self, store: Store) -> None:
+        if job_digest(self.config, store, self.clock()):
+            self.log("daily digest queued")
+            self.deliver(store)
+
+    def prune(self, store: Store) -> None:
+        result = job_prune(self.config, store, self.clock())
+        if result:
+            self.log(f"retention: deleted {result} old mentions")
+
     def scheduler(self):
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -168,6 +193,12 @@ class Daemon:
                       id="evaluate", name="evaluate alert rules", next_run_time=start + timedelta(seconds=5))
         sched.add_job(self._with_store(self.deliver), IntervalTrigger(seconds=DELIVER_EVERY.total_seconds()),
                       id="deliver", name="deliver notifications", next_run_time=start + timedelta(seconds=6))
+        if self.config.digest.enabled:
+            sched.add_job(self._with_store(self.digest), IntervalTrigger(minutes=1), id="digest",
+                          name="daily digest", next_run_time=start + timedelta(seconds=20))
+        if self.config.database.keep:
+            sched.add_job(self._with_store(self.prune), IntervalTrigger(hours=1), id="prune",
+                          name="retention", next_run_time=start + timedelta(seconds=30))
         return sched
 
     def run(self, stop: threading.Event | None = None) -> int:

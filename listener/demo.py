@@ -268,7 +268,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
     import tomllib
 
     from listener.config import parse_config
-    from listener.daemon import job_deliver, job_evaluate, job_fetch, job_score
+    from listener.daemon import job_deliver, job_digest, job_evaluate, job_fetch, job_score
     from listener.store import Store, run_readonly
 
     end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -305,6 +305,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
                 for t in job_evaluate(config, store, clock.now):
                     if t.state in ("firing", "resolved"):
                         echo(f"  {t.at:%a %H:%M} ALERT {t.line().split(' ', 1)[1]}")
+                job_digest(config, store, clock.now)  # yesterday's digest, once, after 08:00 Amsterdam
                 job_deliver(config, store, clock.now)
                 for msg in smtp.messages[seen_mails:]:
                     echo(f"  {clock.now:%a %H:%M} email to {msg['To']}: {msg['Subject']}")
@@ -328,10 +329,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
 
 
 def _show_digest(config, day, echo) -> None:
-    try:
-        from listener.digest import build_digest, render_text
-    except ImportError:  # the digest arrives with its own module
-        return
+    from listener.digest import build_digest, render_text
     from listener.store import Store
 
     with Store(config.database.path) as store:

@@ -11,7 +11,6 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 
-
 from listener.config import parse_config
 from listener.daemon import job_deliver
 from listener.notify import retry_delay
