@@ -27,6 +27,9 @@ def test_demo_tells_the_whole_story(tmp_path, bundled_model):
     assert "[listener] RESOLVED backlash #burgerlystories (burgerly)" in text
     assert "FIRING volume" not in text and "recall" not in text.split("ALERT")[-1]
     assert (tmp_path / "demo" / "demo-config.toml").exists()
+    # a digest mailed each simulated morning, and the hijack day's digest at the end
+    assert "[listener] Daily digest " in text
+    assert "the daily digest for Sat 21 Nov:" in text and "#burgerlystories" in text.split("the daily digest for")[-1]
 
 
 def test_posts_are_split_over_the_three_services():
