@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
-from listener.config import AlertRule, Config
+from listener.config import AlertRule, Config, format_duration
 from listener.errors import ListenerError
 from listener.query import prepare
 from listener.stats import HOUR, binom_sf, poisson_sf, rhythmic_expectation
@@ -196,8 +196,6 @@ OBSERVERS: dict[str, Callable[[AlertRule, Store, datetime], list[Observation]]] 
 
 
 def _fmt_window(td: timedelta) -> str:
-    from listener.config import format_duration
-
     return format_duration(td)
 
 

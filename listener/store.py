@@ -428,7 +428,9 @@ class Store:
         for name, fn in MIGRATIONS:
             if name in done:
                 continue
-            with self.transaction():
+            with self.transaction():  # BEGIN IMMEDIATE: another process migrating waits here
+                if self.conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    continue  # it applied this one while we waited
                 fn(self.db)
                 self.conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
                                   (name, iso(datetime.now(timezone.utc))))

@@ -180,3 +180,14 @@ def test_wal_lets_a_reader_run_during_a_write(tmp_path, now):
             # a reader (e.g. `listener sql`) is not blocked by the open write transaction
             assert run_readonly(path, "SELECT count(*) FROM mentions").rows == [(1,)]
     sqlite3.connect(path).close()
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
+    path = tmp_path / "race.db"
+    code = f"from listener.store import Store; Store({str(path)!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env={"PYTHONPATH": str(_repo())}, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0], [p.stderr.read() for p in procs]
+    with Store(path) as store:
+        names = [n for (n,) in store.conn.execute("SELECT name FROM _migrations")]
+        assert names == [name for name, _ in MIGRATIONS]
