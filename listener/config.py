@@ -336,31 +336,26 @@ class Config:
 
     def topic(self, name: str) -> Topic:
         """The topic called `name`; KeyError if there is none."""
-        for topic in self.topics:
-            if topic.name == name:
-                return topic
-        raise KeyError(f"no topic named {name!r} in the config")
+        return _named(self.topics, name, "topic")
 
     def source(self, name: str) -> SourceConfig:
         """The source called `name`; KeyError if there is none."""
-        for source in self.sources:
-            if source.name == name:
-                return source
-        raise KeyError(f"no source named {name!r} in the config")
+        return _named(self.sources, name, "source")
 
     def webhook(self, name: str) -> WebhookConfig:
         """The webhook called `name`; KeyError if there is none."""
-        for hook in self.webhooks:
-            if hook.name == name:
-                return hook
-        raise KeyError(f"no webhook named {name!r} in the config")
+        return _named(self.webhooks, name, "webhook")
 
     def alert(self, name: str) -> AlertRule:
         """The alert rule called `name`; KeyError if there is none."""
-        for rule in self.alerts:
-            if rule.name == name:
-                return rule
-        raise KeyError(f"no alert rule named {name!r} in the config")
+        return _named(self.alerts, name, "alert rule")
+
+
+def _named(items: tuple, name: str, what: str) -> Any:
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"no {what} named {name!r} in the config")
 
 
 # --------------------------------------------------------------------------------------------
