@@ -98,7 +98,7 @@ def observe_volume(rule: AlertRule, store: Store, now: datetime) -> list[Observa
     active = n >= rule.min_count and ratio >= rule.ratio and p < ALPHA
     summary = (f"{fmt_rate(per_hour(n, rule.window))} mentions/h, {ratio:.0f}x usual"
                if ratio >= 2 else f"{fmt_rate(per_hour(n, rule.window))} mentions/h, {ratio:.1f}x usual")
-    details = {"count": n, "window": _fmt_window(rule.window), "expected": round(expected, 2), "baseline_samples": [round(s, 2) for s in samples],
+    details = {"count": n, "window": format_duration(rule.window), "expected": round(expected, 2), "baseline_samples": [round(s, 2) for s in samples],
                "ratio": round(ratio, 2), "poisson_p": p, **_shares(counts)}
     return [Observation({"topic": rule.topic}, active, n, summary, details)]
 
@@ -125,7 +125,7 @@ def observe_negative(rule: AlertRule, store: Store, now: datetime) -> list[Obser
     needed = max(rule.negative_share, min(rule.ratio * usual, 0.95))
     active = n >= rule.min_count and share >= needed and p < ALPHA
     summary = f"{fmt_rate(per_hour(n, rule.window))} mentions/h, {percent(share)} negative (usually {percent(usual)})"
-    details = {"count": n, "negative": neg, "window": _fmt_window(rule.window), "negative_share": round(share, 3),
+    details = {"count": n, "negative": neg, "window": format_duration(rule.window), "negative_share": round(share, 3),
                "usual_negative_share": round(usual, 3), "needed_share": round(needed, 3), "binomial_p": p}
     return [Observation({"topic": rule.topic}, active, share, summary, details)]
 
@@ -153,7 +153,7 @@ def observe_backlash(rule: AlertRule, store: Store, now: datetime) -> list[Obser
         active = ratio >= rule.ratio and p_volume < ALPHA and share >= rule.negative_share and p_share < ALPHA
         summary = (f"{fmt_rate(per_hour(n, rule.window))} mentions/h, {percent(share)} negative, "
                    f"{ratio:.0f}x usual")
-        details = {"hashtag": tag, "count": n, "negative": neg, "window": _fmt_window(rule.window),
+        details = {"hashtag": tag, "count": n, "negative": neg, "window": format_duration(rule.window),
                    "expected": round(expected, 2), "floor": floor, "baseline_samples": [round(s, 2) for s in samples],
                    "ratio": round(ratio, 2), "negative_share": round(share, 3), "usual_negative_share": round(usual, 3),
                    "poisson_p": p_volume, "binomial_p": p_share, "new_hashtag": expected == 0}
@@ -167,8 +167,8 @@ def observe_keyword(rule: AlertRule, store: Store, now: datetime) -> list[Observ
             if rule.matcher.matches(prepare(r["text"], title=r["title"], author=r["author"],
                                             hashtags=(r["hashtag_list"] or "").split()))]
     n = len(hits)
-    summary = f"{n} mention{'s' if n != 1 else ''} matching {rule.query} in {_fmt_window(rule.window)}"
-    details = {"count": n, "query": rule.query, "window": _fmt_window(rule.window), "mention_ids": hits[:50]}
+    summary = f"{n} mention{'s' if n != 1 else ''} matching {rule.query} in {format_duration(rule.window)}"
+    details = {"count": n, "query": rule.query, "window": format_duration(rule.window), "mention_ids": hits[:50]}
     return [Observation({"topic": rule.topic}, n >= max(rule.min_count, 1), n, summary, details)]
 
 
@@ -193,10 +193,6 @@ OBSERVERS: dict[str, Callable[[AlertRule, Store, datetime], list[Observation]]] 
     "keyword": observe_keyword,
     "sql": observe_sql,
 }
-
-
-def _fmt_window(td: timedelta) -> str:
-    return format_duration(td)
 
 
 # ---------------------------------------------------------------- source health

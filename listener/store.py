@@ -573,12 +573,6 @@ class Store:
         return len(rows)
 
     # ------------------------------------------------------------ reading
-    def counts(self) -> dict[str, int]:
-        return {
-            "mentions": self.conn.execute("SELECT count(*) FROM mentions").fetchone()[0],
-            "unscored": self.count_unscored(),
-        }
-
     def search(self, fts: str | None, accept: Callable[[dict], bool], *, limit: int = 50,
                topic: str | None = None) -> list[dict]:
         """Mentions newest first: FTS5 `fts` as a prefilter (None = scan), then `accept(row)`."""
