@@ -15,7 +15,7 @@ from typing import Sequence
 from listener.errors import ModelError
 from models import Sentiment
 from models.e5base import PREFIX, ensure_base
-from models.textprep import length_order, normalise_for_model
+from models.textprep import length_batches, normalise_for_model
 
 ARTIFACT_DIR = Path(__file__).with_name("bundled")
 
@@ -142,9 +142,7 @@ class BundledModel:
 
         prepared = [PREFIX + normalise_for_model(t) for t in texts]
         out = np.empty((len(prepared), 3), dtype=np.float32)
-        order = length_order(prepared)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in length_batches(prepared, self.batch_size):
             out[idx] = self._batch_logits([prepared[i] for i in idx])
         return out
 

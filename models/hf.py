@@ -10,7 +10,7 @@ import numpy as np
 
 from listener.errors import ModelError
 from models import Sentiment
-from models.textprep import length_order, normalise_for_model
+from models.textprep import length_batches, normalise_for_model
 
 _STARS = re.compile(r"^([1-5])\s*stars?$")
 
@@ -79,10 +79,8 @@ class TransformersModel:
 
         prepared = [normalise_for_model(t) for t in texts]
         out: list[Sentiment | None] = [None] * len(prepared)
-        order = length_order(prepared)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in length_batches(prepared, self.batch_size):
                 enc = self.tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
                 inputs = {k: v for k, v in enc.items() if k in self._inputs}

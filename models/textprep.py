@@ -16,6 +16,8 @@ def normalise_for_model(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def length_order(texts: list[str]) -> list[int]:
-    """Indices that sort texts by length, so a batch pads to similar lengths."""
-    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
+def length_batches(texts: list[str], size: int):
+    """Index lists of at most `size` texts of similar length (sorted by length): little padding."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]

@@ -31,21 +31,20 @@ def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int =
     import torch
 
     from models.e5base import PREFIX
-    from models.textprep import length_order, normalise_for_model
+    from models.textprep import length_batches, normalise_for_model
 
     prepared = [PREFIX + normalise_for_model(t) for t in texts]
     out = np.zeros((len(prepared), model.encoder.config.hidden_size), dtype=np.float32)
-    order = length_order(prepared)
     start_t = time.time()
+    done = 0
     with torch.inference_mode():
-        for n, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start : start + batch_size]
+        for n, idx in enumerate(length_batches(prepared, batch_size)):
             enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             out[idx] = model.pool(enc["input_ids"], enc["attention_mask"]).numpy()
+            done += len(idx)
             if log and n % 50 == 0:
-                done = start + len(idx)
-                log(f"  embedded {done}/{len(order)} ({done / max(time.time() - start_t, 1e-9):.0f}/s)")
+                log(f"  embedded {done}/{len(prepared)} ({done / max(time.time() - start_t, 1e-9):.0f}/s)")
     return out
 
 
@@ -174,15 +173,13 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
     import torch
 
     from models.e5base import PREFIX
-    from models.textprep import length_order, normalise_for_model
+    from models.textprep import length_batches, normalise_for_model
 
     prepared = [PREFIX + normalise_for_model(t) for t in texts]
     out = np.zeros((len(prepared), 3), dtype=np.float32)
-    order = length_order(prepared)
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_batches(prepared, batch_size):
             enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             out[idx] = model(enc["input_ids"], enc["attention_mask"]).float().numpy()
