@@ -899,7 +899,12 @@ class Store:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is autocommit)."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is autocommit).
+
+    A database error inside (a full disk, a locked file past the busy timeout) rolls the whole
+    batch back and is raised as a one-line StoreError: nothing half-written, nothing lost (the
+    cursor was not saved, so the next fetch reads the same items again).
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -907,7 +912,10 @@ class _Transaction:
 
     def __enter__(self):
         if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"cannot write to the database: {exc}") from exc
             self.depth_owner = True
         return self.conn
 
@@ -915,9 +923,15 @@ class _Transaction:
         if not self.depth_owner:
             return False
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
+            try:
+                self.conn.execute("COMMIT")
+                return False
+            except sqlite3.Error as commit_error:
+                exc = commit_error
+        if self.conn.in_transaction:  # SQLite may already have rolled back (e.g. on a full disk)
             self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"cannot write to the database (nothing of this batch was saved): {exc}") from exc
         return False
 
 

@@ -191,3 +191,20 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
     with Store(path) as store:
         names = [n for (n,) in store.conn.execute("SELECT name FROM _migrations")]
         assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path, now):
+    """SQLite's max_page_count makes the file 'full' exactly as a full disk does (SQLITE_FULL)."""
+    with Store(tmp_path / "m.db") as store:
+        save(store, now, [row(now, sid="0")], state=SourceState(cursor="0"))
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        big = [row(now, sid=str(i), text="acme " + "x" * 4000, url=f"https://e.example/{i}") for i in range(1, 50)]
+        with pytest.raises(StoreError, match=r"cannot write to the database \(nothing of this batch was saved\): "
+                                             r"database or disk is full"):
+            save(store, now, big, state=SourceState(cursor="49"))
+        assert store.conn.execute("SELECT count(*) FROM mentions").fetchone()[0] == 1
+        assert store.source_state("feed").cursor == "0"  # the next fetch reads the batch again
+        assert not store.conn.in_transaction
+        store.conn.execute("PRAGMA max_page_count = 1073741823")  # space again: the same batch goes in
+        assert len(save(store, now, big, state=SourceState(cursor="49")).new_ids) == 49
