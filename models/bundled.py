@@ -125,10 +125,7 @@ class BundledModel:
         load_artifact(model, artifact)
         return model.eval()
 
-    def _batch_logits(self, batch: list[str]):
-        from models.fast import encode_batch
-
-        ids, mask = encode_batch(self.tokenizer, batch, self.max_length, self.pad_id)
+    def _batch_logits(self, ids, mask):
         if self.backend == "onnx":
             return self.runner.logits(ids, mask)
         import torch
@@ -137,13 +134,18 @@ class BundledModel:
             return self.model(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
 
     def logits(self, texts: Sequence[str]):
-        """Raw (temperature-free) logits in input order, as a float32 array (n x 3)."""
+        """Raw (temperature-free) logits in input order, as a float32 array (n x 3).
+
+        All texts are tokenized first, then batched by token count, so batches carry no padding
+        beyond a token or two."""
         import numpy as np
 
-        prepared = [PREFIX + normalise_for_model(t) for t in texts]
-        out = np.empty((len(prepared), 3), dtype=np.float32)
-        for idx in length_batches(prepared, self.batch_size):
-            out[idx] = self._batch_logits([prepared[i] for i in idx])
+        from models.fast import pad_batch, tokenize
+
+        rows = tokenize(self.tokenizer, [PREFIX + normalise_for_model(t) for t in texts], self.max_length)
+        out = np.empty((len(rows), 3), dtype=np.float32)
+        for idx in length_batches([len(r) for r in rows], self.batch_size):
+            out[idx] = self._batch_logits(*pad_batch([rows[i] for i in idx], self.pad_id))
         return out
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:

@@ -88,10 +88,14 @@ class OnnxClassifier:
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
 
-def encode_batch(tokenizer, texts: Sequence[str], max_length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and mask for a batch, padded to its longest text (the `tokenizers` fast path)."""
-    encodings = tokenizer.encode_batch(list(texts))
-    rows = [e.ids[: max_length - 1] + [e.ids[-1]] if len(e.ids) > max_length else e.ids for e in encodings]
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text (the `tokenizers` fast path), truncated to `max_length` keeping the end token."""
+    rows = [e.ids for e in tokenizer.encode_batch(list(texts))]
+    return [r[: max_length - 1] + [r[-1]] if len(r) > max_length else r for r in rows]
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and attention mask for a batch, padded to its longest row."""
     width = max(len(r) for r in rows)
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -79,11 +79,11 @@ class TransformersModel:
 
         prepared = [normalise_for_model(t) for t in texts]
         out: list[Sentiment | None] = [None] * len(prepared)
+        encoded = self.tokenizer(prepared, truncation=True, max_length=self.max_length)
+        keys = [k for k in encoded if k in self._inputs]
         with torch.inference_mode():
-            for idx in length_batches(prepared, self.batch_size):
-                enc = self.tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                inputs = {k: v for k, v in enc.items() if k in self._inputs}
+            for idx in length_batches([len(ids) for ids in encoded["input_ids"]], self.batch_size):
+                inputs = self.tokenizer.pad({k: [encoded[k][i] for i in idx] for k in keys}, return_tensors="pt")
                 probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).numpy() @ self.mapping
                 for i, p in zip(idx, probs):
                     out[i] = Sentiment.from_probs(*p)

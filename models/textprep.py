@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 _HANDLE = re.compile(r"(?<![\w@])@[\w.]+(?:@[\w.-]+)?")
 _LINK = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
@@ -16,8 +17,9 @@ def normalise_for_model(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def length_batches(texts: list[str], size: int):
-    """Index lists of at most `size` texts of similar length (sorted by length): little padding."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+def length_batches(lengths: Sequence[int], size: int):
+    """Index lists of at most `size` items of similar length (sorted by `lengths`, best in tokens):
+    batches padded to their longest item then carry almost no padding."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
     for start in range(0, len(order), size):
         yield order[start : start + size]

@@ -38,7 +38,7 @@ def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int =
     start_t = time.time()
     done = 0
     with torch.inference_mode():
-        for n, idx in enumerate(length_batches(prepared, batch_size)):
+        for n, idx in enumerate(length_batches([len(t) for t in prepared], batch_size)):
             enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             out[idx] = model.pool(enc["input_ids"], enc["attention_mask"]).numpy()
@@ -179,7 +179,7 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
     out = np.zeros((len(prepared), 3), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
-        for idx in length_batches(prepared, batch_size):
+        for idx in length_batches([len(t) for t in prepared], batch_size):
             enc = tokenizer([prepared[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             out[idx] = model(enc["input_ids"], enc["attention_mask"]).float().numpy()
