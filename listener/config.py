@@ -108,11 +108,12 @@ DATABASE_KEYS: dict[str, Key] = {
 }
 MODEL_KEYS: dict[str, Key] = {
     "name": Key("bundled", "Sentiment model: `bundled` (shipped, offline), a Hugging Face name or a local folder."),
-    "batch_size": Key(32, "Texts scored at once."),
+    "batch_size": Key(16, "Texts per model batch (texts of similar length are batched together)."),
     "max_length": Key(128, "Tokens of a text the model reads; the rest is cut off."),
     "cache_dir": Key(None, "Folder where the bundled model is built; relative to the config file's folder.",
                      "package default"),
-    "threads": Key(None, "CPU threads used for scoring; absent lets torch decide.", "torch decides"),
+    "threads": Key(None, "CPU cores used for scoring (the bundled model runs one worker per core); absent uses all.",
+                   "all cores"),
 }
 FETCH_KEYS: dict[str, Key] = {
     "timeout": Key("20s", "Time limit of one HTTP request."),
@@ -232,7 +233,7 @@ class DatabaseConfig:
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     name: str = "bundled"
-    batch_size: int = 32
+    batch_size: int = 16
     max_length: int = 128
     cache_dir: Path | None = None
     threads: int | None = None
@@ -1395,13 +1396,13 @@ path = "data/mentions.db"
 # Sentiment model: "bundled" (offline, shipped with listener), a Hugging Face model name
 # (like "cardiffnlp/twitter-xlm-roberta-base-sentiment") or a local folder.
 name = "bundled"
-# Texts scored at once.
-batch_size = 32
+# Texts per model batch (texts of similar length are batched together).
+batch_size = 16
 # Tokens of a text the model reads; the rest is cut off.
 max_length = 128
 # Folder where the bundled model is built (relative to this file); leave it out for the default.
 # cache_dir = ".cache/listener"
-# CPU threads used for scoring; leave it out to let torch decide.
+# CPU cores used for scoring (the bundled model runs one worker per core); leave it out to use all.
 # threads = 2
 
 [fetch]

@@ -87,7 +87,7 @@ class BundledModel:
     `backend="torch"`: the same weights in fp32 PyTorch (the reference the int8 path is measured against).
     """
 
-    def __init__(self, *, batch_size: int = 32, max_length: int = 128, threads: int | None = None,
+    def __init__(self, *, batch_size: int = 16, max_length: int = 128, threads: int | None = None,
                  cache_dir: Path | None = None, artifact: Path = ARTIFACT_DIR, backend: str = "onnx"):
         from tokenizers import Tokenizer
 
@@ -125,14 +125,6 @@ class BundledModel:
         load_artifact(model, artifact)
         return model.eval()
 
-    def _batch_logits(self, ids, mask):
-        if self.backend == "onnx":
-            return self.runner.logits(ids, mask)
-        import torch
-
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
-
     def logits(self, texts: Sequence[str]):
         """Raw (temperature-free) logits in input order, as a float32 array (n x 3).
 
@@ -144,8 +136,20 @@ class BundledModel:
 
         rows = tokenize(self.tokenizer, [PREFIX + normalise_for_model(t) for t in texts], self.max_length)
         out = np.empty((len(rows), 3), dtype=np.float32)
-        for idx in length_batches([len(r) for r in rows], self.batch_size):
-            out[idx] = self._batch_logits(*pad_batch([rows[i] for i in idx], self.pad_id))
+        order = list(length_batches([len(r) for r in rows], self.batch_size))
+        batches = (pad_batch([rows[i] for i in idx], self.pad_id) for idx in order)
+        if self.backend == "onnx":
+            results = self.runner.map(batches)
+        else:
+            import torch
+
+            def torch_logits(ids, mask):
+                with torch.inference_mode():
+                    return self.model(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
+
+            results = (torch_logits(ids, mask) for ids, mask in batches)
+        for idx, z in zip(order, results):
+            out[idx] = z
         return out
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:

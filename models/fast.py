@@ -15,7 +15,7 @@ import os
 import warnings
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -71,7 +71,13 @@ def _quiet():
 
 
 class OnnxClassifier:
-    """An int8 ONNX Runtime session scoring (input_ids, attention_mask) batches."""
+    """An int8 ONNX Runtime session scoring (input_ids, attention_mask) batches.
+
+    On a small CPU box, one single-threaded worker per core, each scoring whole batches, beats one
+    session spreading every small matrix product over the cores (measured on 2 cores with batches of
+    16 tweet-length texts: ~515 texts/s against ~420; see bench/sentiment.py). The session is shared:
+    ONNX Runtime's `run` is thread-safe and releases the GIL.
+    """
 
     def __init__(self, onnx_path: Path, threads: int | None = None):
         try:
@@ -79,13 +85,26 @@ class OnnxClassifier:
         except ImportError as exc:  # pragma: no cover - a dependency
             raise ModelError("onnxruntime is not installed; reinstall listener") from exc
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.workers = max(1, threads or len(os.sched_getaffinity(0)))
+        self._pool = None
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+    def map(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Logits for each batch, in order, scored by the workers in parallel."""
+        if self.workers == 1:
+            yield from (self.logits(ids, mask) for ids, mask in batches)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="listener-score")
+        yield from self._pool.map(lambda batch: self.logits(*batch), batches)
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

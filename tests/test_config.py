@@ -152,7 +152,7 @@ def test_defaults(tmp_path):
     assert config.database.path == tmp_path / "data" / "mentions.db"
     assert config.database.keep is None
     assert config.model == ModelConfig()
-    assert config.model.name == "bundled" and config.model.batch_size == 32 and config.model.max_length == 128
+    assert config.model.name == "bundled" and config.model.batch_size == 16 and config.model.max_length == 128
     assert config.fetch == FetchConfig()
     assert config.fetch.timeout == timedelta(seconds=20) and config.fetch.max_bytes == 10_000_000
     assert (config.fetch.per_host, config.fetch.concurrency, config.fetch.user_agent) == (2, 8, None)
