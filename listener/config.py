@@ -104,7 +104,8 @@ LANGUAGE_RE = re.compile(r"[a-z]{2}")
 
 DATABASE_KEYS: dict[str, Key] = {
     "path": Key("data/mentions.db", "SQLite file of mentions; relative to the config file's folder."),
-    "keep": Key(None, "Delete mentions older than this (like `90d`); absent keeps them forever.", "forever"),
+    "keep": Key(None, "Delete mentions older than this (like `90d`), and fetch, alert and sent-notification logs "
+                     "of that age; absent keeps them forever.", "forever"),
 }
 MODEL_KEYS: dict[str, Key] = {
     "name": Key("bundled", "Sentiment model: `bundled` (shipped, offline), a Hugging Face name or a local folder."),
@@ -1389,7 +1390,8 @@ STARTER_CONFIG = """\
 [database]
 # SQLite file of mentions; a relative path is relative to this file's folder.
 path = "data/mentions.db"
-# Delete mentions older than this; leave it out to keep them forever.
+# Delete mentions older than this (and the fetch, alert and sent-notification logs of that age);
+# leave it out to keep them forever.
 # keep = "180d"
 
 [model]

@@ -1,4 +1,6 @@
-"""Retention: with `[database] keep`, mentions older than that are deleted once a day.
+"""Retention: with `[database] keep`, mentions older than that are deleted once a day, and so
+are the logs of the same age (fetch attempts, alert events, notifications already delivered;
+notifications still queued are never deleted).
 
 `prune_if_due` is the daemon's job (run it as often as you like: it prunes when the last prune is
 a day old or more, recorded in `job_runs`, so a restart does not prune again). Deleting goes in
@@ -33,5 +35,9 @@ def prune_if_due(config: Config, store: Store, now: datetime, *,
         return None
     before = now - keep
     deleted = store.prune(before, on_batch=on_batch)
-    store.record_job_run(PRUNE_JOB, now, f"deleted {deleted} mentions published before {iso(before)}")
+    logs = store.prune_logs(before)
+    detail = f"deleted {deleted} mentions published before {iso(before)}"
+    if any(logs.values()):
+        detail += " (and " + ", ".join(f"{n} {table}" for table, n in logs.items() if n) + " rows)"
+    store.record_job_run(PRUNE_JOB, now, detail)
     return deleted

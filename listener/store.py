@@ -886,6 +886,18 @@ class Store:
             if n < batch:
                 return total
 
+    def prune_logs(self, before: datetime) -> dict[str, int]:
+        """Delete log rows older than `before`: fetch attempts, alert events and notifications
+        already delivered (unsent ones stay queued, whatever their age). Counts per table."""
+        cutoff = iso(before)
+        with self.transaction():
+            return {
+                "fetches": self.conn.execute("DELETE FROM fetches WHERE started_at < ?", (cutoff,)).rowcount,
+                "alert_events": self.conn.execute("DELETE FROM alert_events WHERE at < ?", (cutoff,)).rowcount,
+                "outbox": self.conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                                            (cutoff,)).rowcount,
+            }
+
     def last_job_run(self, job: str) -> datetime | None:
         r = self.conn.execute("SELECT last_run_at FROM job_runs WHERE job = ?", (job,)).fetchone()
         return parse_iso(r[0]) if r else None

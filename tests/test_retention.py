@@ -81,3 +81,27 @@ def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path):
     detail = store.conn.execute("SELECT detail FROM job_runs WHERE job = 'prune'").fetchone()[0]
     assert detail == "deleted 1 mentions published before 2026-10-24T03:00:00Z"
     store.close()
+
+
+def test_prune_if_due_deletes_old_logs_but_never_a_queued_notification(tmp_path):
+    config = make_config(tmp_path)
+    config = replace(config, database=replace(config.database, keep=timedelta(days=30)))
+    old, recent = NOW - timedelta(days=31), NOW - timedelta(days=1)
+    with Store(config.database.path) as store:
+        for at in (old, recent):
+            store.record_failure("feed", "rss", "HTTP 500", started_at=at, now=at, next_check_at=at)
+            with store.transaction():
+                store.add_alert_event("backlash", "{}", "firing", at, 1.0, "summary", None)
+                for sent in ("sent", "queued"):
+                    store.enqueue(message_id=f"{sent}-{at:%d}", channel="email", kind="alert", recipients=["a@b"],
+                                  subject="s", body_text="b", body_html=None, payload=None, now=at)
+            sent_id = store.conn.execute("SELECT id FROM outbox WHERE message_id = ?", (f"sent-{at:%d}",)).fetchone()[0]
+            store.mark_sent(sent_id, at)
+        assert prune_if_due(config, store, NOW) == 0
+        left = {t: [r[0] for r in store.conn.execute(f"SELECT {c} FROM {t} ORDER BY 1")]
+                for t, c in (("fetches", "started_at"), ("alert_events", "at"), ("outbox", "message_id"))}
+        assert left == {"fetches": ["2026-11-21T03:00:00Z"], "alert_events": ["2026-11-21T03:00:00Z"],
+                        "outbox": sorted([f"queued-{old:%d}", f"queued-{recent:%d}", f"sent-{recent:%d}"])}
+        detail = store.conn.execute("SELECT detail FROM job_runs WHERE job = 'prune'").fetchone()[0]
+        assert detail == ("deleted 0 mentions published before 2026-10-23T03:00:00Z "
+                          "(and 1 fetches, 1 alert_events, 1 outbox rows)")
