@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -271,10 +272,11 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         score = selection_score(figures)
         history.append({"step": step, "examples": step * batch_size, **figures, "selection": round(score, 4)})
         log(f"step {step}/{total_steps}: {json.dumps(figures)} selection={score:.4f}")
-        save_file({k: v.contiguous() for k, v in shipped_state(model).items()}, str(work / f"step-{step}.safetensors"))
+        checkpoint = work / f"step-{step}.safetensors"
+        save_file({k: v.contiguous() for k, v in shipped_state(model).items()}, str(checkpoint))
         if score > best["score"]:
             best.update(score=score, step=step, figures=figures)
-            save_file({k: v.contiguous() for k, v in shipped_state(model).items()}, str(work / "best.safetensors"))
+            shutil.copyfile(checkpoint, work / "best.safetensors")
             log(f"  new best, saved to {work / 'best.safetensors'}")
         model.train()
 
