@@ -874,29 +874,32 @@ class Store:
         Their topics and hashtags go with them (ON DELETE CASCADE) and the FTS index follows by
         trigger; the hourly rollups keep their counts. Between batches other writers get their turn.
         """
+        return self._delete_batched("mentions", "published_at < ? ORDER BY published_at", (iso(before),),
+                                    batch, on_batch)
+
+    def prune_logs(self, before: datetime, *, batch: int = 5000) -> dict[str, int]:
+        """Delete log rows older than `before`, in batches like `prune`: fetch attempts, alert events
+        and notifications already delivered (unsent ones stay queued, whatever their age). Counts per table."""
+        cutoff = (iso(before),)
+        return {
+            "fetches": self._delete_batched("fetches", "started_at < ?", cutoff, batch),
+            "alert_events": self._delete_batched("alert_events", "at < ?", cutoff, batch),
+            "outbox": self._delete_batched("outbox", "sent_at IS NOT NULL AND sent_at < ?", cutoff, batch),
+        }
+
+    def _delete_batched(self, table: str, where: str, params: tuple, batch: int,
+                        on_batch: Callable[[int], None] | None = None) -> int:
+        """DELETE the rows of `table` matching `where`, `batch` per transaction; the total."""
         total = 0
         while True:
             with self.transaction():
-                n = self.conn.execute(
-                    "DELETE FROM mentions WHERE id IN (SELECT id FROM mentions WHERE published_at < ? "
-                    "ORDER BY published_at LIMIT ?)", (iso(before), batch)).rowcount
+                n = self.conn.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)",
+                                      (*params, batch)).rowcount
             total += n
             if on_batch and n:
                 on_batch(n)
             if n < batch:
                 return total
-
-    def prune_logs(self, before: datetime) -> dict[str, int]:
-        """Delete log rows older than `before`: fetch attempts, alert events and notifications
-        already delivered (unsent ones stay queued, whatever their age). Counts per table."""
-        cutoff = iso(before)
-        with self.transaction():
-            return {
-                "fetches": self.conn.execute("DELETE FROM fetches WHERE started_at < ?", (cutoff,)).rowcount,
-                "alert_events": self.conn.execute("DELETE FROM alert_events WHERE at < ?", (cutoff,)).rowcount,
-                "outbox": self.conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
-                                            (cutoff,)).rowcount,
-            }
 
     def last_job_run(self, job: str) -> datetime | None:
         r = self.conn.execute("SELECT last_run_at FROM job_runs WHERE job = ?", (job,)).fetchone()

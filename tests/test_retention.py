@@ -105,3 +105,17 @@ def test_prune_if_due_deletes_old_logs_but_never_a_queued_notification(tmp_path)
         detail = store.conn.execute("SELECT detail FROM job_runs WHERE job = 'prune'").fetchone()[0]
         assert detail == ("deleted 0 mentions published before 2026-10-23T03:00:00Z "
                           "(and 1 fetches, 1 alert_events, 1 outbox rows)")
+
+
+def test_prune_logs_deletes_in_batches_until_none_are_left(tmp_path):
+    with Store(tmp_path / "l.db") as store:
+        for day in range(1, 8):  # seven old fetch attempts, one recent
+            at = NOW - timedelta(days=30 + day)
+            store.record_failure("feed", "rss", "HTTP 500", started_at=at, now=at, next_check_at=at)
+        store.record_failure("feed", "rss", "HTTP 500", started_at=NOW, now=NOW, next_check_at=NOW)
+        statements = []
+        store.conn.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith("DELETE FROM fetches") else None)
+        assert store.prune_logs(NOW - timedelta(days=30), batch=3) == {"fetches": 7, "alert_events": 0, "outbox": 0}
+        store.conn.set_trace_callback(None)
+        assert len(statements) == 3  # 3 + 3 + 1
+        assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1
