@@ -185,8 +185,14 @@ def smtp_connect(email: EmailConfig) -> smtplib.SMTP:
             if email.security == "starttls":
                 conn.starttls(context=ssl.create_default_context())
         if email.username_env and email.password_env:
-            conn.login(resolve_secret("email.username_env", email.username_env),
-                       resolve_secret("email.password_env", email.password_env))
+            try:
+                conn.login(resolve_secret("email.username_env", email.username_env),
+                           resolve_secret("email.password_env", email.password_env))
+            except smtplib.SMTPAuthenticationError as exc:
+                conn.close()
+                raise DeliveryError(f"SMTP server {email.host}:{email.port} refused the login of "
+                                    f"${email.username_env}: ({exc.smtp_code}) {_one_line(exc.smtp_error.decode(errors='replace'))}"
+                                    ) from None
         return conn
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"cannot reach SMTP server {email.host}:{email.port}: {_one_line(exc)}") from exc
