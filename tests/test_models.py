@@ -124,6 +124,18 @@ def test_bundled_model_neutral_and_order_independent(bundled_model):
     assert batch[0].label == "neutral"
 
 
+def test_bundled_model_reads_up_to_max_length_not_the_training_length(bundled_model):
+    import copy
+
+    filler = ("The committee meeting on the municipal budget covered road maintenance, school buildings, parking "
+              "permits, the library opening hours and the new cycling lanes along the river. ")
+    text = 2 * filler + "Honestly the way they treated us afterwards was disgusting, rude staff, I am furious."
+    assert bundled_model.max_length == 128  # the default, whatever length it was trained at (64)
+    cut = copy.copy(bundled_model)
+    cut.max_length = 64  # the complaint at the end falls beyond 64 tokens
+    assert (bundled_model.score([text])[0].label, cut.score([text])[0].label) == ("negative", "neutral")
+
+
 def test_int8_onnx_agrees_with_fp32_torch(bundled_model):
     from models.bundled import BundledModel
 
