@@ -88,7 +88,10 @@ class OnnxClassifier:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        # ONNX Runtime's fused SkipLayerNormalization kernel is slower here than the Add and
+        # LayerNormalization it replaces: leaving them unfused scores ~20% more texts/s.
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=["SkipLayerNormFusion"])
         self.workers = max(1, threads or len(os.sched_getaffinity(0)))
         self._pool = None
 
