@@ -874,8 +874,8 @@ class Store:
         Their topics and hashtags go with them (ON DELETE CASCADE) and the FTS index follows by
         trigger; the hourly rollups keep their counts. Between batches other writers get their turn.
         """
-        return self._delete_batched("mentions", "published_at < ? ORDER BY published_at", (iso(before),),
-                                    batch, on_batch)
+        return self._delete_batched("mentions", "published_at < ?", (iso(before),), batch, on_batch,
+                                    order_by="published_at")
 
     def prune_logs(self, before: datetime, *, batch: int = 5000) -> dict[str, int]:
         """Delete log rows older than `before`, in batches like `prune`: fetch attempts, alert events
@@ -888,13 +888,14 @@ class Store:
         }
 
     def _delete_batched(self, table: str, where: str, params: tuple, batch: int,
-                        on_batch: Callable[[int], None] | None = None) -> int:
-        """DELETE the rows of `table` matching `where`, `batch` per transaction; the total."""
+                        on_batch: Callable[[int], None] | None = None, order_by: str = "id") -> int:
+        """DELETE the rows of `table` matching `where`, `batch` per transaction (oldest first by
+        `order_by`); the total."""
         total = 0
+        select = f"SELECT id FROM {table} WHERE {where} ORDER BY {order_by} LIMIT ?"
         while True:
             with self.transaction():
-                n = self.conn.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)",
-                                      (*params, batch)).rowcount
+                n = self.conn.execute(f"DELETE FROM {table} WHERE id IN ({select})", (*params, batch)).rowcount
             total += n
             if on_batch and n:
                 on_batch(n)
