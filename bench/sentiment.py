@@ -67,8 +67,9 @@ hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()
 print(json.dumps({"seconds": time.perf_counter() - t, "max_rss_mb": int(hwm) / 1024}))
 """
 
-# The int8 speed as the daemon sees it: a process that loads the model and scores (no PyTorch
-# model has run in it; in this process the fp32 runs leave PyTorch's thread pool behind).
+# The int8 speed as the daemon sees it: a process that loads the model and scores. In the bench's
+# own process, after the PyTorch fp32 model and the peer have run, int8 is slower (cause not found:
+# PyTorch's threads alone, tried with a matrix product, do not slow it); both figures are printed.
 SPEED = """
 import json, sys, time
 from models.bundled import BundledModel

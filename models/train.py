@@ -240,11 +240,17 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     base = ensure_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = build_classifier(base)
+    if multi_repeat < 1:
+        raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
     if init:
         from safetensors.torch import load_file
 
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
-        missing, unexpected = model.load_state_dict(load_file(str(init)), strict=False)
+        try:
+            state = load_file(str(init))
+        except Exception as exc:  # a missing file, or not safetensors
+            raise SystemExit(f"--init {init}: cannot read it as a checkpoint ({exc})") from None
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or missing != ["encoder.embeddings.word_embeddings.weight"]:
             raise SystemExit(f"--init {init}: not a fine-tuning checkpoint of this model")
         log(f"starting from {init}")
