@@ -203,3 +203,66 @@ def test_model_eval_computes_the_metrics(tmp_path, bundled_model):
     err = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "model", "eval", str(bad)])
     assert err.exit_code == 1 and "bad.tsv:2: label '7' is not 0, 1 or 2" in err.output
     assert Example("x", 1).language is None
+
+
+def test_int8_smoothing_keeps_the_function_and_flattens_the_input(bundled_model):
+    """The shipped smoothing vectors: the FFN output projections compute the same function in fp32,
+    and their inputs (what dynamic int8 quantises with one scale per batch) have flatter channels."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from models.bundled import build_classifier, load_artifact
+    from models.e5base import PREFIX, ensure_base
+
+    base = ensure_base()
+    plain, smoothed = build_classifier(base), build_classifier(base)
+    load_artifact(plain)
+    load_artifact(smoothed, smooth=True)
+    assert type(smoothed.encoder.encoder.layer[0].output.dense).__name__ == "SmoothedLinear"
+    enc = AutoTokenizer.from_pretrained(base)([PREFIX + t for t, _ in CLEAR], padding=True, return_tensors="pt")
+    peaks = {}
+
+    def peak(name):  # how far the largest input channel stands above the median one, in the last layer
+        def hook(module, inputs):
+            channel_max = inputs[0].detach().abs().reshape(-1, inputs[0].shape[-1]).amax(0)
+            peaks[name] = float(channel_max.max() / channel_max.median())
+        return hook
+
+    plain.encoder.encoder.layer[-1].output.dense.register_forward_pre_hook(peak("plain"))
+    smoothed.encoder.encoder.layer[-1].output.dense.linear.register_forward_pre_hook(peak("smoothed"))
+    with torch.inference_mode():
+        a = plain.eval()(enc["input_ids"], enc["attention_mask"])
+        b = smoothed.eval()(enc["input_ids"], enc["attention_mask"])
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+    assert peaks["smoothed"] < peaks["plain"] / 2, peaks
+
+
+def test_onnx_cache_key_follows_the_weights_not_the_rest_of_the_manifest(tmp_path):
+    import json
+    import shutil
+
+    from models.bundled import ARTIFACT_DIR
+    from models.fast import artifact_key
+
+    base = tmp_path / "e5-small-base-x"
+    artifact = shutil.copytree(ARTIFACT_DIR, tmp_path / "bundled")
+    key = artifact_key(artifact, base)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["temperature"] = 2.0  # read at run time: the int8 model does not change
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    assert artifact_key(artifact, base) == key
+    weights = artifact / manifest["files"][0]
+    weights.write_bytes(weights.read_bytes() + b" ")
+    assert artifact_key(artifact, base) != key
+    assert artifact_key(artifact, tmp_path / "e5-small-base-y") != artifact_key(artifact, base)
+
+
+def test_training_language_repeat_option():
+    import argparse
+
+    from models.train import language_repeat_arg
+
+    assert language_repeat_arg("hindi=3") == ("hindi", 3)
+    for bad in ("hindi", "hindi=0", "=2", "hindi=x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected LANG=N"):
+            language_repeat_arg(bad)
