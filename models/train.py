@@ -218,6 +218,16 @@ def quantize_state(state: dict, skip: tuple[str, ...] = ()) -> dict:
     return out
 
 
+def read_checkpoint(path: Path, option: str) -> dict:
+    """A fine-tuning checkpoint's tensors, or a one-line error naming the option that pointed at it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # a missing file, or not safetensors
+        raise SystemExit(f"{option} {path}: cannot read it as a checkpoint ({exc})") from None
+
+
 def selection_score(figures: dict) -> float:
     """Checkpoint selection: the mean of the three targets' metrics (nl_val is validation, never trained on)."""
     return (figures["en_val.tsv"]["macro_recall"] + figures["multi_val.tsv"]["macro_recall"]
@@ -254,15 +264,9 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     model = build_classifier(base)
     if multi_repeat < 1:
         raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
-    if init:
-        from safetensors.torch import load_file
-
+    if init and not resume:  # (a resumed run loads its own last checkpoint instead)
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
-        try:
-            state = load_file(str(init))
-        except Exception as exc:  # a missing file, or not safetensors
-            raise SystemExit(f"--init {init}: cannot read it as a checkpoint ({exc})") from None
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing, unexpected = model.load_state_dict(read_checkpoint(init, "--init"), strict=False)
         if unexpected or missing != ["encoder.embeddings.word_embeddings.weight"]:
             raise SystemExit(f"--init {init}: not a fine-tuning checkpoint of this model")
         log(f"starting from {init}")
@@ -331,9 +335,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         if saved["config"] != config:
             changed = sorted(k for k in config if saved["config"].get(k) != config[k])
             raise SystemExit(f"--resume: {resume_file} is from a run with other settings ({', '.join(changed)})")
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(work / f"step-{saved['step']}.safetensors")), strict=False)
+        model.load_state_dict(read_checkpoint(work / f"step-{saved['step']}.safetensors", "--resume"), strict=False)
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
@@ -377,9 +379,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     # Checkpoint averaging: the mean of the best `average` checkpoints often beats each of them.
     top = sorted(history, key=lambda h: -h["selection"])[:average]
     if len(top) > 1:
-        from safetensors.torch import load_file
-
-        states = [load_file(str(work / f"step-{h['step']}.safetensors")) for h in top]
+        states = [read_checkpoint(work / f"step-{h['step']}.safetensors", "--average") for h in top]
         mean = {k: sum(st[k].float() for st in states) / len(states) for k in states[0]}
         model.load_state_dict(mean, strict=False)
         figures = measure()
@@ -421,7 +421,7 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
            trained_on: dict | None = None, best_step: int | str | None = None) -> dict:
     """Write the shipped artifact from `checkpoint` (default `work/best.safetensors`): int8 weights,
     smoothing vectors, temperature, figures (fp32, then through int8 ONNX Runtime as listener runs it)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
     from models.bundled import BundledModel, build_classifier, dequantize_state, smoothing_scales
@@ -429,11 +429,10 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     from models.metrics import evaluate
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if not 0 <= smooth_alpha <= 1:
+        raise SystemExit(f"--smooth-alpha {smooth_alpha}: must be between 0 (no smoothing) and 1")
     checkpoint = checkpoint or work / "best.safetensors"
-    try:
-        state = load_file(str(checkpoint))
-    except Exception as exc:  # a missing file, or not safetensors
-        raise SystemExit(f"--checkpoint {checkpoint}: cannot read it as a checkpoint ({exc})") from None
+    state = read_checkpoint(checkpoint, "--checkpoint")
     base = ensure_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = build_classifier(base)
