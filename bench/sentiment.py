@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/sentiment.py [--data ../shared/data/sentiment] [--n 2000]
 
-Prints, as texts/s and ratios:
+Prints, as texts/s and ratios (each speed is the median of --repeat timed passes over the same
+texts, after a warm-up; every pass is printed too, since this shared machine's speed drifts by
+10% from minute to minute):
 - naive peer: `transformers.pipeline("text-classification")`, batch size 1, fp32, on a BERT
   classifier of the same size (our rebuilt base with a classification head);
 - ours, fp32 PyTorch (length-sorted batches) and ours, int8 ONNX Runtime (what listener runs),
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,10 @@ def rate(fn, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def rates(fn, texts: list[str], repeat: int) -> list[float]:
+    return [rate(fn, texts) for _ in range(repeat)]
+
+
 def child(code: str, env: dict | None = None, args: tuple[str, ...] = ()) -> dict:
     """Run `code` in a fresh Python; it prints one JSON line."""
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=str(REPO),
@@ -76,9 +83,12 @@ from models.bundled import BundledModel
 texts = json.load(open(sys.argv[1]))
 m = BundledModel()
 m.score(texts[:32])
-t = time.perf_counter()
-m.score(texts)
-print(json.dumps({"texts_per_s": len(texts) / (time.perf_counter() - t)}))
+passes = []
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    m.score(texts)
+    passes.append(len(texts) / (time.perf_counter() - t))
+print(json.dumps({"passes": passes}))
 """
 
 
@@ -87,8 +97,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None, help="folder with en_val.tsv, multi_val.tsv, nl_val.tsv")
     parser.add_argument("--n", type=int, default=2000, help="texts per speed measurement")
     parser.add_argument("--peer-n", type=int, default=300, help="texts for the (slow) naive peer")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes per speed figure (the median is reported)")
     parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache first load (rebuilds 470 MB)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: must be 1 or more")
 
     import torch
     from transformers import BertForSequenceClassification, pipeline
@@ -101,6 +114,7 @@ def main() -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     results: dict = {"cpu_threads": torch.get_num_threads()}
+    passes: dict[str, list[float]] = {}
     texts = texts_for(args.data, args.n)
     results["texts"] = {"n": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
                         "from": "validation tweets" if args.data else "generated"}
@@ -115,18 +129,21 @@ def main() -> int:
         peer = pipeline("text-classification", model=tmp, device=-1, batch_size=1)
         peer_texts = [PREFIX + normalise_for_model(t) for t in texts[: args.peer_n]]
         peer(peer_texts[:5])
-        results["peer_pipeline_bs1_fp32"] = rate(lambda ts: [peer(t) for t in ts], peer_texts)
+        passes["peer_pipeline_bs1_fp32"] = rates(lambda ts: [peer(t) for t in ts], peer_texts, args.repeat)
 
     fp32 = BundledModel(backend="torch")
     fp32.score(texts[:32])
-    results["ours_fp32_torch"] = rate(fp32.score, texts)
+    passes["ours_fp32_torch"] = rates(fp32.score, texts, args.repeat)
     int8 = BundledModel()
     int8.score(texts[:32])
-    results["ours_int8_onnx_after_torch"] = rate(int8.score, texts)
+    passes["ours_int8_onnx_after_torch"] = rates(int8.score, texts, args.repeat)
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(texts, f)
         f.flush()
-        results["ours_int8_onnx"] = child(SPEED, args=(f.name,))["texts_per_s"]
+        passes["ours_int8_onnx"] = child(SPEED, args=(f.name, str(args.repeat)))["passes"]
+    for name, values in passes.items():
+        results[name] = statistics.median(values)
+    results["passes"] = {name: [round(v, 1) for v in values] for name, values in passes.items()}
     results["ratio_int8_vs_peer"] = results["ours_int8_onnx"] / results["peer_pipeline_bs1_fp32"]
     results["ratio_int8_vs_fp32"] = results["ours_int8_onnx"] / results["ours_fp32_torch"]
 
