@@ -6,7 +6,8 @@
 
 `finetune`: the encoder (word embeddings frozen) and a linear head are trained on en_train +
 multi_train, validated every --eval-every steps (checkpoints in --work), and the best checkpoint
-by validation is exported. `export`: writes models/bundled/ from a checkpoint: int8 weights,
+by validation is exported. A long run can be trained in parts: `--stop-after STEP` ends it at a
+validation, `--resume` (same settings) continues it exactly where it stopped. `export`: writes models/bundled/ from a checkpoint: int8 weights,
 the int8 export's smoothing vectors (calibrated on training texts), the temperature (fitted on
 en_val + multi_val) and the validation figures in fp32 and through int8 ONNX Runtime, as listener
 runs it. `head`: the first bundled model, a logistic-regression head on the frozen base.
@@ -242,8 +243,12 @@ def shipped_state(model) -> dict:
 def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, head_lr: float, batch_size: int,
              max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None,
              average: int = 3, init: Path | None = None, multi_repeat: int = 1,
-             language_repeat: dict[str, int] | None = None, resume: bool = False) -> dict:
-    """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint."""
+             language_repeat: dict[str, int] | None = None, resume: bool = False,
+             stop_after: int | None = None) -> dict | None:
+    """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint.
+
+    `stop_after`: end at the first validation at or after that step, leaving the run for `resume`
+    (returns None); a run too long for one sitting is trained in parts."""
     import math
 
     import torch
@@ -264,6 +269,8 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     model = build_classifier(base)
     if multi_repeat < 1:
         raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
+    if stop_after is not None and stop_after < 1:
+        raise SystemExit(f"--stop-after {stop_after}: must be 1 or more")
     if init and not resume:  # (a resumed run loads its own last checkpoint instead)
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
         missing, unexpected = model.load_state_dict(read_checkpoint(init, "--init"), strict=False)
@@ -376,6 +383,9 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         if step % eval_every == 0 or step == total_steps:
             validate(step)
             save_resume_state()
+            if stop_after is not None and step >= stop_after and step < total_steps:
+                log(f"stopped at step {step}/{total_steps}; continue with --resume")
+                return None
     # Checkpoint averaging: the mean of the best `average` checkpoints often beats each of them.
     top = sorted(history, key=lambda h: -h["selection"])[:average]
     if len(top) > 1:
@@ -534,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue the run in --work from its last validation (same settings; e.g. in a later session)")
     ft.add_argument("--language-repeat", action="append", default=[], metavar="LANG=N", type=language_repeat_arg,
                     help="show multi_train's LANG texts N times per epoch instead (repeatable; e.g. hindi=3)")
+    ft.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                    help="stop at the first validation at or after STEP; continue later with --resume")
     ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
     ex.add_argument("--data", type=Path, required=True)
     ex.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
@@ -550,8 +562,10 @@ def main(argv: list[str] | None = None) -> int:
                             batch_size=args.batch_size, max_length=args.max_length, eval_every=args.eval_every,
                             en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads,
                             average=args.average, init=args.init, multi_repeat=args.multi_repeat,
-                            language_repeat=dict(args.language_repeat), resume=args.resume)
-        print(json.dumps(manifest["validation"], indent=2))
+                            language_repeat=dict(args.language_repeat), resume=args.resume,
+                            stop_after=args.stop_after)
+        if manifest is not None:  # (None: stopped early by --stop-after)
+            print(json.dumps(manifest["validation"], indent=2))
     elif args.command == "export":
         run = {}
         if (args.work / "run.json").exists():  # the finetune run's method, history and data

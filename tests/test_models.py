@@ -266,3 +266,53 @@ def test_training_language_repeat_option():
     for bad in ("hindi", "hindi=0", "=2", "hindi=x"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected LANG=N"):
             language_repeat_arg(bad)
+
+
+def _tiny_sentiment_data(folder):
+    """A hand-made training/validation folder in the shape of ../shared/data/sentiment."""
+    positive = ["I love this", "great service", "what a wonderful day", "best coffee ever", "so happy with it",
+                "dit is geweldig"]
+    negative = ["I hate this", "terrible service", "what an awful day", "worst coffee ever", "so angry with it",
+                "dit is slecht"]
+    neutral = ["the shop opens at nine", "it is a phone", "the train leaves at ten", "this is a table",
+               "the meeting is on Monday", "de winkel is open"]
+    rows = [(t, 2) for t in positive] + [(t, 0) for t in negative] + [(t, 1) for t in neutral]
+    folder.mkdir()
+    for name in ("en_train.tsv", "en_val.tsv", "nl_val.tsv"):
+        (folder / name).write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    for name in ("multi_train.tsv", "multi_val.tsv"):
+        (folder / name).write_text("text\tlabel\tlanguage\n" + "".join(
+            f"{t}\t{y}\t{lang}\n" for (t, y), lang in zip(rows, ["german", "french"] * len(rows))))
+    return folder
+
+
+def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bundled_model):
+    """--stop-after ends a run at a validation; --resume continues it bit for bit (optimizer, schedule,
+    data order and random state come back)."""
+    from safetensors.torch import load_file
+
+    from models.train import finetune
+
+    data = _tiny_sentiment_data(tmp_path / "data")
+    settings = dict(epochs=3, lr=1e-4, head_lr=1e-3, batch_size=12, max_length=16, eval_every=2, en_limit=None,
+                    multi_limit=None, threads=None, average=1)
+    # 36 texts in batches of 12: 3 steps an epoch, reshuffled before steps 4 and 7; 9 steps in all.
+    # Both runs stop at step 6, before the export; one of them stops at step 2 and resumes.
+    assert finetune(data, tmp_path / "out", tmp_path / "straight", stop_after=6, **settings) is None
+    assert finetune(data, tmp_path / "out", tmp_path / "parts", stop_after=2, **settings) is None
+    assert not (tmp_path / "parts" / "step-4.safetensors").exists()
+    assert finetune(data, tmp_path / "out", tmp_path / "parts", stop_after=6, resume=True, **settings) is None
+    straight = load_file(str(tmp_path / "straight" / "step-6.safetensors"))
+    parts = load_file(str(tmp_path / "parts" / "step-6.safetensors"))
+    before = load_file(str(tmp_path / "parts" / "step-2.safetensors"))
+    assert straight.keys() == parts.keys()
+    assert all(torch_equal(straight[k], parts[k]) for k in straight)
+    assert not all(torch_equal(straight[k], before[k]) for k in straight)  # it did train after step 2
+    with pytest.raises(SystemExit, match="other settings"):
+        finetune(data, tmp_path / "out", tmp_path / "parts", resume=True, **{**settings, "lr": 2e-4})
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
