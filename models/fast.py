@@ -45,9 +45,11 @@ def int8_rows(embedding):
     """`embedding` (an nn.Embedding) stored as int8 with one scale per row, dequantized on lookup.
 
     ONNX Runtime's Gather quantisation gives the whole 250k-row table one scale, set by its largest
-    value, so most rows keep only a few levels: on fine-tuned checkpoints that cost 0.2-0.7 points of
-    multi_val and nl_val against fp32 embeddings. One scale per row, as for the weights, costs nothing
-    measurable and the table stays at 1 byte a value."""
+    value. Measured on v3 over the 5,136 validation texts, mean |logit - fp32 logit| through int8 is
+    0.0827 with that, 0.0814 with a scale per row and 0.0806 with fp32 embeddings: the embeddings'
+    share of int8's error is small (the per-batch activation scales carry most of it), and per-row
+    scales halve it at the same size, 1 byte a value.
+    """
     import torch
     from torch import nn
 
