@@ -203,40 +203,6 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
     return out
 
 
-def fake_dynamic_uint8(x):
-    """`x` through ONNX Runtime's DynamicQuantizeLinear and back: one uint8 scale and zero point for the
-    whole tensor, from its range widened to include 0. Gradients pass straight through (inside the range)."""
-    import torch
-
-    with torch.no_grad():
-        lo = x.min().clamp(max=0.0)
-        hi = x.max().clamp(min=0.0)
-        scale = ((hi - lo) / 255.0).clamp(min=1e-8).float()
-        zero_point = torch.round(-lo / scale).clamp(0, 255).int()
-    return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 255)
-
-
-def simulate_int8(model, smooth: dict | None = None) -> list:
-    """Make every encoder layer's linear map see its input as the int8 export quantises it (per batch,
-    per tensor; the FFN output's input divided by its smoothing vector first), for quantisation-aware
-    fine-tuning. Forward pre-hooks, so the weights and their names stay as they are; returns the hooks."""
-    from models.bundled import SMOOTH_PREFIX
-
-    def hook_for(s):
-        def hook(module, inputs):
-            x = inputs[0]
-            return (fake_dynamic_uint8(x) if s is None else fake_dynamic_uint8(x / s) * s,)
-        return hook
-
-    hooks = []
-    for i, layer in enumerate(model.encoder.encoder.layer):
-        s = (smooth or {}).get(f"{SMOOTH_PREFIX}{i}")
-        for name, module in layer.named_modules():
-            if module.__class__.__name__ == "Linear":
-                hooks.append(module.register_forward_pre_hook(hook_for(s if module is layer.output.dense else None)))
-    return hooks
-
-
 def quantize_state(state: dict, skip: tuple[str, ...] = ()) -> dict:
     """int8 per-output-row for 2-D weights (`name.q8` + `name.scale`), everything else as is."""
     import torch
@@ -278,12 +244,11 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
              max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None,
              average: int = 3, init: Path | None = None, multi_repeat: int = 1,
              language_repeat: dict[str, int] | None = None, resume: bool = False,
-             stop_after: int | None = None, qat: bool = False) -> dict | None:
+             stop_after: int | None = None) -> dict | None:
     """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint.
 
     `stop_after`: end at the first validation at or after that step, leaving the run for `resume`
-    (returns None); a run too long for one sitting is trained in parts. `qat`: quantisation-aware, every
-    layer's linear maps see their inputs as the int8 export will (`simulate_int8`), validation included."""
+    (returns None); a run too long for one sitting is trained in parts."""
     import math
 
     import torch
@@ -367,14 +332,13 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     # What defines the run: --resume refuses to continue a run started with other settings.
     config = {"epochs": epochs, "lr": lr, "head_lr": head_lr, "batch_size": batch_size, "max_length": max_length,
               "en_limit": en_limit, "multi_limit": multi_limit, "multi_repeat": multi_repeat,
-              "language_repeat": language_repeat, "init": str(init) if init else None, "qat": qat}
+              "language_repeat": language_repeat, "init": str(init) if init else None}
     step, pos, order = 0, len(train), list(range(len(train)))  # pos past the end: shuffle before the next batch
     if resume:
         resume_file = work / "resume.pt"
         if not resume_file.exists():
             raise SystemExit(f"--resume: {resume_file} does not exist (a run saves it at every validation)")
         saved = torch.load(resume_file, weights_only=False)
-        saved["config"] = {"qat": False, **saved["config"]}  # (runs from before --qat)
         if saved["config"] != config:
             changed = sorted(k for k in config if saved["config"].get(k) != config[k])
             raise SystemExit(f"--resume: {resume_file} is from a run with other settings ({', '.join(changed)})")
@@ -387,20 +351,12 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         history[:] = saved["history"]
         best.update(saved["best"])
         log(f"resuming at step {step}/{total_steps}")
-    smooth = None
-    if qat:  # the smoothing vectors the export would compute now (kept for the whole run, resumed as saved)
-        from models.bundled import smoothing_scales
-
-        smooth = saved["smooth"] if resume else smoothing_scales(model, calibration_batches(tokenizer, data),
-                                                                 SMOOTH_ALPHA)
-        simulate_int8(model, smooth)
-        log("quantisation-aware: linear inputs pass through simulated dynamic int8")
 
     def save_resume_state() -> None:
         tmp = work / "resume.pt.tmp"
         torch.save({"config": config, "step": step, "pos": pos, "order": order, "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "history": history, "best": best, "smooth": smooth}, tmp)
+                    "scheduler": sched.state_dict(), "history": history, "best": best}, tmp)
         tmp.replace(work / "resume.pt")
 
     model.train()
@@ -446,7 +402,6 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
             save_file({k: v.contiguous() for k, v in mean.items()}, str(work / "best.safetensors"))
             log(f"  the average is the new best, saved to {work / 'best.safetensors'}")
     start_from = f"continued from {init.name}, " if init else ""
-    start_from += "quantisation-aware (simulated dynamic int8 inputs), " if qat else ""
     method = (f"{start_from}fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
               f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "
               f"{epochs} epochs, linear warm-up/decay; best of the validation checkpoints and the average of the top "
@@ -589,8 +544,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue the run in --work from its last validation (same settings; e.g. in a later session)")
     ft.add_argument("--language-repeat", action="append", default=[], metavar="LANG=N", type=language_repeat_arg,
                     help="show multi_train's LANG texts N times per epoch instead (repeatable; e.g. hindi=3)")
-    ft.add_argument("--qat", action="store_true",
-                    help="quantisation-aware: train and validate through simulated int8 (as listener runs it)")
     ft.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                     help="stop at the first validation at or after STEP; continue later with --resume")
     ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
@@ -610,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                             en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads,
                             average=args.average, init=args.init, multi_repeat=args.multi_repeat,
                             language_repeat=dict(args.language_repeat), resume=args.resume,
-                            stop_after=args.stop_after, qat=args.qat)
+                            stop_after=args.stop_after)
         if manifest is not None:  # (None: stopped early by --stop-after)
             print(json.dumps(manifest["validation"], indent=2))
     elif args.command == "export":
