@@ -316,3 +316,23 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_int8_rows_keeps_every_row_to_half_a_step_of_its_own_scale():
+    """The exported word embeddings: int8 with one scale per row, so small rows keep their precision."""
+    import torch
+
+    from models.fast import int8_rows
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(50, 8)
+    with torch.no_grad():
+        table.weight[:25] *= 0.001  # rows far smaller than the rest: one shared scale would zero them
+    ids = torch.arange(50).reshape(5, 10)
+    exact = table(ids).detach()
+    stored = int8_rows(table)
+    assert stored.q8.dtype == torch.int8
+    got = stored(ids)
+    step = table.weight.detach().abs().amax(1) / 127
+    assert torch.all((got - exact).abs() <= step[ids].unsqueeze(-1) / 2 + 1e-9)
+    assert torch.all(got[:2].abs().amax(-1) > 0)  # the small rows survive
