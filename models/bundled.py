@@ -136,6 +136,15 @@ def smoothing_scales(model, batches, alpha: float) -> dict:
     return out
 
 
+def quantize_rows(weight):
+    """int8 with one scale per row (symmetric, the row's largest magnitude at 127): (int8, scales).
+    The shipped weights are stored this way, and the int8 export stores the word embeddings so."""
+    import torch
+
+    scale = weight.abs().amax(1).clamp(min=1e-8) / 127.0
+    return torch.round(weight / scale.unsqueeze(1)).to(torch.int8).contiguous(), scale.contiguous()
+
+
 def dequantize_state(state: dict) -> dict:
     """Turn `name.q8` (int8) + `name.scale` (per output row) pairs back into float weights."""
     out = {}

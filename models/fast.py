@@ -2,8 +2,9 @@
 
 On first use the classifier (encoder, mean pooling, head) is exported to ONNX and quantized
 dynamically to int8 (MatMul weights per output channel; the word embeddings per row), then cached
-next to the rebuilt base, keyed by the shipped artifact's contents and the export's version. Texts are tokenized with the `tokenizers` fast
-path and scored in length-sorted batches, so batches carry almost no padding.
+next to the rebuilt base, keyed by the shipped artifact's contents and the export's version.
+Texts are tokenized with the `tokenizers` fast path and scored in length-sorted batches, so
+batches carry almost no padding.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ def int8_rows(embedding):
     import torch
     from torch import nn
 
+    from models.bundled import quantize_rows
+
     class RowInt8Embedding(nn.Module):
         def __init__(self, weight: torch.Tensor):
             super().__init__()
-            scale = weight.detach().abs().amax(1).clamp(min=1e-8) / 127.0
-            self.register_buffer("q8", torch.round(weight.detach() / scale.unsqueeze(1)).to(torch.int8))
-            self.register_buffer("scale", scale.float())
+            q8, scale = quantize_rows(weight.detach().float())
+            self.register_buffer("q8", q8)
+            self.register_buffer("scale", scale)
 
         def forward(self, ids):
             return self.q8[ids].float() * self.scale[ids].unsqueeze(-1)
@@ -67,7 +70,8 @@ def int8_rows(embedding):
 
 
 def export_int8(model, onnx_path: Path) -> Path:
-    """Export `model` (input_ids, attention_mask -> logits) to ONNX, quantize to int8, save atomically."""
+    """Export `model` (input_ids, attention_mask -> logits) to ONNX, quantize to int8, save atomically.
+    `model` is changed on the way (its word embeddings become their int8 form): pass a throwaway copy."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -7,10 +7,10 @@
 `finetune`: the encoder (word embeddings frozen) and a linear head are trained on en_train +
 multi_train, validated every --eval-every steps (checkpoints in --work), and the best checkpoint
 by validation is exported. A long run can be trained in parts: `--stop-after STEP` ends it at a
-validation, `--resume` (same settings) continues it exactly where it stopped. `export`: writes models/bundled/ from a checkpoint: int8 weights,
-the int8 export's smoothing vectors (calibrated on training texts), the temperature (fitted on
-en_val + multi_val) and the validation figures in fp32 and through int8 ONNX Runtime, as listener
-runs it. `head`: the first bundled model, a logistic-regression head on the frozen base.
+validation, `--resume` (same settings) continues it exactly where it stopped. `export`: writes
+models/bundled/ from a checkpoint: int8 weights, the int8 export's smoothing vectors (calibrated
+on training texts), the temperature (fitted on en_val + multi_val) and the validation figures in
+fp32 and through int8 ONNX Runtime, as listener runs it. `head`: the first bundled model, a logistic-regression head on the frozen base.
 Dutch nl_val is only validated on, never trained on.
 """
 
@@ -205,15 +205,13 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
 
 def quantize_state(state: dict, skip: tuple[str, ...] = ()) -> dict:
     """int8 per-output-row for 2-D weights (`name.q8` + `name.scale`), everything else as is."""
-    import torch
+    from models.bundled import quantize_rows
 
     out = {}
     for name, t in state.items():
         t = t.detach().float().contiguous()
         if t.dim() == 2 and t.shape[0] > 3 and not name.startswith(skip):
-            scale = t.abs().amax(1).clamp(min=1e-8) / 127.0
-            out[name + ".q8"] = torch.round(t / scale.unsqueeze(1)).to(torch.int8).contiguous()
-            out[name + ".scale"] = scale.contiguous()
+            out[name + ".q8"], out[name + ".scale"] = quantize_rows(t)
         else:
             out[name] = t
     return out
@@ -260,6 +258,10 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     from models.textprep import normalise_for_model
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if multi_repeat < 1:
+        raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
+    if stop_after is not None and stop_after < 1:
+        raise SystemExit(f"--stop-after {stop_after}: must be 1 or more")
     if threads:
         torch.set_num_threads(threads)
     rng = random.Random(SEED)
@@ -267,10 +269,6 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     base = ensure_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = build_classifier(base)
-    if multi_repeat < 1:
-        raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
-    if stop_after is not None and stop_after < 1:
-        raise SystemExit(f"--stop-after {stop_after}: must be 1 or more")
     if init and not resume:  # (a resumed run loads its own last checkpoint instead)
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
         missing, unexpected = model.load_state_dict(read_checkpoint(init, "--init"), strict=False)

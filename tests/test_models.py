@@ -289,6 +289,7 @@ def _tiny_sentiment_data(folder):
 def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bundled_model):
     """--stop-after ends a run at a validation; --resume continues it bit for bit (optimizer, schedule,
     data order and random state come back)."""
+    import torch
     from safetensors.torch import load_file
 
     from models.train import finetune
@@ -306,16 +307,10 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
     parts = load_file(str(tmp_path / "parts" / "step-6.safetensors"))
     before = load_file(str(tmp_path / "parts" / "step-2.safetensors"))
     assert straight.keys() == parts.keys()
-    assert all(torch_equal(straight[k], parts[k]) for k in straight)
-    assert not all(torch_equal(straight[k], before[k]) for k in straight)  # it did train after step 2
+    assert all(torch.equal(straight[k], parts[k]) for k in straight)
+    assert not all(torch.equal(straight[k], before[k]) for k in straight)  # it did train after step 2
     with pytest.raises(SystemExit, match="other settings"):
         finetune(data, tmp_path / "out", tmp_path / "parts", resume=True, **{**settings, "lr": 2e-4})
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
 
 
 def test_int8_rows_keeps_every_row_to_half_a_step_of_its_own_scale():
