@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
 
 from listener.cli import cli
-from tests.test_pipeline import DUTCH, NEWS
+from tests.test_pipeline import DUTCH_ITEMS, NEWS_ITEMS, rss
+
+
+def recent_feeds() -> tuple[bytes, bytes]:
+    """The pipeline tests' news and Dutch feeds, published minutes ago: the CLI runs on the real clock,
+    and a first fetch keeps only what is newer than the backfill (2d)."""
+    published = datetime.now(timezone.utc) - timedelta(minutes=5)
+    return rss(NEWS_ITEMS, published=published), rss(DUTCH_ITEMS, language="nl", published=published)
 
 
 @pytest.fixture
@@ -73,8 +81,9 @@ def test_dump_redacts_secrets(runner, tmp_path, http_server):
 
 
 def test_fetch_sources_search_and_sql(runner, tmp_path, http_server, bundled_model, monkeypatch):
-    http_server.route("/news.xml", body=NEWS)
-    http_server.route("/nl.xml", body=DUTCH)
+    news, dutch = recent_feeds()
+    http_server.route("/news.xml", body=news)
+    http_server.route("/nl.xml", body=dutch)
     cfg = write_config(tmp_path, http_server)
     result = runner.invoke(cli, ["--config", cfg, "fetch"])
     assert result.exit_code == 0, result.output
@@ -101,7 +110,7 @@ def test_fetch_sources_search_and_sql(runner, tmp_path, http_server, bundled_mod
 
 def test_fetch_exits_1_and_names_the_failing_source(runner, tmp_path, http_server):
     http_server.route("/news.xml", status=503, headers={"Retry-After": "120"})
-    http_server.route("/nl.xml", body=DUTCH)
+    http_server.route("/nl.xml", body=recent_feeds()[1])
     cfg = write_config(tmp_path, http_server)
     result = runner.invoke(cli, ["--config", cfg, "fetch", "--no-score"])
     assert result.exit_code == 1

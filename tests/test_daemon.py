@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from listener.config import parse_config
@@ -130,7 +130,8 @@ class Daemon:
 def test_sigkill_mid_cycle_then_restart_loses_nothing_and_sends_no_duplicate(tmp_path, http_server, smtp_server):
     items = [(f"g{i}", f"https://news.example/{i}", f"Acme item {i}", f"Acme news number {i}") for i in range(40)]
     items.append(("recall", "https://news.example/recall", "Acme recall", "Acme announces a recall of its soup"))
-    http_server.route("/feed.xml", body=rss(items))
+    # The daemon runs on the real clock: the items must be newer than the first fetch's backfill (2d).
+    http_server.route("/feed.xml", body=rss(items, published=datetime.now(timezone.utc) - timedelta(minutes=5)))
     config = daemon_config(tmp_path, http_server.url("/feed.xml"), smtp_server.port)
     log = tmp_path / "daemon.log"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -12,21 +13,26 @@ from listener.store import Store
 from tests.httpserver import Reply
 
 
-def rss(items: list[tuple[str, str, str, str]], language: str | None = None) -> bytes:
-    """An RSS 2.0 feed of (guid, link, title, description) items, all published 2026-11-20 11:00Z."""
+def rss(items: list[tuple[str, str, str, str]], language: str | None = None,
+        published: datetime = datetime(2026, 11, 20, 11, tzinfo=timezone.utc)) -> bytes:
+    """An RSS 2.0 feed of (guid, link, title, description) items, all published at `published`
+    (default 2026-11-20 11:00Z, for tests that inject `now`)."""
     lang = f"<language>{language}</language>" if language else ""
+    date = format_datetime(published, usegmt=True)
     body = "".join(
         f"<item><guid>{g}</guid><link>{link}</link><title>{t}</title><description>{d}</description>"
-        f"<pubDate>Fri, 20 Nov 2026 11:00:00 GMT</pubDate></item>" for g, link, t, d in items)
+        f"<pubDate>{date}</pubDate></item>" for g, link, t, d in items)
     return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>{lang}{body}</channel></rss>'.encode()
 
 
-NEWS = rss([
+NEWS_ITEMS = [
     ("n1", "https://news.example/acme-recall?utm_source=x#top", "Acme recalls soup", "Acme Foods recalls its tomato soup after complaints. #AcmeFail"),
     ("n2", "https://news.example/weather", "Weather", "Sunny tomorrow, nothing about brands."),
     ("n3", "https://news.example/globex", "Globex grows", "Globex reports &amp; celebrates growth"),
-])
-DUTCH = rss([("d1", "https://blog.example.nl/1", "Acme", "Wat een geweldige soep van Acme, echt heerlijk!")], language="nl")
+]
+NEWS = rss(NEWS_ITEMS)
+DUTCH_ITEMS = [("d1", "https://blog.example.nl/1", "Acme", "Wat een geweldige soep van Acme, echt heerlijk!")]
+DUTCH = rss(DUTCH_ITEMS, language="nl")
 
 
 def make_config(tmp_path, server, extra_sources: str = "") -> object:
