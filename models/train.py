@@ -22,6 +22,7 @@ import random
 import shutil
 import sys
 import time
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -242,7 +243,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
              max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None,
              average: int = 3, init: Path | None = None, multi_repeat: int = 1,
              language_repeat: dict[str, int] | None = None, resume: bool = False,
-             stop_after: int | None = None) -> dict | None:
+             stop_after: int | None = None, drop_layers: Sequence[int] = ()) -> dict | None:
     """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint.
 
     `stop_after`: end at the first validation at or after that step, leaving the run for `resume`
@@ -253,7 +254,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import build_classifier
+    from models.bundled import build_classifier, keep_layers, load_weights
     from models.e5base import PREFIX, ensure_base
     from models.textprep import normalise_for_model
 
@@ -271,10 +272,15 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     model = build_classifier(base)
     if init and not resume:  # (a resumed run loads its own last checkpoint instead)
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
-        missing, unexpected = model.load_state_dict(read_checkpoint(init, "--init"), strict=False)
-        if unexpected or missing != ["encoder.embeddings.word_embeddings.weight"]:
+        if load_weights(model, read_checkpoint(init, "--init")):
             raise SystemExit(f"--init {init}: not a fine-tuning checkpoint of this model")
         log(f"starting from {init}")
+    if drop_layers:
+        n = len(model.encoder.encoder.layer)
+        if any(not 0 <= i < n for i in drop_layers) or len(set(drop_layers)) >= n:
+            raise SystemExit(f"--drop-layers {','.join(map(str, drop_layers))}: the encoder has layers 0-{n - 1}")
+        keep_layers(model, [i for i in range(n) if i not in drop_layers])
+        log(f"dropped encoder layers {sorted(drop_layers)}: {len(model.encoder.encoder.layer)} left")
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     en = sample(read_tsv(data / "en_train.tsv"), en_limit, rng)
     multi = sample(read_tsv(data / "multi_train.tsv"), multi_limit, rng)
@@ -330,7 +336,8 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     # What defines the run: --resume refuses to continue a run started with other settings.
     config = {"epochs": epochs, "lr": lr, "head_lr": head_lr, "batch_size": batch_size, "max_length": max_length,
               "en_limit": en_limit, "multi_limit": multi_limit, "multi_repeat": multi_repeat,
-              "language_repeat": language_repeat, "init": str(init) if init else None}
+              "language_repeat": language_repeat, "init": str(init) if init else None,
+              **({"drop_layers": sorted(drop_layers)} if drop_layers else {})}
     step, pos, order = 0, len(train), list(range(len(train)))  # pos past the end: shuffle before the next batch
     if resume:
         resume_file = work / "resume.pt"
@@ -400,6 +407,8 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
             save_file({k: v.contiguous() for k, v in mean.items()}, str(work / "best.safetensors"))
             log(f"  the average is the new best, saved to {work / 'best.safetensors'}")
     start_from = f"continued from {init.name}, " if init else ""
+    if drop_layers:
+        start_from += f"encoder layers {','.join(map(str, sorted(drop_layers)))} removed, "
     method = (f"{start_from}fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
               f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "
               f"{epochs} epochs, linear warm-up/decay; best of the validation checkpoints and the average of the top "
@@ -432,7 +441,8 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import BundledModel, build_classifier, dequantize_state, smoothing_scales
+    from models.bundled import (BundledModel, build_classifier, dequantize_state, layer_count, load_weights,
+                                smoothing_scales)
     from models.e5base import ensure_base
     from models.metrics import evaluate
 
@@ -446,7 +456,8 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     model = build_classifier(base)
     vals = {name: read_tsv(data / name) for name in VAL_FILES}
     q = quantize_state(state)
-    model.load_state_dict(dequantize_state(q), strict=False)
+    if load_weights(model, dequantize_state(q)):
+        raise SystemExit(f"--checkpoint {checkpoint}: not a fine-tuning checkpoint of this model")
     model.eval()
     val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH)
                   for name, ex in vals.items()}
@@ -477,6 +488,7 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
                   + (f"; FFN output inputs smoothed for int8 (alpha {smooth_alpha}, calibrated on {calibration}, "
                      f"seed {SEED})" if smooth_alpha else ""),
         "files": ["weights.safetensors"],
+        "layers": layer_count(q),
         "encoder_int8": True,
         "train_max_length": max_length,
         "eval_max_length": EVAL_MAX_LENGTH,
@@ -502,6 +514,13 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     manifest["validation_int8"] = int8
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def layer_list_arg(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected layer indices like 9,10") from None
 
 
 def language_repeat_arg(value: str) -> tuple[str, int]:
@@ -544,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="show multi_train's LANG texts N times per epoch instead (repeatable; e.g. hindi=3)")
     ft.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                     help="stop at the first validation at or after STEP; continue later with --resume")
+    ft.add_argument("--drop-layers", type=layer_list_arg, default=(), metavar="I,J",
+                    help="remove these encoder layers (0-11) before training, e.g. 9,10: each takes ~1/12 of the compute")
     ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
     ex.add_argument("--data", type=Path, required=True)
     ex.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
@@ -561,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                             en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads,
                             average=args.average, init=args.init, multi_repeat=args.multi_repeat,
                             language_repeat=dict(args.language_repeat), resume=args.resume,
-                            stop_after=args.stop_after)
+                            stop_after=args.stop_after, drop_layers=args.drop_layers)
         if manifest is not None:  # (None: stopped early by --stop-after)
             print(json.dumps(manifest["validation"], indent=2))
     elif args.command == "export":

@@ -313,6 +313,60 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
         finetune(data, tmp_path / "out", tmp_path / "parts", resume=True, **{**settings, "lr": 2e-4})
 
 
+def test_weights_with_layers_removed_load_into_a_fresh_encoder(bundled_model):
+    """Weights of a model with encoder layers removed (`finetune --drop-layers`) load into a fresh
+    12-layer classifier, which is cut to their layers and computes what the saved model did; weights
+    that do not fit are named."""
+    import torch
+
+    from models.bundled import build_classifier, keep_layers, layer_count, load_artifact, load_weights
+    from models.e5base import ensure_base
+    from models.train import shipped_state
+
+    base = ensure_base()
+    source = build_classifier(base)
+    load_artifact(source)
+    keep_layers(source, [0, 1, 2, 3, 4, 5, 6, 7, 8, 11])
+    state = shipped_state(source)
+    assert layer_count(state) == 10
+    fresh = build_classifier(base)
+    assert load_weights(fresh, state) is None
+    assert len(fresh.encoder.encoder.layer) == 10
+    ids = torch.tensor([[0, 1294, 1099, 12, 87, 5161, 903, 2], [0, 1294, 1099, 12, 2, 1, 1, 1]])
+    mask = (ids != 1).long()
+    with torch.inference_mode():
+        assert torch.equal(source.eval()(ids, mask), fresh.eval()(ids, mask))
+    del state["encoder.encoder.layer.9.output.dense.weight"]
+    assert "missing ['encoder.encoder.layer.9.output.dense.weight']" in load_weights(build_classifier(base), state)
+    for bad in ([3, 1], [0, 12], []):
+        with pytest.raises(ValueError, match="layers to keep"):
+            keep_layers(build_classifier(base), bad)
+
+
+def test_training_with_layers_removed(tmp_path, bundled_model):
+    """`finetune --drop-layers` trains and checkpoints the smaller encoder; a resumed run must drop
+    the same layers; indices outside the encoder are refused before training."""
+    import argparse
+
+    from safetensors.torch import load_file
+
+    from models.bundled import layer_count
+    from models.train import finetune, layer_list_arg
+
+    assert layer_list_arg("9,10") == (9, 10)
+    with pytest.raises(argparse.ArgumentTypeError, match="layer indices"):
+        layer_list_arg("9-10")
+    data = _tiny_sentiment_data(tmp_path / "data")
+    settings = dict(epochs=1, lr=1e-4, head_lr=1e-3, batch_size=12, max_length=16, eval_every=2, en_limit=None,
+                    multi_limit=None, threads=None, average=1)
+    assert finetune(data, tmp_path / "out", tmp_path / "work", stop_after=2, drop_layers=(9, 10), **settings) is None
+    assert layer_count(load_file(str(tmp_path / "work" / "step-2.safetensors"))) == 10
+    with pytest.raises(SystemExit, match="other settings"):
+        finetune(data, tmp_path / "out", tmp_path / "work", resume=True, drop_layers=(10,), **settings)
+    with pytest.raises(SystemExit, match="--drop-layers 12: the encoder has layers 0-11"):
+        finetune(data, tmp_path / "out", tmp_path / "bad", drop_layers=(12,), **settings)
+
+
 def test_int8_rows_keeps_every_row_to_half_a_step_of_its_own_scale():
     """The exported word embeddings: int8 with one scale per row, so small rows keep their precision."""
     import torch
