@@ -347,7 +347,9 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         if saved["config"] != config:
             changed = sorted(k for k in config if saved["config"].get(k) != config[k])
             raise SystemExit(f"--resume: {resume_file} is from a run with other settings ({', '.join(changed)})")
-        model.load_state_dict(read_checkpoint(work / f"step-{saved['step']}.safetensors", "--resume"), strict=False)
+        last = work / f"step-{saved['step']}.safetensors"
+        if load_weights(model, read_checkpoint(last, "--resume")):
+            raise SystemExit(f"--resume: {last} is not a checkpoint of this run")
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
@@ -396,7 +398,9 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     if len(top) > 1:
         states = [read_checkpoint(work / f"step-{h['step']}.safetensors", "--average") for h in top]
         mean = {k: sum(st[k].float() for st in states) / len(states) for k in states[0]}
-        model.load_state_dict(mean, strict=False)
+        problem = load_weights(model, mean)
+        if problem:  # (the run's own checkpoints: they always fit)
+            raise RuntimeError(f"averaged checkpoints do not fit the model: {problem}")
         figures = measure()
         score = selection_score(figures)
         steps = "+".join(str(h["step"]) for h in top)
