@@ -42,7 +42,7 @@ EVAL_MAX_LENGTH = 128
 # sample of training texts, never on validation.
 SMOOTH_ALPHA = 0.8
 CALIBRATION = (("en_train.tsv", 256), ("multi_train.tsv", 512))
-MODEL_NAME = "bundled-e5-small-ft-v3"  # the manifest's name for what `finetune` and `export` write (--name)
+MODEL_NAME = "bundled-e5-small-ft-v4"  # the manifest's name for what `finetune` and `export` write (--name)
 
 
 def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, log=None):
@@ -235,9 +235,10 @@ def selection_score(figures: dict) -> float:
             + figures["nl_val.tsv"]["macro_f1"]) / 3
 
 
-def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_length: int, log) -> np.ndarray:
+def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_length: int,
+                   log) -> tuple[np.ndarray, str]:
     """The logits of a shipped artifact (`finetune --teacher`: its weights in fp32, its own layers and
-    input prefix) on the training texts, for distillation; each distinct text is read once."""
+    input prefix) on the training texts, for distillation, and its name; each distinct text is read once."""
     from listener.errors import ModelError
     from models.bundled import build_classifier, input_prefix, load_artifact
 
@@ -252,7 +253,7 @@ def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_le
     z = evaluate_logits(model, tokenizer, distinct, max_length, prefix=input_prefix(manifest))
     log(f"  done in {time.time() - start:.0f} s")
     row = {t: i for i, t in enumerate(distinct)}
-    return z[[row[t] for t in texts]]
+    return z[[row[t] for t in texts]], manifest.get("name", folder.name)
 
 
 def shipped_state(model) -> dict:
@@ -333,7 +334,8 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     loss_fn = cross_entropy
     if teacher:
         # distillation targets, scored once before training (the teacher is then dropped)
-        targets = torch.from_numpy(teacher_logits(teacher, base, tokenizer, [e.text for e in train], max_length, log))
+        z, teacher_name = teacher_logits(teacher, base, tokenizer, [e.text for e in train], max_length, log)
+        targets = torch.from_numpy(z)
         log_targets = torch.log_softmax(targets / teacher_temperature, dim=1)
 
         def loss_fn(logits, gold, idx):
@@ -460,7 +462,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     objective = "class-weighted cross-entropy"
     if teacher:
         objective = (f"{1 - teacher_weight:g} x class-weighted cross-entropy + {teacher_weight:g} x distillation from "
-                     f"{teacher.name} (KL at temperature {teacher_temperature:g})")
+                     f"{teacher_name} (KL at temperature {teacher_temperature:g})")
     method = (f"{start_from}fine-tuned encoder (word embeddings frozen), inputs prefixed {prefix!r}, mean pooling, "
               f"{objective}, "
               f"AdamW lr {lr} (head {head_lr}), batch {batch_size}, max {max_length} tokens, "

@@ -313,6 +313,14 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
         finetune(data, tmp_path / "out", tmp_path / "parts", resume=True, **{**settings, "lr": 2e-4})
 
 
+def load_artifact_state() -> dict:
+    from safetensors.torch import load_file
+
+    from models.bundled import ARTIFACT_DIR
+
+    return load_file(str(ARTIFACT_DIR / "weights.safetensors"))
+
+
 def test_weights_with_layers_removed_load_into_a_fresh_encoder(bundled_model):
     """Weights of a model with encoder layers removed (`finetune --drop-layers`) load into a fresh
     12-layer classifier, which is cut to their layers and computes what the saved model did; weights
@@ -325,8 +333,9 @@ def test_weights_with_layers_removed_load_into_a_fresh_encoder(bundled_model):
 
     base = ensure_base()
     source = build_classifier(base)
-    load_artifact(source)
-    keep_layers(source, [0, 1, 2, 3, 4, 5, 6, 7, 8, 11])
+    load_artifact(source)  # (the shipped model has 11 layers: itself a fresh encoder cut by load_weights)
+    assert len(source.encoder.encoder.layer) == layer_count(load_artifact_state()) == 11
+    keep_layers(source, [0, 1, 2, 3, 4, 5, 6, 7, 8, 10])
     state = shipped_state(source)
     assert layer_count(state) == 10
     fresh = build_classifier(base)
@@ -338,7 +347,7 @@ def test_weights_with_layers_removed_load_into_a_fresh_encoder(bundled_model):
         assert torch.equal(source.eval()(ids, mask), fresh.eval()(ids, mask))
     del state["encoder.encoder.layer.9.output.dense.weight"]
     assert "missing ['encoder.encoder.layer.9.output.dense.weight']" in load_weights(build_classifier(base), state)
-    for bad in ([3, 1], [0, 12], []):
+    for bad in ([3, 1], [0, 12], []):  # (a fresh encoder has 12 layers)
         with pytest.raises(ValueError, match="layers to keep"):
             keep_layers(build_classifier(base), bad)
 
@@ -438,8 +447,8 @@ def test_distillation_learns_the_teachers_predictions_not_the_labels(tmp_path, b
     save_file({k: v.contiguous() for k, v in shipped_state(shipped).items()}, str(init))
     tokenizer = AutoTokenizer.from_pretrained(base)
     texts = ["I love this", "I hate this", "I love this"]
-    z = teacher_logits(ARTIFACT_DIR, base, tokenizer, texts, 16, log=lambda _: None)
-    assert z.shape == (3, 3) and (z[0] == z[2]).all() and z[0].argmax() == 2 and z[1].argmax() == 0
+    z, name = teacher_logits(ARTIFACT_DIR, base, tokenizer, texts, 16, log=lambda _: None)
+    assert name.startswith("bundled-") and z.shape == (3, 3) and (z[0] == z[2]).all() and z[0].argmax() == 2 and z[1].argmax() == 0
 
     # 36 texts in batches of 12: 9 steps in 3 epochs; both runs stop at the validation of step 8 (no export)
     settings = dict(epochs=3, lr=1e-4, head_lr=3e-3, batch_size=12, max_length=16, eval_every=4, en_limit=None,
