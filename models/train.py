@@ -247,13 +247,14 @@ def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_le
         manifest = load_artifact(model, folder)
     except (ModelError, OSError, ValueError, KeyError) as exc:
         raise SystemExit(f"--teacher {folder}: not a model artifact folder ({exc})") from None
+    name = manifest.get("name", folder.name)
     distinct = list(dict.fromkeys(texts))
-    log(f"teacher {manifest.get('name', folder)}: scoring {len(distinct)} distinct training texts")
+    log(f"teacher {name}: scoring {len(distinct)} distinct training texts")
     start = time.time()
     z = evaluate_logits(model, tokenizer, distinct, max_length, prefix=input_prefix(manifest))
     log(f"  done in {time.time() - start:.0f} s")
     row = {t: i for i, t in enumerate(distinct)}
-    return z[[row[t] for t in texts]], manifest.get("name", folder.name)
+    return z[[row[t] for t in texts]], name
 
 
 def shipped_state(model) -> dict:
@@ -331,18 +332,20 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     labels = torch.tensor([e.label for e in train])
     counts = torch.bincount(labels, minlength=3).float()
     cross_entropy = torch.nn.CrossEntropyLoss(weight=counts.sum() / (3 * counts))
-    loss_fn = cross_entropy
+    log_targets = None
     if teacher:
         # distillation targets, scored once before training (the teacher is then dropped)
         z, teacher_name = teacher_logits(teacher, base, tokenizer, [e.text for e in train], max_length, log)
-        targets = torch.from_numpy(z)
-        log_targets = torch.log_softmax(targets / teacher_temperature, dim=1)
+        log_targets = torch.log_softmax(torch.from_numpy(z) / teacher_temperature, dim=1)
 
-        def loss_fn(logits, gold, idx):
-            kl = torch.nn.functional.kl_div(torch.log_softmax(logits / teacher_temperature, dim=1),
-                                            log_targets[idx], log_target=True, reduction="batchmean")
-            return ((1 - teacher_weight) * cross_entropy(logits, gold)
-                    + teacher_weight * teacher_temperature ** 2 * kl)
+    def loss_fn(logits, idx):
+        """The loss of the batch of training rows `idx`."""
+        loss = cross_entropy(logits, labels[idx])
+        if log_targets is None:
+            return loss
+        kl = torch.nn.functional.kl_div(torch.log_softmax(logits / teacher_temperature, dim=1),
+                                        log_targets[idx], log_target=True, reduction="batchmean")
+        return (1 - teacher_weight) * loss + teacher_weight * teacher_temperature ** 2 * kl
     head_params = list(model.head.parameters())
     body_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     opt = torch.optim.AdamW([{"params": body_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
@@ -423,7 +426,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
         batch = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in idx],
                                "attention_mask": [encoded["attention_mask"][i] for i in idx]}, return_tensors="pt")
         logits = model(batch["input_ids"], batch["attention_mask"])
-        loss = loss_fn(logits, labels[idx], idx) if teacher else loss_fn(logits, labels[idx])
+        loss = loss_fn(logits, idx)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(body_params + head_params, 1.0)
         opt.step()
