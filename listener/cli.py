@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.markup import escape
 
 from listener import __version__
 from listener.errors import ListenerError
@@ -318,17 +319,17 @@ def run(ctx: click.Context) -> None:
     log_console = Console(stderr=True)
 
     def log(message: str) -> None:
-        log_console.print(f"[dim]{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z[/dim] {message}", highlight=False)
+        log_console.print(f"[dim]{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z[/dim] {escape(message)}", highlight=False)
 
     raise SystemExit(Daemon(config, model_factory(config.model), log=log).run())
 
 
 @cli.group(invoke_without_command=True)
 @click.option("--days", default=7, show_default=True, help="Show alert events of this many days.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule, then per event.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule, then per incident, then per event.")
 @click.pass_context
 def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
-    """Every rule's state and last evaluation, and the alerts of the last days."""
+    """Every rule's state, last evaluation and status (learning...), the incidents and alerts of the last days."""
     if ctx.invoked_subcommand is not None:
         return
     from datetime import timedelta
@@ -339,32 +340,58 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         evals = store.rule_evaluations()
         states = store.alert_states()
         events = store.alert_events(now - timedelta(days=days))
+        incidents = store.incidents(now - timedelta(days=days))
         outbox = store.outbox_counts()
     rules = [(r.name, r.kind, r.topic or "") for r in config.alerts] + [("source-down", "built-in", "")]
     if as_json:
         for name, kind, topic in rules:
+            ev = evals.get(name, {})
             click.echo(json.dumps({"rule": name, "kind": kind, "topic": topic or None,
-                                   "last_evaluated_at": evals.get(name, {}).get("last_evaluated_at"),
-                                   "last_error": evals.get(name, {}).get("last_error"),
+                                   "last_evaluated_at": ev.get("last_evaluated_at"), "last_error": ev.get("last_error"),
+                                   "status": ev.get("status"),
                                    "instances": [{"labels": json.loads(s["labels"]), "state": s["state"],
                                                   "since": s["active_since"]} for s in states if s["rule"] == name]}))
+        for i in incidents:
+            click.echo(json.dumps({"incident": i["id"], "topic": i["topic"], "state": i["state"],
+                                   "opened_at": i["opened_at"], "closed_at": i["closed_at"], "peak": i["peak"],
+                                   "hashtags": i["hashtags"], "rules": i["rules"], "summary": i["summary"],
+                                   "notifications": i["notifications"]}, ensure_ascii=False))
         for e in events:
             click.echo(json.dumps({"rule": e["rule"], "labels": json.loads(e["labels"]), "state": e["state"],
-                                   "at": e["at"], "summary": e["summary"]}, ensure_ascii=False))
+                                   "at": e["at"], "summary": e["summary"], "incident": e["incident_id"]},
+                                  ensure_ascii=False))
         return
-    table = Table("rule", "kind", "topic", "state", "last evaluated", "error", title="alert rules")
+    table = Table("rule", "kind", "topic", "state", "last evaluated", "status", title="alert rules")
     for name, kind, topic in rules:
         mine = [s for s in states if s["rule"] == name]
         state = ", ".join(f"{s['state']} {_labels_short(s['labels'])}" for s in mine) or "inactive"
         ev = evals.get(name, {})
-        table.add_row(name, kind, topic, state, ev.get("last_evaluated_at") or "never", ev.get("last_error") or "")
+        status = f"error: {ev['last_error']}" if ev.get("last_error") else (ev.get("status") or "")
+        table.add_row(escape(name), kind, escape(topic), escape(state), ev.get("last_evaluated_at") or "never",
+                      escape(status))
     console = Console(width=max(120, Console().width))
     console.print(table)
+    if incidents:
+        tz = config.digest.tzinfo
+        inc = Table("#", "topic", "opened", "closed", "peak/h", "hashtags", "rules", "notices",
+                    title=f"incidents of the last {days} days ({config.digest.timezone})")
+        for i in incidents:
+            inc.add_row(str(i["id"]), escape(i["topic"]), _local(i["opened_at"], tz), _local(i["closed_at"], tz) or "open",
+                        f"{i['peak'] or 0:.0f}", escape(" ".join(f"#{h}" for h in i["hashtags"])),
+                        escape(", ".join(i["rules"])), str(i["notifications"]))
+        console.print(inc)
     history = Table("at", "rule", "labels", "state", "summary", title=f"alerts of the last {days} days")
     for e in events:
-        history.add_row(e["at"], e["rule"], _labels_short(e["labels"]), e["state"], e["summary"] or "")
+        history.add_row(e["at"], escape(e["rule"]), escape(_labels_short(e["labels"])), e["state"],
+                        escape(e["summary"] or ""))
     console.print(history)
     click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent")
+
+
+def _local(value: str | None, tz) -> str:
+    if not value:
+        return ""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _labels_short(labels_json: str) -> str:
@@ -377,7 +404,7 @@ def _labels_short(labels_json: str) -> str:
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Take topics and [[alerts]] from this file instead of --config.")
 @click.option("--step", default="1m", show_default=True, help="Simulated time between evaluations.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per transition.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per transition and per notification.")
 @click.pass_context
 def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, step: str, as_json: bool) -> None:
     """Replay recorded mentions in accelerated time and print when each alert would have fired."""
@@ -393,17 +420,14 @@ def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, 
     except ValueError:
         raise click.ClickException(f"--step {step!r} is not a duration like 30s, 1m, 5m") from None
 
-    def show(t) -> None:
-        if as_json:
-            click.echo(json.dumps({"rule": t.rule, "labels": t.labels, "state": t.state,
-                                   "at": t.at.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": t.value, "summary": t.summary},
-                                  ensure_ascii=False))
-        else:
-            click.echo(t.line())
+    def show(event) -> None:
+        click.echo(json.dumps(event.as_json(), ensure_ascii=False) if as_json else event.line())
 
-    transitions = replay(config, read_jsonl(replay_file), model_factory(config.model)(), step=step_td, on_transition=show)
+    events = replay(config, read_jsonl(replay_file), model_factory(config.model)(), step=step_td, on_event=show)
     if not as_json:
-        click.echo(f"{len(transitions)} transition{'s' if len(transitions) != 1 else ''}", err=True)
+        notices = sum(1 for e in events if e.as_json()["type"] == "notification")
+        click.echo(f"{len(events) - notices} transition{'s' if len(events) - notices != 1 else ''}, "
+                   f"{notices} notification{'s' if notices != 1 else ''}", err=True)
 
 
 @cli.command()

@@ -167,32 +167,39 @@ ALERT_KEYS: dict[str, Key] = {
     "topic": Key(REQUIRED, "Topic (by name) the rule watches; optional for `sql`.", "required (optional for sql)"),
     "window": Key("1h", "Recent period the rule looks at."),
     "baseline": Key("7d", "Longer earlier period the window is compared with (spike kinds)."),
-    "min_count": Key(10, "Mentions needed in the window before the rule can fire.", "10 (20 for backlash, 1 for keyword)"),
-    "for": Key("0s", "How long the condition must hold before the alert fires (pending until then)."),
-    "keep_firing_for": Key("0s", "How long the alert keeps firing after the condition clears."),
-    "repeat": Key("4h", "Send a still-firing alert again after this long."),
-    "send_resolved": Key(True, "Also notify when the alert resolves."),
+    "min_count": Key(10, "Mentions needed in the window before the rule can fire (for backlash: posts with the hashtag).",
+                     "10 (8 for backlash, 1 for keyword)"),
+    "for": Key("0s", "How long the condition must hold before the alert fires (pending until then).",
+               "`\"10m\"` volume_spike and negative_spike, `\"0s\"` others"),
+    "keep_firing_for": Key("1h", "How long the evidence must be clearly gone before a firing alert resolves (no flapping)."),
+    "repeat": Key("24h", "Send a still-open incident's message again after this long."),
+    "send_resolved": Key(True, "Also notify when the incident closes."),
     "channels": Key(["email"], "Where notifications go: `email` and/or the names of `[[webhooks]]`."),
     "severity": Key("warning", "`info`, `warning` or `critical`."),
     "labels": Key({}, 'Extra string labels passed on with notifications, like `{ team = "pr" }`.'),
     "ratio": Key(None, "Spike kinds: how many times the baseline's rate the window's rate must be.",
                  "3.0 volume_spike, 2.0 negative_spike, 5.0 backlash"),
-    "negative_share": Key(None, "negative_spike, backlash: share of negative mentions (0 to 1) in the window needed.",
-                          "0.5 negative_spike, 0.6 backlash"),
+    "surges": Key(None, "volume_spike: which surges fire: `worse` (their extra mentions more negative than usual), "
+                        "`not_better` (all but good news: more positive and less negative than usual) or `all`.",
+                  "`\"worse\"` volume_spike"),
+    "negative_share": Key(None, "negative_spike, backlash: the least negative share (0 to 1, as the model scores it) "
+                                "that can fire, whatever the topic's usual share.",
+                          "0.4 negative_spike, 0.35 backlash"),
     "query": Key(None, "keyword: the query (topic syntax) a mention in the window must match.", "required for keyword"),
     "sql": Key(None, "sql: one SELECT or WITH statement, run read-only on the mention database.", "required for sql"),
 }
 # The keys only some kinds of rule take, with their defaults for that kind (these override the
 # common defaults above, as backlash's min_count does).
 ALERT_KINDS: dict[str, dict[str, Any]] = {
-    "volume_spike": {"ratio": 3.0},
-    "negative_spike": {"negative_share": 0.5, "ratio": 2.0},
-    "backlash": {"ratio": 5.0, "negative_share": 0.6, "min_count": 20},
+    "volume_spike": {"ratio": 3.0, "for": "10m", "surges": "worse"},
+    "negative_spike": {"negative_share": 0.4, "ratio": 2.0, "for": "10m"},
+    "backlash": {"ratio": 5.0, "negative_share": 0.35, "min_count": 8},
     "keyword": {"query": REQUIRED, "min_count": 1},
     "sql": {"sql": REQUIRED},
 }
 SPIKE_KINDS = ("volume_spike", "negative_spike", "backlash")
-ALERT_KIND_ONLY_KEYS = ("ratio", "negative_share", "query", "sql")
+ALERT_KIND_ONLY_KEYS = ("ratio", "surges", "negative_share", "query", "sql")
+SURGES = ("worse", "not_better", "all")
 CHANNELS = ("email",)
 SEVERITIES = ("info", "warning", "critical")
 
@@ -303,13 +310,14 @@ class AlertRule:
     baseline: timedelta = timedelta(days=7)
     min_count: int = 10
     for_: timedelta = timedelta(0)  # `for` in the file
-    keep_firing_for: timedelta = timedelta(0)
-    repeat: timedelta = timedelta(hours=4)
+    keep_firing_for: timedelta = timedelta(hours=1)
+    repeat: timedelta = timedelta(hours=24)
     send_resolved: bool = True
     channels: tuple[str, ...] = ("email",)
     severity: str = "warning"
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     ratio: float | None = None  # spike kinds
+    surges: str | None = None  # volume_spike: worse / not_better / all
     negative_share: float | None = None  # negative_spike, backlash
     query: str | None = None  # keyword
     sql: str | None = None  # sql
@@ -1072,6 +1080,8 @@ def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]
         extra: dict[str, Any] = {}
         if "ratio" in specific:
             extra["ratio"] = r.get(t, path, "ratio", _number(above=1.0), specific["ratio"])
+        if "surges" in specific:
+            extra["surges"] = r.get(t, path, "surges", _string(choices=SURGES), specific["surges"])
         if "negative_share" in specific:
             extra["negative_share"] = r.get(
                 t, path, "negative_share", _number(minimum=0.0, maximum=1.0), specific["negative_share"]
@@ -1514,10 +1524,12 @@ topics = ["acme", "acme-zomer"]
 enabled = true
 
 # --- Alerts: rules that mail when something happens --------------------------------------
-# Kinds: volume_spike (more mentions than usual), negative_spike (more negative ones),
-# backlash (many mentions, mostly negative), keyword (a mention matches a query), sql (a query on
-# the database returns rows). A rule is pending while its condition holds, fires once it held for
-# `for`, and resolves when it no longer holds (after `keep_firing_for`).
+# Kinds: backlash (a hashtag bursts and turns negative: a hijacked campaign), volume_spike (far
+# more mentions than usual for the time of day), negative_spike (a far more negative share than
+# usual), keyword (a mention matches a query), sql (a query on the database returns rows).
+# Alerts on one topic that overlap in time are one incident: one mail when it opens (at once for
+# a backlash or keyword alert), one when it closes. The defaults suit social data; a new install
+# is "learning" for the first week (`listener alerts` shows it) and does not cry wolf meanwhile.
 
 [[alerts]]
 # Required, unique; same rules as topic names.
@@ -1526,31 +1538,45 @@ name = "acme-backlash"
 kind = "backlash"
 # Required (except for sql): the topic the rule watches.
 topic = "acme"
-# The recent period looked at, and the longer earlier period it is compared with.
+# The recent period looked at, and the history it is compared with (days with data only).
 window = "1h"
 baseline = "7d"
-# Mentions needed in the window before the rule can fire (default 10; 20 for backlash).
-min_count = 20
-# The window's rate must be this many times the baseline's (default 5.0 for backlash,
-# 3.0 for volume_spike, 2.0 for negative_spike).
+# Posts with the hashtag needed in the window before the rule can fire.
+min_count = 8
+# The hashtag's rate must reach this many times its usual (default 5.0 for backlash,
+# 3.0 for volume_spike; for negative_spike, 2.0 times the usual negative share).
 ratio = 5.0
-# Share of negative mentions in the window needed (0 to 1; default 0.6 for backlash, 0.5 for
-# negative_spike).
-negative_share = 0.6
-# The condition must hold this long before the alert fires.
-for = "15m"
-# Keep firing this long after the condition clears (damps flapping).
-keep_firing_for = "30m"
-# Mail a still-firing alert again after this long.
-repeat = "4h"
-# Also mail when the alert resolves.
+# The least negative share (0 to 1, as the model scores it) that can fire, whatever the topic's
+# usual share (default 0.35 for backlash, 0.4 for negative_spike).
+negative_share = 0.35
+# The condition must hold this long before the alert fires (default 0s; 10m for volume_spike
+# and negative_spike).
+for = "0s"
+# The evidence must be clearly gone this long before a firing alert resolves (no flapping).
+keep_firing_for = "1h"
+# Mail a still-open incident again after this long.
+repeat = "24h"
+# Also mail when the incident closes.
 send_resolved = true
-# Where notifications go; only "email" for now.
+# Where notifications go: "email" and/or the names of [[webhooks]].
 channels = ["email"]
 # "info", "warning" or "critical".
 severity = "critical"
 # Extra labels passed on with the notification.
 labels = { client = "acme", team = "webcare" }
+
+[[alerts]]
+name = "acme-volume"
+kind = "volume_spike"
+topic = "acme"
+# Which surges fire: "worse" (the extra mentions more negative than usual), "not_better" (all but
+# good news, like a loved launch) or "all".
+surges = "worse"
+
+[[alerts]]
+name = "acme-negative"
+kind = "negative_spike"
+topic = "acme"
 
 [[alerts]]
 name = "acme-recall"

@@ -47,10 +47,11 @@ def job_score(store: Store, model, now: datetime) -> int:
     return score_pending(store, model, now)
 
 
-def job_evaluate(config: Config, store: Store, now: datetime) -> list:
-    from listener.alerts import evaluate
+def job_evaluate(config: Config, store: Store, now: datetime):
+    """Evaluate the alert rules: an Evaluation (its transitions, and the notices it queued)."""
+    from listener.alerts import evaluate_all
 
-    return evaluate(config, store, now)
+    return evaluate_all(config, store, now)
 
 
 def job_deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
@@ -150,9 +151,9 @@ class Daemon:
 
     def evaluate(self, store: Store) -> None:
         with self._evaluate_lock:
-            transitions = job_evaluate(self.config, store, self.clock())
-        for t in transitions:
-            self.log(f"alert {t.line()}")
+            result = job_evaluate(self.config, store, self.clock())
+        for event in [*result.transitions, *result.notices]:
+            self.log(f"alert {event.line()}")
 
     def deliver(self, store: Store) -> None:
         with self._deliver_lock:

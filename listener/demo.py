@@ -6,8 +6,9 @@ timeline API and a Hacker-News-style search API (the real `rss`, `mastodon` and 
 sources read them), plus a local SMTP server. The daemon's jobs then run in accelerated time:
 sources polled, mentions scored by the bundled model, rules evaluated, email delivered. On the
 way: a loved product launch (no alert), an outage of the Mastodon-style service (a source-down
-notice), and the hijack of a campaign hashtag (a backlash alert, then its resolution). It ends
-with the digest of the hijack day and leaves the database for `listener sql` and friends.
+notice), and the hijack of a campaign hashtag (a backlash alert, joined by the volume and
+negative spikes it causes: one incident, one email when it opens and one when it closes). It
+ends with the digest of the hijack day and leaves the database for `listener sql` and friends.
 
 Everything it serves is generated from this project's templates (listener/simulate.py).
 """
@@ -219,8 +220,16 @@ timezone = "Europe/Amsterdam"
 name = "backlash"
 kind = "backlash"
 topic = "burgerly"
-for = "5m"
-keep_firing_for = "30m"
+
+[[alerts]]
+name = "volume"
+kind = "volume_spike"
+topic = "burgerly"
+
+[[alerts]]
+name = "negative"
+kind = "negative_spike"
+topic = "burgerly"
 
 [[alerts]]
 name = "recall"
@@ -302,14 +311,14 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
                     if model is None:
                         model = model_factory()
                     day_scored += job_score(store, model, clock.now)
-                for t in job_evaluate(config, store, clock.now):
+                for t in job_evaluate(config, store, clock.now).transitions:
                     if t.state in ("firing", "resolved"):
                         echo(f"  {t.at:%a %H:%M} ALERT {t.line().split(' ', 1)[1]}")
                 job_digest(config, store, clock.now)  # yesterday's digest, once, after 08:00 Amsterdam
                 job_deliver(config, store, clock.now)
                 for msg in smtp.messages[seen_mails:]:
                     echo(f"  {clock.now:%a %H:%M} email to {msg['To']}: {msg['Subject']}")
-                    if "FIRING backlash" in str(msg["Subject"]):
+                    if str(msg["Subject"]).startswith("[listener] FIRING #"):
                         body = msg.get_body(preferencelist=("plain",)).get_content()
                         for line in body.strip().splitlines()[:14]:
                             echo(f"      | {line}")

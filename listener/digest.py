@@ -105,6 +105,13 @@ def _alert(event: dict, rule_topics: Mapping[str, str | None]) -> dict:
             "state": event["state"], "at": event["at"], "value": event["value"], "summary": event["summary"] or ""}
 
 
+def _incident(row: dict) -> dict:
+    """An incident open at some time of the day: one line of the digest however many alerts it grouped."""
+    return {"id": row["id"], "opened_at": row["opened_at"], "closed_at": row["closed_at"], "peak": row["peak"],
+            "peak_at": row["peak_at"], "hashtags": row["hashtags"], "rules": row["rules"],
+            "summary": row["summary"] or "", "notifications": row["notifications"]}
+
+
 def failing_sources(store: Store, start: datetime, end: datetime) -> list[dict]:
     """Sources that failed in [start, end): a failed fetch that day, or an error streak that covered it."""
     out = []
@@ -177,6 +184,7 @@ def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneI
         "by_language": _ranked(languages, "language", today[0]),
         "hashtags": hashtags,
         "most_engaged": {s: [_example(r) for r in top[s]] for s in ("positive", "negative")},
+        "incidents": [_incident(i) for i in store.incidents(start, end) if i["topic"] == name],
         "alerts": [a for a in alerts if a["topic"] == name],
         "failing_sources": [f["source"] for f in failing if _feeds(config, f["source"], name)],
         "daily": [{"date": d.isoformat(), "mentions": c[0], **_split(c), "net_sentiment": _net(c)}
@@ -230,6 +238,15 @@ def _alert_line(a: dict, tz: ZoneInfo) -> str:
     what = [f"#{a['labels']['hashtag']}"] if "hashtag" in a["labels"] else []
     what += [f"{k}={v}" for k, v in a["labels"].items() if k not in ("topic", "hashtag")]
     return " ".join([_local(a["at"], tz), a["state"].upper(), a["rule"], *what]) + (f": {a['summary']}" if a["summary"] else "")
+
+
+def _incident_line(i: dict, tz: ZoneInfo) -> str:
+    span = f"{_local(i['opened_at'], tz)}-{_local(i['closed_at'], tz) if i['closed_at'] else 'still open'}"
+    tags = " ".join(f"#{h}" for h in i["hashtags"])
+    peak = f", peak {i['peak']:.0f}/h" if i["peak"] else ""
+    return (f"{span} incident {i['id']}" + (f" {tags}" if tags else "") + f" ({', '.join(i['rules'])}{peak}, "
+            f"{i['notifications']} notification{'s' if i['notifications'] != 1 else ''})"
+            + (f": {i['summary']}" if i["summary"] else ""))
 
 
 def _engagement(e: dict) -> str:
@@ -343,6 +360,11 @@ def print_text(digest: dict, console) -> None:
                     console.print(f"  {i}. {e['text']}", highlight=False)
                     meta = ", ".join(x for x in [e["author"] or "", e["source"], _engagement(e)] if x)
                     console.print(Text(f"     ({meta}) {e['url'] or ''}".rstrip(), style="dim"))
+        if t["incidents"]:
+            console.print()
+            console.print(Text("Incidents:", style="bold"))
+            for i in t["incidents"]:
+                console.print(Text(f"  {_incident_line(i, tz)}"))
         if t["alerts"]:
             console.print()
             console.print(Text("Alerts:", style="bold"))
@@ -418,6 +440,8 @@ def render_markdown(digest: dict) -> str:
                     link = f" <{e['url']}>" if e["url"] else ""
                     out.append(f"{i}. {_md(e['text'])} ({_md(meta)}){link}")
                 out.append("")
+        if t["incidents"]:
+            out += ["**Incidents**", ""] + [f"- {_md(_incident_line(i, tz))}" for i in t["incidents"]] + [""]
         if t["alerts"]:
             out += ["**Alerts**", ""] + [f"- {_md(_alert_line(a, tz))}" for a in t["alerts"]] + [""]
         if t["failing_sources"]:
@@ -604,6 +628,9 @@ def render_html(digest: dict, images: Mapping[str, str]) -> str:
         for s in ("positive", "negative"):
             if t["most_engaged"][s]:
                 parts.append(_examples_html(t["most_engaged"][s], s))
+        if t["incidents"]:
+            parts.append(_h3("Incidents") + '<ul style="margin:0;padding-left:20px;font-size:13px;">'
+                         + "".join(f"<li>{_e(_incident_line(i, tz))}</li>" for i in t["incidents"]) + "</ul>")
         if t["alerts"]:
             parts.append(_h3("Alerts") + '<ul style="margin:0;padding-left:20px;font-size:13px;">'
                          + "".join(f"<li>{_e(_alert_line(a, tz))}</li>" for a in t["alerts"]) + "</ul>")

@@ -264,6 +264,23 @@ class Query:
         """Whether the prepared mention `doc` matches this query."""
         return self._root.matches(doc)
 
+    def names(self) -> list[str]:
+        """The single words and @handles the query looks for (not excluded ones): what the topic
+        calls itself, so that `#acme` in a topic `acme OR @acme` is recognised as the topic's own."""
+        out: list[str] = []
+
+        def walk(node: _Node) -> None:
+            if isinstance(node, _Words) and len(node.words) == 1 and not node.prefix:
+                out.append(node.words[0])
+            elif isinstance(node, _Handle) and not node.prefix:
+                out.append(node.name)
+            elif isinstance(node, (_And, _Or)):
+                for child in node.children:
+                    walk(child)
+
+        walk(self._root)
+        return out
+
     def to_fts5(self) -> str | None:
         """An FTS5 MATCH expression selecting a superset of the matching rows, or None.
 

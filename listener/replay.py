@@ -7,7 +7,8 @@ Input is JSON Lines, one mention per line (the format `listener export --format 
 with optional `url`, `author`, `title`, `language`, `hashtags`, `likes`, `reposts`, `replies`
 (and `score`). Hashtags in the text count even when the field is absent. Mentions are matched
 to the config's topics and stored in a scratch database, scored with the configured model, and
-the rules are evaluated every `step` of simulated time, exactly as the daemon would.
+the rules are evaluated every `step` of simulated time, exactly as the daemon would. What comes
+out is every transition and every notification that would be sent, in order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from listener.alerts import Transition, evaluate
+from listener.alerts import NoticeRecord, Transition, evaluate_all
 from listener.config import Config, DatabaseConfig, SourceConfig
 from listener.errors import ListenerError
 from listener.pipeline import score_pending, to_rows
@@ -59,9 +60,10 @@ def read_jsonl(path: str | Path) -> Iterator[Mention | tuple[str, Mention]]:
 
 
 def replay(config: Config, items: Iterable[tuple[str, Mention]], model, *, step: timedelta = timedelta(minutes=1),
-           tail: timedelta | None = None, on_transition: Callable[[Transition], None] | None = None,
-           workdir: Path | None = None) -> list[Transition]:
-    """Feed mentions in published order, scoring and evaluating every `step`; returns the transitions.
+           tail: timedelta | None = None, on_event: Callable[[Transition | NoticeRecord], None] | None = None,
+           workdir: Path | None = None) -> list[Transition | NoticeRecord]:
+    """Feed mentions in published order, scoring and evaluating every `step`; returns the
+    transitions and notifications in order (each has `line()` and `as_json()`).
 
     After the last mention, evaluation goes on for `tail` (default: the longest window plus
     keep_firing_for, plus an hour) so that alerts can resolve.
@@ -74,7 +76,7 @@ def replay(config: Config, items: Iterable[tuple[str, Mention]], model, *, step:
         db = Path(tmp) / "replay.db"
         sim = replace(config, database=DatabaseConfig(path=db), sources=(), email=config.email)
         sources: dict[str, SourceConfig] = {}
-        transitions: list[Transition] = []
+        events: list[Transition | NoticeRecord] = []
         with Store(db) as store:
             t = _floor(stream[0][1].published_at, step) + step
             end = stream[-1][1].published_at + tail
@@ -92,12 +94,13 @@ def replay(config: Config, items: Iterable[tuple[str, Mention]], model, *, step:
                                      items=len(mentions), requests=0)
                 if batch:
                     score_pending(store, model, t)
-                for tr in evaluate(sim, store, t):
-                    transitions.append(tr)
-                    if on_transition:
-                        on_transition(tr)
+                result = evaluate_all(sim, store, t)
+                for event in [*result.transitions, *result.notices]:
+                    events.append(event)
+                    if on_event:
+                        on_event(event)
                 t += step
-    return transitions
+    return events
 
 
 def _floor(dt: datetime, step: timedelta) -> datetime:

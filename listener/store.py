@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import sqlite_utils
 
@@ -42,6 +42,15 @@ def parse_iso(value: str | None) -> datetime | None:
 
 
 Counts = tuple[int, int, int, int]  # scored mentions: (mentions, negative, neutral, positive)
+
+
+class HourCounts(NamedTuple):
+    """One hour of a rollup, as alert rules read it."""
+
+    mentions: int
+    negative: int  # labelled negative
+    p_negative: float  # sum of P(negative): the model's expected number of negatives
+    positive: int
 
 # rollup_counts kinds: (key in the rollup, rollup table, the same key over the mentions, extra join)
 _ROLLUPS = {
@@ -344,6 +353,106 @@ def m003_digest_rollups_views_jobs(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m004_expected_negatives_incidents(db: sqlite_utils.Database) -> None:
+    """Rollups also sum P(negative) (the model's expected negatives); incidents group alerts."""
+    db.executescript(
+        """
+        ALTER TABLE topic_hourly ADD COLUMN p_negative REAL NOT NULL DEFAULT 0;
+        ALTER TABLE hashtag_hourly ADD COLUMN p_negative REAL NOT NULL DEFAULT 0;
+        UPDATE topic_hourly SET p_negative = coalesce((
+            SELECT sum(m.p_negative) FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+            WHERE t.topic = topic_hourly.topic AND m.sentiment IS NOT NULL
+              AND substr(t.published_at, 1, 13) || ':00:00Z' = topic_hourly.hour), 0);
+        UPDATE hashtag_hourly SET p_negative = coalesce((
+            SELECT sum(m.p_negative) FROM mention_topics t JOIN hashtags h ON h.mention_id = t.mention_id
+            JOIN mentions m ON m.id = t.mention_id
+            WHERE t.topic = hashtag_hourly.topic AND h.hashtag = hashtag_hourly.hashtag AND m.sentiment IS NOT NULL
+              AND substr(t.published_at, 1, 13) || ':00:00Z' = hashtag_hourly.hour), 0);
+
+        DROP TRIGGER mentions_scored;
+        CREATE TRIGGER mentions_scored AFTER UPDATE OF sentiment ON mentions
+        WHEN old.sentiment IS NOT new.sentiment
+        BEGIN
+            INSERT OR IGNORE INTO topic_hourly (topic, hour)
+                SELECT topic, substr(new.published_at, 1, 13) || ':00:00Z' FROM mention_topics WHERE mention_id = new.id;
+            UPDATE topic_hourly SET
+                mentions = mentions + (new.sentiment IS NOT NULL) - (old.sentiment IS NOT NULL),
+                negative = negative + (new.sentiment IS 'negative') - (old.sentiment IS 'negative'),
+                neutral = neutral + (new.sentiment IS 'neutral') - (old.sentiment IS 'neutral'),
+                positive = positive + (new.sentiment IS 'positive') - (old.sentiment IS 'positive'),
+                p_negative = p_negative + coalesce(CASE WHEN new.sentiment IS NOT NULL THEN new.p_negative END, 0)
+                                        - coalesce(CASE WHEN old.sentiment IS NOT NULL THEN old.p_negative END, 0)
+            WHERE hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND topic IN (SELECT topic FROM mention_topics WHERE mention_id = new.id);
+            INSERT OR IGNORE INTO hashtag_hourly (topic, hashtag, hour)
+                SELECT t.topic, h.hashtag, substr(new.published_at, 1, 13) || ':00:00Z'
+                FROM mention_topics t JOIN hashtags h ON h.mention_id = t.mention_id WHERE t.mention_id = new.id;
+            UPDATE hashtag_hourly SET
+                mentions = mentions + (new.sentiment IS NOT NULL) - (old.sentiment IS NOT NULL),
+                negative = negative + (new.sentiment IS 'negative') - (old.sentiment IS 'negative'),
+                neutral = neutral + (new.sentiment IS 'neutral') - (old.sentiment IS 'neutral'),
+                positive = positive + (new.sentiment IS 'positive') - (old.sentiment IS 'positive'),
+                p_negative = p_negative + coalesce(CASE WHEN new.sentiment IS NOT NULL THEN new.p_negative END, 0)
+                                        - coalesce(CASE WHEN old.sentiment IS NOT NULL THEN old.p_negative END, 0)
+            WHERE hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND topic IN (SELECT topic FROM mention_topics WHERE mention_id = new.id)
+              AND hashtag IN (SELECT hashtag FROM hashtags WHERE mention_id = new.id);
+        END;
+
+        DROP TRIGGER mention_topic_added;
+        CREATE TRIGGER mention_topic_added AFTER INSERT ON mention_topics
+        WHEN (SELECT sentiment FROM mentions WHERE id = new.mention_id) IS NOT NULL
+        BEGIN
+            INSERT OR IGNORE INTO topic_hourly (topic, hour) VALUES (new.topic, substr(new.published_at, 1, 13) || ':00:00Z');
+            UPDATE topic_hourly SET mentions = mentions + 1,
+                negative = negative + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'negative'),
+                neutral = neutral + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'neutral'),
+                positive = positive + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'positive'),
+                p_negative = p_negative + coalesce((SELECT p_negative FROM mentions WHERE id = new.mention_id), 0)
+            WHERE topic = new.topic AND hour = substr(new.published_at, 1, 13) || ':00:00Z';
+            INSERT OR IGNORE INTO hashtag_hourly (topic, hashtag, hour)
+                SELECT new.topic, hashtag, substr(new.published_at, 1, 13) || ':00:00Z' FROM hashtags WHERE mention_id = new.mention_id;
+            UPDATE hashtag_hourly SET mentions = mentions + 1,
+                negative = negative + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'negative'),
+                neutral = neutral + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'neutral'),
+                positive = positive + ((SELECT sentiment FROM mentions WHERE id = new.mention_id) = 'positive'),
+                p_negative = p_negative + coalesce((SELECT p_negative FROM mentions WHERE id = new.mention_id), 0)
+            WHERE topic = new.topic AND hour = substr(new.published_at, 1, 13) || ':00:00Z'
+              AND hashtag IN (SELECT hashtag FROM hashtags WHERE mention_id = new.mention_id);
+        END;
+
+        -- alerts on one topic that overlap in time: one incident, one notification when it opens
+        -- (and when it grows materially), one when it closes
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            topic TEXT NOT NULL,
+            state TEXT NOT NULL,             -- open / closed
+            opened_at TEXT NOT NULL,         -- when its first alert fired
+            notified_at TEXT,                -- when the opening notice was queued (NULL: not yet)
+            last_notified_at TEXT,
+            closed_at TEXT,
+            lead_rule TEXT,                  -- the alert its notices are about (a backlash first)
+            lead_labels TEXT,
+            lead TEXT,                       -- JSON: that alert's last summary and numbers
+            summary TEXT,                    -- the lead's last summary, in plain words
+            peak REAL,                       -- highest mentions/h seen by its alerts
+            peak_at TEXT,
+            hashtags TEXT NOT NULL DEFAULT '[]',  -- JSON list: every hashtag involved
+            rules TEXT NOT NULL DEFAULT '[]',     -- JSON list: every rule that fired in it
+            members TEXT NOT NULL DEFAULT '[]',   -- JSON list of {"rule", "labels"}: every alert instance in it
+            announced TEXT NOT NULL DEFAULT '[]', -- JSON list: the members the last notice named
+            notifications INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX incidents_open ON incidents(topic) WHERE state = 'open';
+        CREATE INDEX incidents_opened ON incidents(opened_at);
+        ALTER TABLE alert_events ADD COLUMN incident_id INTEGER;
+        -- what a rule could not do yet, in words ("learning: 2 of 7 days")
+        ALTER TABLE rule_evaluations ADD COLUMN status TEXT;
+        """
+    )
+
+
 # ---------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class MentionRow:
@@ -621,40 +730,87 @@ class Store:
                 yield dict(zip(names, r))
 
     # ------------------------------------------------------------ alert evaluation reads
-    def topic_window(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
-        """Scored mentions of `topic` published in [start, end): counts per sentiment."""
+    def topic_data_since(self, topic: str, sources: Sequence[str] | None = None) -> datetime | None:
+        """When `topic`'s history begins: its first scored data, and not before the first successful
+        fetch of `sources` (None: of any source), when there is one. Before that, no data is not zero."""
+        first_hour = self.conn.execute("SELECT min(hour) FROM topic_hourly WHERE topic = ? AND mentions > 0",
+                                       (topic,)).fetchone()[0]
+        if first_hour is None:
+            return None
+        first = self.conn.execute(
+            """SELECT min(t.published_at) FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+               WHERE t.topic = ? AND t.published_at < ? AND m.sentiment IS NOT NULL""",
+            (topic, iso(parse_iso(first_hour) + timedelta(hours=1)))).fetchone()[0]
+        since = parse_iso(first or first_hour)
+        where, params = "status != 'error'", []
+        if sources is not None:
+            if not sources:
+                return since
+            where += f" AND source IN ({','.join('?' * len(sources))})"
+            params = list(sources)
+        fetched = self.conn.execute(f"SELECT min(started_at) FROM fetches WHERE {where}", params).fetchone()[0]
+        return max(since, parse_iso(fetched)) if fetched else since
+
+    def scoring_watermark(self) -> datetime | None:
+        """The publication time of the oldest mention not scored yet (None: everything is scored)."""
+        return parse_iso(self.conn.execute("SELECT min(published_at) FROM mentions WHERE sentiment IS NULL").fetchone()[0])
+
+    def topic_window(self, topic: str, start: datetime, end: datetime) -> dict[str, float]:
+        """Scored mentions of `topic` published in [start, end): counts per sentiment, and the sum of
+        P(negative) as `p_negative`."""
         r = self.conn.execute(
             """SELECT count(*), coalesce(sum(m.sentiment = 'negative'), 0), coalesce(sum(m.sentiment = 'neutral'), 0),
-                      coalesce(sum(m.sentiment = 'positive'), 0)
+                      coalesce(sum(m.sentiment = 'positive'), 0), coalesce(sum(m.p_negative), 0)
                FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
                WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL""",
             (topic, iso(start), iso(end))).fetchone()
-        return {"mentions": r[0], "negative": r[1], "neutral": r[2], "positive": r[3]}
+        return {"mentions": r[0], "negative": r[1], "neutral": r[2], "positive": r[3], "p_negative": r[4]}
 
-    def hashtag_window(self, topic: str, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
-        """Per hashtag within `topic`, scored mentions published in [start, end)."""
-        out: dict[str, dict[str, int]] = {}
-        for tag, n, neg, neu, pos in self.conn.execute(
-                """SELECT h.hashtag, count(*), sum(m.sentiment = 'negative'), sum(m.sentiment = 'neutral'),
-                          sum(m.sentiment = 'positive')
+    def hashtag_posts(self, topic: str, start: datetime, end: datetime, *,
+                      hashtag: str | None = None) -> dict[str, list[tuple[datetime, float, bool]]]:
+        """Per hashtag within `topic` (or just `hashtag`), its scored mentions published in [start, end),
+        oldest first: (published_at, P(negative), labelled negative)."""
+        out: dict[str, list[tuple[datetime, float, bool]]] = {}
+        only = " AND h.hashtag = ?" if hashtag is not None else ""
+        for tag, at, p_negative, negative in self.conn.execute(
+                f"""SELECT h.hashtag, t.published_at, m.p_negative, m.sentiment = 'negative'
                    FROM mention_topics t JOIN hashtags h ON h.mention_id = t.mention_id
                    JOIN mentions m ON m.id = t.mention_id
-                   WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL
-                   GROUP BY h.hashtag""", (topic, iso(start), iso(end))):
-            out[tag] = {"mentions": n, "negative": neg, "neutral": neu, "positive": pos}
+                   WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL{only}
+                   ORDER BY t.published_at""", (topic, iso(start), iso(end), *([hashtag] if hashtag is not None else []))):
+            out.setdefault(tag, []).append((parse_iso(at), p_negative or 0.0, bool(negative)))
         return out
 
-    def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
-        """Hourly rollup of `topic` for hours in [start, end): hour -> (mentions, negative)."""
-        return {h: (n, neg) for h, n, neg in self.conn.execute(
-            "SELECT hour, mentions, negative FROM topic_hourly WHERE topic = ? AND hour >= ? AND hour < ?",
+    def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, HourCounts]:
+        """Hourly rollup of `topic` for hours in [start, end): hour -> (mentions, negative, P(negative) sum, positive)."""
+        return {h: HourCounts(n, neg, pneg, pos) for h, n, neg, pneg, pos in self.conn.execute(
+            "SELECT hour, mentions, negative, p_negative, positive FROM topic_hourly WHERE topic = ? AND hour >= ? AND hour < ?",
             (topic, iso(start), iso(end)))}
 
-    def hashtag_hours(self, topic: str, hashtag: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
-        """Hourly rollup of one hashtag within a topic: hour -> (mentions, negative)."""
-        return {h: (n, neg) for h, n, neg in self.conn.execute(
-            "SELECT hour, mentions, negative FROM hashtag_hourly WHERE topic = ? AND hashtag = ? AND hour >= ? AND hour < ?",
+    def hashtag_hours(self, topic: str, hashtag: str, start: datetime, end: datetime) -> dict[str, HourCounts]:
+        """Hourly rollup of one hashtag within a topic: hour -> (mentions, negative, P(negative) sum, positive)."""
+        return {h: HourCounts(n, neg, pneg, pos) for h, n, neg, pneg, pos in self.conn.execute(
+            """SELECT hour, mentions, negative, p_negative, positive FROM hashtag_hourly
+               WHERE topic = ? AND hashtag = ? AND hour >= ? AND hour < ?""",
             (topic, hashtag, iso(start), iso(end)))}
+
+    def hashtag_first_seen(self, topic: str, hashtag: str) -> datetime | None:
+        """When `hashtag` was first seen in a scored mention of `topic` (its first hour once pruned)."""
+        r = self.conn.execute(
+            """SELECT min(t.published_at) FROM hashtags h JOIN mention_topics t ON t.mention_id = h.mention_id
+               WHERE h.hashtag = ? AND t.topic = ?""", (hashtag, topic)).fetchone()[0]
+        hour = self.conn.execute("SELECT min(hour) FROM hashtag_hourly WHERE topic = ? AND hashtag = ? AND mentions > 0",
+                                 (topic, hashtag)).fetchone()[0]
+        return parse_iso(min(x for x in (r, hour) if x) if (r or hour) else None)
+
+    def hashtag_share(self, topic: str, hashtag: str, start: datetime, end: datetime) -> tuple[int, int]:
+        """(mentions of `hashtag`, mentions of `topic`) in the rollup hours [start, end)."""
+        r = self.conn.execute(
+            """SELECT (SELECT coalesce(sum(mentions), 0) FROM hashtag_hourly WHERE topic = :t AND hashtag = :h
+                         AND hour >= :s AND hour < :e),
+                      (SELECT coalesce(sum(mentions), 0) FROM topic_hourly WHERE topic = :t AND hour >= :s AND hour < :e)""",
+            {"t": topic, "h": hashtag, "s": iso(start), "e": iso(end)}).fetchone()
+        return r[0], r[1]
 
     def examples(self, topic: str | None, start: datetime, end: datetime, *, sentiment: str | None = "negative",
                  hashtag: str | None = None, ids: Sequence[int] | None = None, limit: int = 5) -> list[dict]:
@@ -787,33 +943,85 @@ class Store:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur]
 
-    def put_alert_state(self, row: dict) -> None:
-        self.conn.execute(
-            """INSERT INTO alert_state (rule, labels, state, active_since, fired_at, last_active_at, last_notified_at, value, details)
-               VALUES (:rule, :labels, :state, :active_since, :fired_at, :last_active_at, :last_notified_at, :value, :details)
-               ON CONFLICT(rule, labels) DO UPDATE SET state = excluded.state, active_since = excluded.active_since,
-                 fired_at = excluded.fired_at, last_active_at = excluded.last_active_at,
-                 last_notified_at = excluded.last_notified_at, value = excluded.value, details = excluded.details""", row)
-
-    def delete_alert_state(self, rule: str, labels: str) -> None:
-        self.conn.execute("DELETE FROM alert_state WHERE rule = ? AND labels = ?", (rule, labels))
-
-    def add_alert_event(self, rule: str, labels: str, state: str, at: datetime, value: float | None,
-                        summary: str, details: str | None) -> None:
-        self.conn.execute("INSERT INTO alert_events (rule, labels, state, at, value, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (rule, labels, state, iso(at), value, summary, details))
-
     def alert_events(self, since: datetime, until: datetime | None = None) -> list[dict]:
         cur = self.conn.execute("SELECT * FROM alert_events WHERE at >= ? AND at < ? ORDER BY at, id",
                                 (iso(since), iso(until) if until else "9999"))
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur]
 
-    def record_evaluation(self, rule: str, now: datetime, instances: int, error: str | None) -> None:
-        self.conn.execute(
-            """INSERT INTO rule_evaluations (rule, last_evaluated_at, last_error, instances) VALUES (?, ?, ?, ?)
-               ON CONFLICT(rule) DO UPDATE SET last_evaluated_at = excluded.last_evaluated_at,
-                 last_error = excluded.last_error, instances = excluded.instances""", (rule, iso(now), error, instances))
+    def add_alert_event(self, rule: str, labels: str, state: str, at: datetime, value: float | None,
+                        summary: str, details: str | None, incident_id: int | None = None) -> None:
+        """Record one transition on its own (imports of history; evaluations write theirs in
+        `save_alert_evaluation`)."""
+        with self.transaction():
+            self.conn.execute(
+                """INSERT INTO alert_events (rule, labels, state, at, value, summary, details, incident_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""", (rule, labels, state, iso(at), value, summary, details, incident_id))
+
+    def open_incidents(self) -> list[dict]:
+        cur = self.conn.execute("SELECT * FROM incidents WHERE state = 'open' ORDER BY id")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def incidents(self, since: datetime, until: datetime | None = None) -> list[dict]:
+        """Incidents open at some time in [since, until): opened before `until`, not closed before `since`."""
+        cur = self.conn.execute(
+            "SELECT * FROM incidents WHERE opened_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY opened_at, id",
+            (iso(until) if until else "9999", iso(since)))
+        names = [c[0] for c in cur.description]
+        rows = [dict(zip(names, r)) for r in cur]
+        for r in rows:
+            for key in ("hashtags", "rules", "members", "announced"):
+                r[key] = json.loads(r[key])
+            r["lead"] = json.loads(r["lead"]) if r["lead"] else None
+        return rows
+
+    def save_alert_evaluation(self, *, states: dict[str, dict[str, dict]], events: Sequence[dict],
+                              incidents: Sequence[dict], outbox: Sequence[dict], evaluations: Sequence[dict]) -> dict[str, int]:
+        """Write one evaluation in ONE transaction: the instances of every evaluated rule (replacing
+        its old ones), its transitions, incidents opened or changed, their notifications and the
+        rules' evaluation records. Returns topic -> incident id for the incidents written (events
+        of a topic are linked to its incident)."""
+        ids: dict[str, int] = {}
+        with self.transaction():
+            for rule, rows in states.items():
+                self.conn.execute("DELETE FROM alert_state WHERE rule = ?", (rule,))
+                self.conn.executemany(
+                    """INSERT INTO alert_state (rule, labels, state, active_since, fired_at, last_active_at,
+                           last_notified_at, value, details)
+                       VALUES (:rule, :labels, :state, :active_since, :fired_at, :last_active_at, :last_notified_at,
+                               :value, :details)""", list(rows.values()))
+            for row in self.open_incidents():
+                ids[row["topic"]] = row["id"]
+            for inc in incidents:
+                if inc["id"] is None:
+                    cur = self.conn.execute(
+                        f"INSERT INTO incidents ({', '.join(k for k in inc if k != 'id')}) "
+                        f"VALUES ({', '.join(':' + k for k in inc if k != 'id')})", inc)
+                    ids[inc["topic"]] = cur.lastrowid
+                else:
+                    self.conn.execute(f"UPDATE incidents SET {', '.join(f'{k} = :{k}' for k in inc if k != 'id')} "
+                                      "WHERE id = :id", inc)
+                    ids[inc["topic"]] = inc["id"]
+            self.conn.executemany(
+                """INSERT INTO alert_events (rule, labels, state, at, value, summary, details, incident_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(e["rule"], e["labels"], e["state"], iso(e["at"]), e["value"], e["summary"], e["details"],
+                  ids.get(e["topic"]) if e.get("topic") else None) for e in events])
+            for row in outbox:
+                row = dict(row)
+                topic = row.pop("incident_topic", None)
+                if topic is not None and row["payload"] is not None and row["payload"].get("incident") is None:
+                    row["payload"] = {**row["payload"], "incident": ids.get(topic)}  # a new incident's id
+                self.enqueue(**row)
+            for e in evaluations:
+                self.conn.execute(
+                    """INSERT INTO rule_evaluations (rule, last_evaluated_at, last_error, instances, status)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT(rule) DO UPDATE SET last_evaluated_at = excluded.last_evaluated_at,
+                         last_error = excluded.last_error, instances = excluded.instances, status = excluded.status""",
+                    (e["rule"], iso(e["now"]), e["error"], e["instances"], e["status"]))
+        return ids
 
     def rule_evaluations(self) -> dict[str, dict]:
         cur = self.conn.execute("SELECT * FROM rule_evaluations")
@@ -884,6 +1092,7 @@ class Store:
         return {
             "fetches": self._delete_batched("fetches", "started_at < ?", cutoff, batch),
             "alert_events": self._delete_batched("alert_events", "at < ?", cutoff, batch),
+            "incidents": self._delete_batched("incidents", "state = 'closed' AND closed_at < ?", cutoff, batch),
             "outbox": self._delete_batched("outbox", "sent_at IS NOT NULL AND sent_at < ?", cutoff, batch),
         }
 

@@ -1,4 +1,8 @@
-"""Alert rules on a real database: detection, the state machine, persistence across restarts, outbox."""
+"""Alert rules on a real database: detection, the state machine, incidents, persistence, outbox.
+
+Mentions are written straight into a real SQLite store with their sentiment given (the model is
+tested elsewhere); evaluations run at injected times, minute by minute where timing matters.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,39 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from listener.alerts import SOURCE_DOWN_AFTER, evaluate
+from listener.alerts import SOURCE_DOWN_AFTER, evaluate, evaluate_all
+from listener.alerts.incidents import GROUP_WAIT, Incident, Member, group
+from listener.alerts.kinds import Observation
+from listener.alerts.machine import RuleSpec, advance
+from click.testing import CliRunner
+
+from listener.cli import cli
 from listener.config import parse_config
-from listener.stats import binom_sf, poisson_sf, rhythmic_expectation
+from listener.digest import build_digest, render_text
+from listener.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
+                            predictive_size, rhythmic_expectation)
 from listener.store import MentionRow, Store
 from models import Sentiment
 from sources import SourceState
 
-T0 = datetime(2026, 11, 10, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 9, 0, 0, tzinfo=timezone.utc)  # a Monday
 PROBS = {"negative": (0.9, 0.05, 0.05), "neutral": (0.05, 0.9, 0.05), "positive": (0.05, 0.05, 0.9)}
+STANDARD = """
+[[alerts]]
+name = "volume"
+kind = "volume_spike"
+topic = "burgerly"
+
+[[alerts]]
+name = "negative"
+kind = "negative_spike"
+topic = "burgerly"
+
+[[alerts]]
+name = "backlash"
+kind = "backlash"
+topic = "burgerly"
+"""
 
 
 def config_for(tmp_path, alerts: str, email: bool = True):
@@ -27,19 +55,23 @@ path = "{tmp_path / 'm.db'}"
 
 [[topics]]
 name = "burgerly"
-query = "burgerly"
+query = "burgerly OR #burgerlystories"
 
 [[sources]]
 name = "feed"
 kind = "rss"
 url = "http://127.0.0.1:9/feed.xml"
 
+[digest]
+timezone = "Europe/Amsterdam"
+
 {'[email]' if email else ''}
 {'from = "listener@example.org"' if email else ''}
 {'to = ["pr@example.org"]' if email else ''}
 {alerts}
 """
-    return parse_config(tomllib.loads(text), base_dir=tmp_path)
+    (tmp_path / "config.toml").write_text(text)
+    return parse_config(tomllib.loads(text), file=str(tmp_path / "config.toml"))
 
 
 class Feeder:
@@ -49,7 +81,8 @@ class Feeder:
         self.store = store
         self.n = 0
 
-    def add(self, at: datetime, sentiment: str = "neutral", hashtags=(), count: int = 1, likes: int = 0):
+    def add(self, at: datetime, sentiment: str = "neutral", hashtags=(), count: int = 1, likes: int = 0,
+            scored: bool = True):
         rows = []
         for _ in range(count):
             self.n += 1
@@ -58,135 +91,296 @@ class Feeder:
                                    url=f"https://example.org/{self.n}", likes=likes + self.n % 7))
         saved = self.store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at,
                                       next_check_at=at, items=len(rows), requests=1)
-        self.store.save_scores([(i, Sentiment.from_probs(*PROBS[sentiment])) for i in saved.new_ids], "test", at)
+        if scored:
+            self.store.save_scores([(i, Sentiment.from_probs(*PROBS[sentiment])) for i in saved.new_ids], "test", at)
+        return saved.new_ids
 
     def rhythm(self, start: datetime, days: int, per_hour=lambda h: 2 + (6 if 9 <= h <= 21 else 0),
-               sentiment_cycle=("neutral", "positive", "neutral", "negative", "positive")):
+               sentiment_cycle=("neutral", "positive", "neutral", "negative", "positive"), tags=()):
         for hour in range(days * 24):
             at = start + timedelta(hours=hour)
             for k in range(per_hour(at.hour)):
-                self.add(at + timedelta(minutes=(k * 7) % 60), sentiment_cycle[(hour + k) % len(sentiment_cycle)])
+                tag = (tags[(hour + k) % len(tags)],) if tags and k % 3 == 0 else ()
+                self.add(at + timedelta(minutes=(k * 7) % 60), sentiment_cycle[(hour + k) % len(sentiment_cycle)], tag)
+
+    def burst(self, start: datetime, minutes: int, per_hour: float, tag: str, negative_every: int = 4,
+              extra_tags=()):
+        """`per_hour` posts an hour with #tag for `minutes`; 3 of every `negative_every` negative (4: 75%)."""
+        gap = 60 / per_hour
+        for i in range(int(minutes / gap)):
+            sentiment = "neutral" if i % negative_every == negative_every - 1 else "negative"
+            self.add(start + timedelta(minutes=i * gap), sentiment, (tag, *extra_tags), likes=5)
 
 
+def run(config, store, start: datetime, end: datetime, step=timedelta(minutes=1)):
+    """Evaluate every `step` from start to end; (transitions, notices)."""
+    transitions, notices = [], []
+    t = start
+    while t <= end:
+        result = evaluate_all(config, store, t)
+        transitions += result.transitions
+        notices += result.notices
+        t += step
+    return transitions, notices
+
+
+def firing(transitions):
+    return [(t.rule, t.labels) for t in transitions if t.state == "firing"]
+
+
+# ---------------------------------------------------------------- statistics
 def test_statistics():
     assert poisson_sf(5, 1.0) == pytest.approx(1 - math.exp(-1) * (1 + 1 + 1 / 2 + 1 / 6 + 1 / 24))
     assert poisson_sf(0, 3.0) == 1.0 and poisson_sf(1, 0.5) == pytest.approx(1 - math.exp(-0.5))
     assert binom_sf(8, 10, 0.3) == pytest.approx(0.0015903864)
     assert binom_sf(11, 10, 0.3) == 0.0
+    # the negative binomial is the Poisson for a huge size, and wider for a small one
+    assert negbin_sf(12, 5.0, 1e9) == pytest.approx(poisson_sf(12, 5.0))
+    assert negbin_sf(3, 2.0, 2.0) == pytest.approx(1 - sum(math.comb(x + 1, x) * 0.5 ** 2 * 0.5 ** x for x in range(3)))
+    assert negbin_sf(12, 5.0, 3.0) > 10 * poisson_sf(12, 5.0)
+    # evidence in nats: zero below expectation, growing with every post
+    assert poisson_llr(3, 5.0) == 0 and poisson_llr(10, 1.0) == pytest.approx(10 * math.log(10) - 9)
+    assert mean_evidence(0.4, 10, 0.5, 0.3) == 0 and mean_evidence(0.5, 10, 0.25, 0.25) == pytest.approx(5.0)
+    # an upper bound of a rate: about the 99th percentile, wide with little exposure
+    assert gamma_upper(100, 100) == pytest.approx(1.25, abs=0.02) and gamma_upper(1, 1) == pytest.approx(4.6, abs=0.2)
     hourly = {f"2026-11-0{d}T14:00:00Z": (10 * d, 0) for d in range(1, 8)}
     expected, samples = rhythmic_expectation(hourly, datetime(2026, 11, 8, 15, tzinfo=timezone.utc),
-                                             timedelta(hours=1), timedelta(days=7))
+                                             timedelta(hours=1), 7)
     assert sorted(samples) == [10, 20, 30, 40, 50, 60, 70] and expected == 40
+    assert rhythmic_expectation(hourly, datetime(2026, 11, 8, 15, tzinfo=timezone.utc), timedelta(hours=1), 0) == (0, [])
+    # fewer days: a wider predictive distribution (smaller size)
+    assert predictive_size(10, [10, 10]) < predictive_size(10, [10] * 7)
 
 
-BACKLASH = """
-[[alerts]]
-name = "hijack"
-kind = "backlash"
-topic = "burgerly"
-window = "1h"
-for = "5m"
-keep_firing_for = "10m"
-repeat = "1h"
-"""
+# ---------------------------------------------------------------- the pure state machine and incidents
+SPEC = RuleSpec("r", "backlash", timedelta(minutes=5), timedelta(hours=1), None, True, ("email",), "warning", {}, "t")
 
 
-def test_backlash_fires_once_resolves_once_and_survives_a_restart(tmp_path):
-    config = config_for(tmp_path, BACKLASH)
-    path = config.database.path
-    store = Store(path)
-    feed = Feeder(store)
-    feed.rhythm(T0, 7)  # a week of ordinary traffic, no hashtags
-    day8 = T0 + timedelta(days=7, hours=14)
-    assert evaluate(config, store, day8) == []
-    # a new hashtag takes off, mostly negative: 40 mentions in 20 minutes
-    for minute in range(20):
-        feed.add(day8 + timedelta(minutes=minute), "negative", ("burgerlystories",), count=2, likes=5)
-    t = day8 + timedelta(minutes=20)
-    first = evaluate(config, store, t)
-    assert [(x.state, x.labels) for x in first] == [("pending", {"topic": "burgerly", "hashtag": "burgerlystories"})]
-    store.close()
-    # restart: pending state and its start time survive; `for` (5m) is not reset
-    store = Store(path)
-    assert evaluate(config, store, t + timedelta(minutes=3)) == []
-    fired = evaluate(config, store, t + timedelta(minutes=5))
-    assert [x.state for x in fired] == ["firing"]
-    assert "negative" in fired[0].summary and "x usual" in fired[0].summary
-    store.close()
-    store = Store(path)  # restart while firing: no re-send
-    assert evaluate(config, store, t + timedelta(minutes=6)) == []
-    # one hour later, still going (more negative posts): the repeat notification
-    for minute in range(0, 60, 2):
+def test_state_machine_for_hysteresis_and_hold():
+    t = T0
+    obs = lambda active, sustained=None: [Observation({"topic": "t"}, active, 1.0, "s", {}, sustained)]  # noqa: E731
+    step = advance(SPEC, {}, obs(True), t)
+    assert [x.state for x in step.transitions] == ["pending"]
+    step = advance(SPEC, step.instances, obs(True), t + timedelta(minutes=5))
+    assert [x.state for x in step.transitions] == ["firing"]
+    # the evidence weakens but is not clearly gone (sustained): it keeps firing, for hours
+    for minute in range(6, 300, 10):
+        step = advance(SPEC, step.instances, obs(False, True), t + timedelta(minutes=minute))
+        assert step.transitions == []
+    # clearly gone: resolves only after keep_firing_for (1h), not at the first quiet minute
+    last_active = t + timedelta(minutes=296)
+    for minute in range(300, 355, 5):
+        step = advance(SPEC, step.instances, obs(False, False), t + timedelta(minutes=minute))
+        assert step.transitions == []
+    # data missing (hold): nothing resolves, however long
+    held = advance(SPEC, step.instances, [], last_active + timedelta(hours=5), hold=True)
+    assert held.transitions == [] and held.instances == step.instances
+    step = advance(SPEC, step.instances, obs(False, False), last_active + timedelta(hours=1))
+    assert [x.state for x in step.transitions] == ["resolved"] and step.instances == {}
+    # a pending instance that clears is dropped, unless data is missing
+    pending = advance(SPEC, {}, obs(True), t).instances
+    assert advance(SPEC, pending, [], t + timedelta(minutes=1), hold=True).instances == pending
+    assert [x.state for x in advance(SPEC, pending, [], t + timedelta(minutes=1)).transitions] == ["inactive"]
+
+
+def member(rule, kind, rank, urgent, rate, **labels):
+    return Member(rule, kind, {"topic": "t", **labels}, rank, urgent, rate, f"{rate} an hour", {})
+
+
+def test_incident_groups_waits_for_a_backlash_and_updates_only_when_it_grows_materially():
+    t = T0
+    volume = member("volume", "volume_spike", 3, False, 40)
+    # a volume spike alone waits GROUP_WAIT before its first message: a backlash found meanwhile leads it
+    changed, notices = group({}, {"t": [volume]}, t)
+    assert notices == [] and changed[0].state == "open" and changed[0].notified_at is None
+    incident = replace_id(changed[0])
+    hijack = member("backlash", "backlash", 0, True, 30, hashtag="hijacked")
+    changed, notices = group({"t": incident}, {"t": [volume, hijack]}, t + timedelta(minutes=4))
+    assert [n.state for n in notices] == ["firing"]
+    assert notices[0].incident.lead["labels"]["hashtag"] == "hijacked"
+    assert [m.inhibited for m in notices[0].members] == [True, False]  # the backlash inhibits the volume spike
+    incident = changed[0]
+    # an everyday hashtag riding along (a fifth of the volume) is listed, not announced
+    rider = member("backlash", "backlash", 0, True, 6, hashtag="monday")
+    changed, notices = group({"t": incident}, {"t": [volume, hijack, rider]}, t + timedelta(hours=2))
+    assert notices == [] and changed[0].hashtags == ("hijacked", "monday")
+    incident = changed[0]
+    # a second hijacked hashtag as big as the first: one update (at most one per GROUP_INTERVAL)
+    second = member("backlash", "backlash", 0, True, 35, hashtag="boycott")
+    changed, notices = group({"t": incident}, {"t": [hijack, second]}, t + timedelta(hours=2, minutes=1))
+    assert [n.state for n in notices] == ["update"] and [m.hashtag for m in notices[0].new] == ["boycott"]
+    incident = changed[0]
+    # the backlash resolves, the volume spike goes on: the incident stays open, about the backlash
+    changed, notices = group({"t": incident}, {"t": [volume]}, t + timedelta(hours=3))
+    assert notices == [] and changed[0].lead["labels"]["hashtag"] == "hijacked"
+    changed, notices = group({"t": changed[0]}, {}, t + timedelta(hours=4))
+    assert [n.state for n in notices] == ["resolved"] and changed[0].state == "closed"
+    assert changed[0].notifications == 3 and changed[0].rules == ("volume", "backlash")
+    # an incident that closes before anyone was told says nothing
+    changed, notices = group({}, {"t": [volume]}, t)
+    changed, notices = group({"t": replace_id(changed[0])}, {}, t + GROUP_WAIT / 2)
+    assert notices == [] and changed[0].state == "closed"
+
+
+def replace_id(incident: Incident) -> Incident:
+    from dataclasses import replace
+
+    return replace(incident, id=1)
+
+
+# ---------------------------------------------------------------- detection on a real store
+def test_a_new_install_is_learning_and_does_not_cry_wolf(tmp_path):
+    config = config_for(tmp_path, STANDARD)
+    with Store(config.database.path) as store:
         feed = Feeder(store)
-        feed.n = 10_000 + minute
-        feed.add(t + timedelta(minutes=30 + minute), "negative", ("burgerlystories",), count=2)
-    repeat = evaluate(config, store, t + timedelta(minutes=66))
-    assert [x.state for x in repeat] == ["repeat"]
-    # it dies down: evaluated every minute, it resolves keep_firing_for (10m) after it was last active
-    resolved, last_active = [], None
-    for minute in range(67, 240):
-        at = t + timedelta(minutes=minute)
-        resolved += [(at, x.state) for x in evaluate(config, store, at)]
-        if store.alert_states("hijack") and store.alert_states("hijack")[0]["last_active_at"] == at.strftime("%Y-%m-%dT%H:%M:%SZ"):
-            last_active = at
-    # still busy an hour after the first repeat: a second repeat (t+126m), then one resolved
-    assert resolved[:-1] == [(t + timedelta(minutes=126), "repeat")] and resolved[-1][1] == "resolved"
-    assert resolved[-1][0] - last_active == timedelta(minutes=10)
-    outbox = store.conn.execute("SELECT subject, body_text, message_id FROM outbox ORDER BY id").fetchall()
-    assert len(outbox) == 4  # firing, repeat, repeat, resolved
-    assert outbox[0][0].startswith("[listener] FIRING hijack #burgerlystories (burgerly): ")
-    assert "Most engaged negative mentions:" in outbox[0][1] and "https://example.org/" in outbox[0][1]
-    assert outbox[3][0].startswith("[listener] RESOLVED hijack #burgerlystories (burgerly)")
-    assert len({m for _, _, m in outbox}) == 4
-    events = [e["state"] for e in store.alert_events(T0)]
-    assert events == ["pending", "firing", "repeat", "repeat", "resolved"]
-    store.close()
+        feed.rhythm(T0, 3, tags=("lunch", "monday", "coffee"))  # three ordinary days on a brand-new install
+        transitions, notices = run(config, store, T0 + timedelta(minutes=30), T0 + timedelta(days=3), timedelta(minutes=10))
+        assert firing(transitions) == [] and notices == []
+        status = {r: e["status"] for r, e in store.rule_evaluations().items()}
+        assert status["volume"] == "learning: 2 of 7 days"
+    shown = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "alerts"])
+    assert shown.exit_code == 0 and "learning: 2 of 7 days" in shown.output, shown.output
 
 
-def test_ordinary_days_and_a_positive_spike_do_not_fire(tmp_path):
-    rules = BACKLASH + """
+def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path):
+    config = config_for(tmp_path, STANDARD)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7, tags=("lunch", "monday", "coffee"))
+        onset = T0 + timedelta(days=7, hours=13)  # 14:00 in Amsterdam
+        feed.rhythm(T0 + timedelta(days=7), 1, tags=("lunch", "monday", "coffee"))
+        # a campaign hashtag nobody used is hijacked: 30 an hour, 75% negative, for three hours
+        feed.burst(onset, 180, 30, "grillhofmoments")
+        transitions, notices = run(config, store, onset, onset + timedelta(hours=6))
+        digest = build_digest(store, config, onset.date())
+        body = store.conn.execute("SELECT body_text, body_html FROM outbox ORDER BY id").fetchone()
+    fired = [t for t in transitions if t.state == "firing"]
+    assert fired[0].rule == "backlash" and fired[0].labels["hashtag"] == "grillhofmoments"
+    assert fired[0].at - onset <= timedelta(minutes=20), fired[0].at - onset
+    assert [n.state for n in notices] == ["firing", "resolved"], [n.subject for n in notices]
+    first = notices[0].subject
+    assert first.startswith("[listener] FIRING #grillhofmoments (burgerly): ") and "% negative" in first
+    assert f"the hashtag was unknown until {onset.astimezone(config.digest.tzinfo):%H:%M} CET" in first
+    assert notices[1].subject.startswith("[listener] RESOLVED #grillhofmoments (burgerly): quiet again after ")
+    assert notices[0].incident == notices[1].incident == 1
+    # the message: plain words first, then the examples with links, then the numbers
+    text, html = body
+    assert text.index("Hashtags involved: #grillhofmoments.") < text.index("Most engaged negative mentions:") \
+        < text.index("https://example.org/") < text.index("The numbers:") < text.index("Strongest burst: ")
+    assert "Since Mon 16 Nov 14:" in text and "CET" in text and "<h2>FIRING #grillhofmoments (burgerly): " in html
+    # the digest lists the incident once, however many alerts it grouped
+    [incident] = digest["topics"][0]["incidents"]
+    assert incident["hashtags"] == ["grillhofmoments"] and incident["notifications"] == 2
+    assert "incident 1 #grillhofmoments (backlash" in render_text(digest)
+
+
+def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path):
+    config = config_for(tmp_path, STANDARD)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7, tags=("burgerly", "lunch"))
+        onset = T0 + timedelta(days=7, hours=13)
+        feed.burst(onset, 120, 60, "burgerlyfail", extra_tags=("burgerly",))  # the hijack also carries #burgerly
+        transitions, notices = run(config, store, onset, onset + timedelta(hours=5), timedelta(minutes=2))
+        incidents = store.incidents(T0)
+    tags = {t.labels.get("hashtag") for t in transitions if t.rule == "backlash"}
+    assert tags == {"burgerlyfail"}
+    assert len(incidents) == 1 and incidents[0]["hashtags"] == ["burgerlyfail"]
+    assert set(incidents[0]["rules"]) >= {"backlash", "volume"}  # the volume spike agrees, inhibited
+    assert [n.state for n in notices] == ["firing", "resolved"]
+
+
+def test_a_brand_that_is_always_criticised_needs_a_clear_turn(tmp_path):
+    config = config_for(tmp_path, STANDARD)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        cycle = ("negative", "negative", "neutral", "negative", "positive")  # 60% negative, every day
+        feed.rhythm(T0, 7, sentiment_cycle=cycle, tags=("lunch",))
+        news = T0 + timedelta(days=7, hours=9)
+        for minute in range(0, 240, 4):  # a news story: a new hashtag at 15/h, as negative as usual
+            feed.add(news + timedelta(minutes=minute), cycle[minute % 5], ("grillhofnews",))
+        transitions, _ = run(config, store, news, news + timedelta(hours=5), timedelta(minutes=5))
+        assert firing(transitions) == []
+        hijack = T0 + timedelta(days=7, hours=15)
+        feed.burst(hijack, 60, 40, "grillhofstories", negative_every=20)  # 95% negative: a turn
+        transitions, _ = run(config, store, hijack, hijack + timedelta(minutes=40))
+        assert ("backlash", {"topic": "burgerly", "hashtag": "grillhofstories"}) in firing(transitions)
+
+
+def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path):
+    rules = """
 [[alerts]]
-name = "negative"
-kind = "negative_spike"
+name = "recall"
+kind = "keyword"
 topic = "burgerly"
+query = 'recall'
+window = "30m"
+keep_firing_for = "0s"
 """
     config = config_for(tmp_path, rules)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        at = T0 + timedelta(hours=1)
+        rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
+        saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
+                                 items=1, requests=1)
+        store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
+        assert [t.state for t in evaluate(config, store, at + timedelta(minutes=1))] == ["pending", "firing"]
+        # a restart after 40 minutes: new mentions are stored, the model has not scored them yet
+        later = at + timedelta(minutes=40)
+        pending = feed.add(later - timedelta(minutes=5), count=3, scored=False)
+        assert evaluate(config, store, later) == []  # nothing resolves while they wait
+        assert store.rule_evaluations()["recall"]["status"] == "waiting: 3 mentions to be scored"
+        store.save_scores([(i, Sentiment.from_probs(*PROBS["neutral"])) for i in pending], "test", later)
+        assert [t.state for t in evaluate(config, store, later + timedelta(minutes=1))] == ["resolved"]
+
+
+def test_volume_spike_respects_the_daily_rhythm_and_a_loved_launch(tmp_path):
+    config = config_for(tmp_path, STANDARD)
     with Store(config.database.path) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 8)
-        launch = T0 + timedelta(days=8, hours=10)
-        for minute in range(60):  # a launch people love: lots of positive posts with a new hashtag
-            feed.add(launch + timedelta(minutes=minute), "positive", ("burgerlyjoy",), count=3)
-        transitions = []
-        t = T0 + timedelta(days=7)
-        while t < launch + timedelta(hours=3):
-            transitions += evaluate(config, store, t)
-            t += timedelta(minutes=10)
-        assert transitions == []
-
-
-def test_volume_spike_respects_the_daily_rhythm(tmp_path):
-    rules = """
-[[alerts]]
-name = "volume"
-kind = "volume_spike"
-topic = "burgerly"
-"""
-    config = config_for(tmp_path, rules)
-    with Store(config.database.path) as store:
-        feed = Feeder(store)
-        feed.rhythm(T0, 7)
         day8 = T0 + timedelta(days=7)
-        feed.rhythm(day8, 1)
         # busy afternoons are normal: evaluating across a whole ordinary day fires nothing
-        assert sum((evaluate(config, store, day8 + timedelta(hours=h, minutes=30)) for h in range(24)), []) == []
-        # 30 mentions at 03:00, a quiet hour (usually 2): a spike
-        night = T0 + timedelta(days=8, hours=3)
-        feed.add(night, "neutral", count=30)
-        got = evaluate(config, store, night + timedelta(minutes=30))
-        assert [t.state for t in got] == ["pending", "firing"]  # for = 0: fires at once
-        details = json.loads(store.alert_states("volume")[0]["details"])
-        assert details["expected"] == 2 and details["count"] == 30
+        transitions, _ = run(config, store, day8, day8 + timedelta(days=1), timedelta(minutes=30))
+        assert transitions == []
+        # a loved launch: 90 positive mentions an hour with a new hashtag, no alert
+        launch = T0 + timedelta(days=8, hours=10)
+        for minute in range(0, 180, 2):
+            feed.add(launch + timedelta(minutes=minute), "positive", ("burgerlyvegan",), count=3)
+        transitions, _ = run(config, store, launch, launch + timedelta(hours=4), timedelta(minutes=5))
+        assert transitions == []
+        # 30 complaints at 03:00, a quiet hour (usually 2): a spike, and a turn for the worse, after `for` (10m)
+        night = T0 + timedelta(days=9, hours=3)
+        feed.add(night, "negative", count=30)
+        transitions, _ = run(config, store, night + timedelta(minutes=1), night + timedelta(minutes=12))
+        volume = [(t.rule, t.state, t.at) for t in transitions if t.rule == "volume"]
+        assert [v[:2] for v in volume] == [("volume", "pending"), ("volume", "firing")]
+        assert volume[1][2] - volume[0][2] == timedelta(minutes=10)
+        details = json.loads(store.alert_states("volume")[0]["details"])["observation"]
+        assert details["expected"] == 2 and details["count"] == 30 and details["worse"]
+
+
+def test_volume_spike_surges_option(tmp_path):
+    """A surge as negative as usual fires only with surges = "not_better" or "all"; good news only with "all"."""
+    fired = {}
+    for surges in ("worse", "not_better", "all"):
+        folder = tmp_path / surges
+        folder.mkdir()
+        config = config_for(folder, f'[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\n'
+                                    f'surges = "{surges}"\n')
+        with Store(config.database.path) as store:
+            feed = Feeder(store)
+            feed.rhythm(T0, 8)
+            night = T0 + timedelta(days=8, hours=3)
+            feed.add(night, "neutral", count=30)  # as neutral as ever, ten times the usual
+            transitions, _ = run(config, store, night + timedelta(minutes=1), night + timedelta(minutes=12))
+            launch = T0 + timedelta(days=8, hours=14)
+            run(config, store, night + timedelta(minutes=13), launch, timedelta(minutes=30))  # the night's resolves
+            feed.add(launch, "positive", count=60)  # good news
+            later, _ = run(config, store, launch + timedelta(minutes=1), launch + timedelta(minutes=12))
+            fired[surges] = (firing(transitions) != [], firing(later) != [])
+    assert fired == {"worse": (False, False), "not_better": (True, False), "all": (True, True)}
 
 
 def test_keyword_rule_and_source_down_notice(tmp_path):
@@ -197,6 +391,7 @@ kind = "keyword"
 topic = "burgerly"
 query = 'recall OR "food poisoning"'
 window = "30m"
+keep_firing_for = "0s"
 """
     config = config_for(tmp_path, rules)
     with Store(config.database.path) as store:
@@ -219,8 +414,12 @@ window = "30m"
         back = evaluate(config, store, at + timedelta(minutes=50))
         assert sorted((t.rule, t.state) for t in back) == [("recall", "resolved"), ("source-down", "resolved")]
         subjects = [s for (s,) in store.conn.execute("SELECT subject FROM outbox ORDER BY id")]
+        assert subjects[0] == "[listener] FIRING burgerly: 1 mention in the last 30m matching recall OR \"food poisoning\""
         assert subjects[1] == "[listener] FIRING source down: feed failing"
-        assert subjects[0].startswith("[listener] FIRING recall (burgerly): 1 mention matching")
+        assert subjects[2] == "[listener] RESOLVED source down: feed fetching again"
+        assert subjects[3].startswith("[listener] RESOLVED burgerly: quiet again after 48 min")
+        body = store.conn.execute("SELECT body_text FROM outbox ORDER BY id").fetchone()[0]
+        assert "Examples:" in body and "food poisoning reports" in body and "CET" in body
 
 
 def test_sql_rule_rows_are_instances(tmp_path):

@@ -105,7 +105,8 @@ def test_example_config_loads():
     assert config.digest.timezone == "Europe/Amsterdam"
     assert config.digest.at == time(8, 0)
     backlash = config.alert("acme-backlash")
-    assert (backlash.kind, backlash.min_count, backlash.ratio, backlash.for_) == ("backlash", 20, 5.0, timedelta(minutes=15))
+    assert (backlash.kind, backlash.min_count, backlash.ratio, backlash.for_) == ("backlash", 8, 5.0, timedelta(0))
+    assert [r.kind for r in config.alerts] == ["backlash", "volume_spike", "negative_spike", "keyword"]
     assert dict(backlash.labels) == {"client": "acme", "team": "webcare"}
     recall = config.alert("acme-recall")
     assert recall.kind == "keyword" and recall.matcher is not None and "food poisoning" in recall.query
@@ -259,15 +260,16 @@ def test_alert_defaults_per_kind(tmp_path):
         )
     )
     spike = config.alert("spike")
-    assert spike == AlertRule(name="spike", kind="volume_spike", topic="acme", ratio=3.0)
+    assert spike == AlertRule(name="spike", kind="volume_spike", topic="acme", ratio=3.0, for_=timedelta(minutes=10),
+                              surges="worse")
     assert (spike.window, spike.baseline, spike.min_count) == (timedelta(hours=1), timedelta(days=7), 10)
-    assert (spike.for_, spike.keep_firing_for, spike.repeat) == (timedelta(0), timedelta(0), timedelta(hours=4))
+    assert (spike.for_, spike.keep_firing_for, spike.repeat) == (timedelta(minutes=10), timedelta(hours=1), timedelta(hours=24))
     assert spike.send_resolved and spike.channels == ("email",) and spike.severity == "warning"
     assert dict(spike.labels) == {}
     negative = config.alert("negative")
-    assert (negative.ratio, negative.negative_share, negative.min_count) == (2.0, 0.5, 10)
+    assert (negative.ratio, negative.negative_share, negative.min_count, negative.for_) == (2.0, 0.4, 10, timedelta(minutes=10))
     backlash = config.alert("backlash")
-    assert (backlash.ratio, backlash.negative_share, backlash.min_count) == (5.0, 0.6, 20)
+    assert (backlash.ratio, backlash.negative_share, backlash.min_count, backlash.for_) == (5.0, 0.35, 8, timedelta(0))
     words = config.alert("words")
     assert words.query == "recall OR lawsuit" and words.matcher is not None and words.ratio is None
     custom = config.alert("custom")
@@ -397,7 +399,7 @@ def alert(body: str) -> str:
         (alert('kind = "sql"\ntopic = "acm"\nsql = "SELECT 1"\n'), "alerts[0].topic (rule 'r'): unknown topic 'acm' (defined: acme)"),
         (alert('kind = "keyword"\ntopic = "acme"\nquery = "recall"\nratio = 2.0\n'), "alerts[0].ratio (rule 'r'): not a key of keyword rules (ratio is for volume_spike, negative_spike, backlash)"),
         (alert('kind = "volume_spike"\ntopic = "acme"\nsql = "SELECT 1"\n'), "alerts[0].sql (rule 'r'): not a key of volume_spike rules (sql is for sql)"),
-        (alert('kind = "volume_spike"\ntopic = "acme"\nthreshold = 2\n'), "alerts[0].threshold (rule 'r'): unknown key (known: name, kind, topic, window, baseline, min_count, for, keep_firing_for, repeat, send_resolved, channels, severity, labels, ratio)"),
+        (alert('kind = "volume_spike"\ntopic = "acme"\nthreshold = 2\n'), "alerts[0].threshold (rule 'r'): unknown key (known: name, kind, topic, window, baseline, min_count, for, keep_firing_for, repeat, send_resolved, channels, severity, labels, ratio, surges)"),
         (alert('kind = "volume_spike"\ntopic = "acme"\nratio = 0.5\n'), "alerts[0].ratio (rule 'r'): 0.5 must be greater than 1"),
         (alert('kind = "backlash"\ntopic = "acme"\nnegative_share = 60\n'), "alerts[0].negative_share (rule 'r'): 60 is not between 0 and 1"),
         (alert('kind = "volume_spike"\ntopic = "acme"\nwindow = "1d"\nbaseline = "1d"\n'), "alerts[0].baseline (rule 'r'): 1d must be longer than window (1d)"),

@@ -154,7 +154,7 @@ def test_sigkill_mid_cycle_then_restart_loses_nothing_and_sends_no_duplicate(tmp
 
     db = tmp_path / "m.db"
     assert run_readonly(db, "SELECT count(*), count(DISTINCT source_id), count(sentiment) FROM mentions").rows == [(41, 41, 41)]
-    assert [str(m["Subject"]).split(":")[0] for m in smtp_server.messages] == ["[listener] FIRING recall (acme)"]
+    assert [str(m["Subject"]).split(":")[0] for m in smtp_server.messages] == ["[listener] FIRING acme"]
     assert run_readonly(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").rows == [(0,)]
 
 

@@ -22,10 +22,15 @@ def test_demo_tells_the_whole_story(tmp_path, bundled_model):
     assert "ALERT FIRING   source-down {source=mastodon}" in text
     assert "ALERT FIRING   backlash {topic=burgerly, hashtag=burgerlystories}" in text
     assert "ALERT RESOLVED backlash {topic=burgerly, hashtag=burgerlystories}" in text
-    assert "[listener] FIRING backlash #burgerlystories (burgerly): " in text
-    assert "| Most engaged negative mentions:" in text
-    assert "[listener] RESOLVED backlash #burgerlystories (burgerly)" in text
-    assert "FIRING volume" not in text and "recall" not in text.split("ALERT")[-1]
+    assert "[listener] FIRING #burgerlystories (burgerly): " in text
+    assert "| Most engaged negative mentions:" in text and "| Hashtags involved: #burgerlystories" in text
+    assert "[listener] RESOLVED #burgerlystories (burgerly): quiet again after " in text
+    # the launch passed without an alert; the hijack is one incident: one email when it opens, one when it closes
+    before_hijack = text.split("ALERT FIRING   backlash")[0]
+    assert "ALERT FIRING   volume" not in before_hijack and "ALERT FIRING   negative" not in before_hijack
+    alert_mails = [line for line in lines if " email to " in line and "Daily digest" not in line]
+    assert len(alert_mails) == 4, alert_mails  # source down and back, the incident opened and closed
+    assert "recall" not in text.split("ALERT")[-1]
     assert (tmp_path / "demo" / "demo-config.toml").exists()
     # a digest mailed each simulated morning, and the hijack day's digest at the end
     assert "[listener] Daily digest " in text

@@ -48,17 +48,24 @@ def test_replay_prints_when_the_backlash_would_have_fired_and_resolved(tmp_path,
     write_stream(stream)
     result = CliRunner().invoke(cli, ["alerts", "test", "--replay", str(stream), "--rules", str(rules), "--json", "--step", "5m"])
     assert result.exit_code == 0, result.output
-    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    objects = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    events = [e for e in objects if e["type"] == "transition"]
     onset = hijack_onset(START, hijack_day=2)
     states = [(e["rule"], e["labels"], e["state"]) for e in events]
     tag = {"topic": "burgerly", "hashtag": "burgerlystories"}
     assert states == [("hijack", tag, "pending"), ("hijack", tag, "firing"), ("hijack", tag, "resolved")], states
+    assert set(events[0]) == {"type", "rule", "labels", "state", "at", "value", "summary"}
     fired = datetime.fromisoformat(events[1]["at"].replace("Z", "+00:00"))
     assert onset < fired <= onset + timedelta(minutes=15)
-    # the plain output has one line per transition
+    # one notification when the incident opens (with the firing), one when it closes (with the resolved)
+    notices = [e for e in objects if e["type"] == "notification"]
+    assert [(n["state"], n["incident"], n["rules"], n["at"]) for n in notices] == [
+        ("firing", 1, ["hijack"], events[1]["at"]), ("resolved", 1, ["hijack"], events[2]["at"])]
+    assert notices[0]["subject"].startswith("[listener] FIRING #burgerlystories (burgerly): ")
+    # the plain output has one line per transition and per notification
     plain = CliRunner().invoke(cli, ["alerts", "test", "--replay", str(stream), "--rules", str(rules), "--step", "5m"])
-    lines = [line for line in plain.output.splitlines() if " hijack " in line]
-    assert [line.split()[1] for line in lines] == ["PENDING", "FIRING", "RESOLVED"]
+    lines = [line for line in plain.output.splitlines() if " hijack " in line or " NOTICE " in line]
+    assert [line.split()[1] for line in lines] == ["PENDING", "FIRING", "NOTICE", "RESOLVED", "NOTICE"]
 
 
 def test_replay_input_errors_name_the_line(tmp_path):

@@ -115,7 +115,7 @@ def test_prune_logs_deletes_in_batches_until_none_are_left(tmp_path):
         store.record_failure("feed", "rss", "HTTP 500", started_at=NOW, now=NOW, next_check_at=NOW)
         statements = []
         store.conn.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith("DELETE FROM fetches") else None)
-        assert store.prune_logs(NOW - timedelta(days=30), batch=3) == {"fetches": 7, "alert_events": 0, "outbox": 0}
+        assert store.prune_logs(NOW - timedelta(days=30), batch=3) == {"fetches": 7, "alert_events": 0, "incidents": 0, "outbox": 0}
         store.conn.set_trace_callback(None)
         assert len(statements) == 3  # 3 + 3 + 1
         assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1

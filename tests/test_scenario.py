@@ -82,8 +82,6 @@ to = ["pr@example.org"]
 name = "hijack"
 kind = "backlash"
 topic = "burgerly"
-for = "5m"
-keep_firing_for = "30m"
 
 [[alerts]]
 name = "recall"
@@ -96,7 +94,7 @@ query = "recall OR lawsuit"
         while clock.t <= START + timedelta(days=DAYS):
             job_fetch(config, store, clock.t)
             job_score(store, bundled_model, clock.t)
-            transitions += job_evaluate(config, store, clock.t)
+            transitions += job_evaluate(config, store, clock.t).transitions
             job_deliver(config, store, clock.t)
             clock.t += STEP
         stored = store.conn.execute("SELECT count(*), count(sentiment) FROM mentions").fetchone()
@@ -121,15 +119,15 @@ query = "recall OR lawsuit"
     assert len(subjects) == 4, subjects
     assert subjects[0] == "[listener] FIRING source down: social failing"
     assert subjects[1] == "[listener] RESOLVED source down: social fetching again"
-    m = re.fullmatch(r"\[listener\] FIRING hijack #burgerlystories \(burgerly\): (\d+) mentions/h, (\d+)% negative, (\d+)x usual",
-                     subjects[2])
+    m = re.fullmatch(r"\[listener\] FIRING #burgerlystories \(burgerly\): (\d+) posts in the last hour, (\d+)% negative, "
+                     r"(\d+)x usual; the hashtag was unknown until 10:\d\d UTC", subjects[2])
     assert m, subjects[2]
-    per_hour, negative, ratio = map(int, m.groups())
-    assert negative >= 60 and ratio >= 5 and per_hour >= 20
+    count, negative, ratio = map(int, m.groups())
+    assert negative >= 50 and ratio >= 5 and count >= 8
     body = text_body(smtp_server.messages[2])
-    assert f"Mentions in the last 1h: {per_hour}." in body
-    assert f"Negative: {negative}%" in body and "binomial test p =" in body and "Poisson test p =" in body
+    assert "Hashtags involved: #burgerlystories." in body and "Rules that agree: hijack (backlash, #burgerlystories)." in body
+    assert f"#burgerlystories: {count} posts in the last hour" in body and "Strongest burst: " in body
     links = re.findall(r"https://(?:social|news)\.example/\w+/sim-\d+", body)
     assert 3 <= len(links) <= 5
-    assert subjects[3].startswith("[listener] RESOLVED hijack #burgerlystories (burgerly)")
+    assert subjects[3].startswith("[listener] RESOLVED #burgerlystories (burgerly): quiet again after ")
     assert len({m["Message-ID"] for m in smtp_server.messages}) == 4

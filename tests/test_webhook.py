@@ -51,7 +51,8 @@ channels = ["slack"]
     posted = http_server.requests_to("/hook")
     assert len(posted) == 2 and posted[0].headers["idempotency-key"] == posted[1].headers["idempotency-key"]
     body = json.loads(posted[-1].body)
-    assert body["text"].startswith("[listener] FIRING recall (acme): 1 mention matching recall")
+    assert body["text"].startswith("[listener] FIRING acme: 1 mention in the last hour matching recall")
+    assert body["rules"] == ["recall"] and body["incident"] == 1
     assert body["labels"] == {"topic": "acme"} and body["state"] == "firing"
     assert body["links"] == ["https://x.example/1"]
 

@@ -1,0 +1,157 @@
+"""`backlash`: a hashtag of the topic bursts, and its posts are far more negative than the topic's.
+
+The #McDStories detector. Evidence accumulates as posts arrive (a scan test, the statistic of a
+CUSUM on the Poisson rate): for every start time s in the window, the posts of the hashtag since
+s are compared with what its usual rate would give, and with the topic's usual negative share.
+A burst fires as soon as some segment [s, now] carries enough evidence of both, so eight angry
+posts in twenty minutes on a hashtag nobody used are enough, while twenty an hour on a hashtag
+that always has twenty are not.
+
+- The usual rate of the hashtag is the upper bound (99%) of a gamma posterior: its count over
+  the history since the topic's data began, with a prior worth PRIOR_HOURS of a new hashtag's rate
+  (NEW_TAG_RATE an hour, or NEW_TAG_SHARE of the topic's rate for a busy topic). A short history
+  keeps the bound high; a hashtag unseen for a week gets a low one. It is scaled by the topic's
+  rhythm at this time of day (a busy afternoon).
+- The burst starts where the evidence of the volume is greatest, up to LOOKBACK back, and its
+  share is that of all its posts: a long news story as negative as usual is not a hijack because
+  a run of eleven of its posts happens to be more negative.
+- Shares are the model's own: the hashtag's expected negatives (sum of P(negative)) against the
+  most the topic's usual share, as the same model scores it, plausibly is. Where the model
+  under-counts negatives (Dutch) it does so on both sides.
+- The hashtag that is the topic itself (#acme for a topic `acme`) is never a separate backlash.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from listener.alerts.kinds import SHARE_SD, AlertKind, Observation, Scope, is_own_hashtag, topic_baseline
+from listener.alerts.wording import format_window, percent
+from listener.stats import HOUR, gamma_upper, mean_evidence, odds, poisson_llr, prorated_count
+
+NEW_TAG_RATE = 0.5  # mentions/h a hashtag with no history is assumed to have (before evidence)
+NEW_TAG_SHARE = 0.05  # ... or this share of the topic's usual rate, for a busy topic
+PRIOR_HOURS = 24.0  # the weight of that assumption, in hours of history
+MIN_SEGMENT = 10 / 60  # hours: a burst is never measured over less than ten minutes ...
+LOOKBACK = timedelta(hours=6)  # ... nor found further back than this (its share is that of all its posts)
+VOLUME_EVIDENCE = 9.2  # nats (a likelihood ratio of 10,000) that the hashtag's rate is up
+SHARE_EVIDENCE = 0.85  # nats (z = 1.3) that its posts are more negative than the topic's usual at most is
+NEGATIVE_ODDS = 1.75  # the hashtag's negative odds must be this many times the topic's usual odds ...
+MIN_SHIFT = 0.12  # ... and its share this much above the usual share (the model's shares are compressed)
+
+
+class Backlash(AlertKind):
+    kind = "backlash"
+    urgent = True
+    rank = 0
+
+    def observe(self, scope: Scope) -> list[Observation]:
+        rule, store, now = self.rule, scope.store, scope.now
+        posts_by_tag = store.hashtag_posts(rule.topic, now - rule.window, now)
+        candidates = {t: p for t, p in posts_by_tag.items() if len(p) >= max(rule.min_count, 1)}
+        if not candidates:
+            return []
+        base = topic_baseline(scope, rule.topic, rule.window, rule.baseline)
+        usual, usual_upper = base.usual_negative, base.negative_upper
+        lookback = max(rule.window, LOOKBACK)
+        hist_start, hist_hours = scope.history_hours(lookback, rule.baseline)
+        new_rate = max(NEW_TAG_RATE, NEW_TAG_SHARE * base.rate)
+        out = []
+        for tag, posts in sorted(candidates.items()):
+            if is_own_hashtag(scope, rule.topic, tag, rule.window, rule.baseline):
+                continue
+            burst_posts = store.hashtag_posts(rule.topic, now - lookback, now, hashtag=tag).get(tag, posts)
+            if not _can_hold(posts, burst_posts, usual, usual_upper, rule):
+                continue
+            labels = {"topic": rule.topic, "hashtag": tag}
+            hourly = store.hashtag_hours(rule.topic, tag, hist_start, now)
+            history = prorated_count(hourly, hist_start, now - lookback) if hist_hours > 0 else 0.0
+            rate_upper = gamma_upper(history + new_rate * PRIOR_HOURS, hist_hours + PRIOR_HOURS)
+            usual_rate = rate_upper * base.rhythm
+            seg, active = _burst(burst_posts, now, usual_rate, usual_upper, usual, rule)
+            n = len(posts)
+            k = sum(p for _, p, _ in posts)
+            share = k / n
+            window_h = rule.window / HOUR
+            ratio = n / (usual_rate * window_h)
+            sustained = (n >= 3 and ratio >= 2 and share > usual_upper
+                         and odds(share) >= 1.5 * odds(usual))
+            labelled = sum(1 for _, _, negative in posts if negative)
+            summary = (f"{n} posts in the last {format_window(rule.window)}, {percent(labelled / n)} negative, "
+                       f"{ratio:.0f}x usual")
+            details = {"hashtag": tag, "count": n, "negative": round(k, 1), "window": format_window(rule.window),
+                       "negative_share": round(share, 3), "usual_negative_share": round(usual, 3),
+                       "usual_upper": round(usual_upper, 3), "usual_rate": round(usual_rate, 3),
+                       "history_count": round(history, 1), "history_hours": round(hist_hours, 1),
+                       "ratio": round(ratio, 1), "segment": seg, "new_hashtag": history < 1}
+            if active:
+                first = store.hashtag_first_seen(rule.topic, tag)
+                details["first_seen"] = first.strftime("%Y-%m-%dT%H:%M:%SZ") if first else None
+            out.append(Observation(labels, active, n, summary, details, sustained, n / window_h))
+        return out
+
+    def explain(self, obs: Observation) -> list[str]:
+        d = obs.details
+        seg = d.get("segment") or {}
+        history = ("it had no mentions before" if d.get("new_hashtag") else
+                   f"{d['history_count']:g} mentions in the {d['history_hours']:g} hours before")
+        lines = [f"#{d['hashtag']}: {d['count']} posts in the last {d['window']}, {percent(d['negative_share'])} "
+                 f"negative (the model's expected negatives; the topic's usual: {percent(d['usual_negative_share'])}, "
+                 f"at most {percent(d['usual_upper'])}).",
+                 f"Usual rate of the hashtag: at most {d['usual_rate']:.2g} an hour ({history}).",
+                 ]
+        if seg:
+            lines.append(f"Strongest burst: {seg['posts']} posts in the last {seg['minutes']} min, "
+                         f"{percent(seg['negative_share'])} negative, {seg['ratio']:g}x its usual rate; "
+                         f"evidence {seg['volume_evidence']:g} nats for the volume, {seg['share_evidence']:g} for the "
+                         f"share (needed {VOLUME_EVIDENCE:g} and {SHARE_EVIDENCE:g}).")
+        return lines
+
+
+def _can_hold(posts, burst_posts, usual: float, usual_upper: float, rule) -> bool:
+    """Whether the shares alone allow firing or staying firing (checked before the history is read):
+    the window's share still above usual, or some burst of at least min_count posts negative enough."""
+    window_share = sum(p for _, p, _ in posts) / len(posts)
+    if window_share > usual_upper and odds(window_share) >= 1.5 * odds(usual):
+        return True
+    floor, needed = rule.negative_share or 0.0, NEGATIVE_ODDS * odds(usual)
+    k = 0.0
+    for i, (_, p_negative, _) in enumerate(reversed(burst_posts), 1):
+        k += p_negative
+        if i >= rule.min_count and k / i >= max(floor, usual + MIN_SHIFT) and odds(k / i) >= needed:
+            return True
+    return False
+
+
+def _segment(posts, now, i: int, usual_rate: float, usual_upper: float) -> dict:
+    """The evidence of the last `i` posts (posts are oldest first)."""
+    tail = posts[len(posts) - i:]
+    hours = max((now - tail[0][0]) / HOUR, MIN_SEGMENT)
+    k = sum(p for _, p, _ in tail)
+    expected = usual_rate * hours
+    return {"posts": i, "minutes": round(hours * 60), "negative_share": round(k / i, 3),
+            "ratio": round(i / expected, 1), "volume_evidence": round(min(poisson_llr(i, expected), 1e6), 1),
+            "share_evidence": round(min(mean_evidence(k / i, i, usual_upper, SHARE_SD), 1e6), 1)}
+
+
+def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, rule) -> tuple[dict | None, bool]:
+    """The burst: the segment ending now (of at least min_count posts) with the most evidence that
+    the hashtag's rate is up (a Poisson scan); and whether it fires: enough evidence of the volume,
+    and its posts, all of them, negative enough. Testing the share only on the burst the volume
+    found (not on whichever segment looks most negative) keeps chance out of it."""
+    best_i, best_volume = 0, -math.inf
+    for i, (at, _, _) in enumerate(reversed(posts), 1):
+        if i < rule.min_count:
+            continue
+        volume = poisson_llr(i, usual_rate * max((now - at) / HOUR, MIN_SEGMENT))
+        if volume > best_volume:
+            best_i, best_volume = i, volume
+    if not best_i:
+        return None, False
+    seg = _segment(posts, now, best_i, usual_rate, usual_upper)
+    share = seg["negative_share"]
+    fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
+             and share >= max(rule.negative_share or 0.0, usual + MIN_SHIFT)
+             and odds(share) >= NEGATIVE_ODDS * odds(usual) and seg["share_evidence"] >= SHARE_EVIDENCE)
+    return seg, fires

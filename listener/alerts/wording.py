@@ -1,0 +1,45 @@
+"""How numbers and times read in alerts: one place for the wording every message shares."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, tzinfo
+
+from listener.config import format_duration
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def fmt_count(n: float) -> str:
+    return f"{n:.0f}" if abs(n - round(n)) < 1e-9 or n >= 10 else f"{n:.1f}"
+
+
+def fmt_rate(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
+def format_window(window: timedelta) -> str:
+    """`hour` for 1h (reads "in the last hour"), else the duration (`30m`, `2h`)."""
+    return "hour" if window == timedelta(hours=1) else format_duration(window)
+
+
+def local_time(at: datetime, tz: tzinfo, *, with_day: bool = False, now: datetime | None = None) -> str:
+    """`11:05 CET`, with the weekday and date when `with_day` or when `at` is not on `now`'s local day."""
+    local = at.astimezone(tz)
+    zone = local.tzname() or str(tz)
+    if with_day or (now is not None and local.date() != now.astimezone(tz).date()):
+        return f"{local:%a %d %b %H:%M} {zone}"
+    return f"{local:%H:%M} {zone}"
+
+
+def duration_words(d: timedelta) -> str:
+    """`45 min`, `3 h 20 min`, `2 days 4 h`."""
+    minutes = int(d.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {mins} min" if mins else "")
+    return f"{mins} min"
