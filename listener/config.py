@@ -1072,7 +1072,10 @@ def _parse_alerts(r: _Reader, data: Mapping[str, Any], topics: Mapping[str, str]
         }
         v = {key: r.get(t, path, key, check, default(key)) for key, check in checks.items()}
         v["for_"] = v.pop("for")
-        if kind in SPIKE_KINDS and INVALID not in (v["window"], v["baseline"]) and v["baseline"] <= v["window"]:
+        if kind == "volume_spike" and v["baseline"] is not INVALID and v["baseline"] < timedelta(days=1):
+            r.problem(f"{path}.baseline", f"{format_duration(v['baseline'])} is less than 1d: a volume spike compares "
+                                          "with the same hour on earlier days")
+        elif kind in SPIKE_KINDS and INVALID not in (v["window"], v["baseline"]) and v["baseline"] <= v["window"]:
             r.problem(
                 f"{path}.baseline",
                 f"{format_duration(v['baseline'])} must be longer than window ({format_duration(v['window'])})",

@@ -313,11 +313,11 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
                     day_scored += job_score(store, model, clock.now)
                 for t in job_evaluate(config, store, clock.now).transitions:
                     if t.state in ("firing", "resolved"):
-                        echo(f"  {t.at:%a %H:%M} ALERT {t.line().split(' ', 1)[1]}")
+                        echo(f"  {t.at:%a %H:%M} UTC ALERT {t.line().split(' ', 1)[1]}")
                 job_digest(config, store, clock.now)  # yesterday's digest, once, after 08:00 Amsterdam
                 job_deliver(config, store, clock.now)
                 for msg in smtp.messages[seen_mails:]:
-                    echo(f"  {clock.now:%a %H:%M} email to {msg['To']}: {msg['Subject']}")
+                    echo(f"  {clock.now:%a %H:%M} UTC email to {msg['To']}: {msg['Subject']}")
                     if str(msg["Subject"]).startswith("[listener] FIRING #"):
                         body = msg.get_body(preferencelist=("plain",)).get_content()
                         for line in body.strip().splitlines()[:14]:

@@ -371,8 +371,8 @@ def m004_expected_negatives_incidents(db: sqlite_utils.Database) -> None:
               AND substr(t.published_at, 1, 13) || ':00:00Z' = hashtag_hourly.hour), 0);
 
         DROP TRIGGER mentions_scored;
-        CREATE TRIGGER mentions_scored AFTER UPDATE OF sentiment ON mentions
-        WHEN old.sentiment IS NOT new.sentiment
+        CREATE TRIGGER mentions_scored AFTER UPDATE OF sentiment, p_negative ON mentions
+        WHEN old.sentiment IS NOT new.sentiment OR old.p_negative IS NOT new.p_negative
         BEGIN
             INSERT OR IGNORE INTO topic_hourly (topic, hour)
                 SELECT topic, substr(new.published_at, 1, 13) || ':00:00Z' FROM mention_topics WHERE mention_id = new.id;
@@ -440,8 +440,8 @@ def m004_expected_negatives_incidents(db: sqlite_utils.Database) -> None:
             peak_at TEXT,
             hashtags TEXT NOT NULL DEFAULT '[]',  -- JSON list: every hashtag involved
             rules TEXT NOT NULL DEFAULT '[]',     -- JSON list: every rule that fired in it
-            members TEXT NOT NULL DEFAULT '[]',   -- JSON list of {"rule", "labels"}: every alert instance in it
-            announced TEXT NOT NULL DEFAULT '[]', -- JSON list: the members the last notice named
+            members TEXT NOT NULL DEFAULT '[]',   -- JSON list of "rule|labels": every alert instance in it
+            announced TEXT NOT NULL DEFAULT '[]', -- JSON list: the members its messages have named
             notifications INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX incidents_open ON incidents(topic) WHERE state = 'open';
@@ -668,8 +668,14 @@ class Store:
         return self.conn.execute(
             "SELECT id, text, title FROM mentions WHERE sentiment IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
 
-    def count_unscored(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM mentions WHERE sentiment IS NULL").fetchone()[0]
+    def count_unscored(self, *, topic: str | None = None, since: datetime | None = None) -> int:
+        """Mentions not scored yet (of `topic`, published since `since`, when given)."""
+        if topic is None and since is None:
+            return self.conn.execute("SELECT count(*) FROM mentions WHERE sentiment IS NULL").fetchone()[0]
+        return self.conn.execute(
+            """SELECT count(*) FROM mentions m JOIN mention_topics t ON t.mention_id = m.id
+               WHERE m.sentiment IS NULL AND t.topic = coalesce(?, t.topic) AND m.published_at >= ?""",
+            (topic, iso(since) if since else "")).fetchone()[0]
 
     def save_scores(self, scores: Iterable[tuple[int, Any]], model: str, now: datetime) -> int:
         """Write sentiment for (mention id, models.Sentiment) pairs in one transaction."""
@@ -750,10 +756,6 @@ class Store:
             params = list(sources)
         fetched = self.conn.execute(f"SELECT min(started_at) FROM fetches WHERE {where}", params).fetchone()[0]
         return max(since, parse_iso(fetched)) if fetched else since
-
-    def scoring_watermark(self) -> datetime | None:
-        """The publication time of the oldest mention not scored yet (None: everything is scored)."""
-        return parse_iso(self.conn.execute("SELECT min(published_at) FROM mentions WHERE sentiment IS NULL").fetchone()[0])
 
     def topic_window(self, topic: str, start: datetime, end: datetime) -> dict[str, float]:
         """Scored mentions of `topic` published in [start, end): counts per sentiment, and the sum of

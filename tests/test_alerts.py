@@ -266,7 +266,7 @@ def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path
     # the message: plain words first, then the examples with links, then the numbers
     text, html = body
     assert text.index("Hashtags involved: #grillhofmoments.") < text.index("Most engaged negative mentions:") \
-        < text.index("https://example.org/") < text.index("The numbers:") < text.index("Strongest burst: ")
+        < text.index("https://example.org/") < text.index("The numbers:") < text.index("The burst: ")
     assert "Since Mon 16 Nov 14:" in text and "CET" in text and "<h2>FIRING #grillhofmoments (burgerly): " in html
     # the digest lists the incident once, however many alerts it grouped
     [incident] = digest["topics"][0]["incidents"]
@@ -437,3 +437,59 @@ sql = "select source, count(*) as value from mentions group by source having cou
         assert [(t.state, t.labels, t.value) for t in got] == [("pending", {"source": "feed"}, 3.0),
                                                                ("firing", {"source": "feed"}, 3.0)]
         assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # no [email]: recorded only
+
+
+def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path):
+    """A firing alert the engine before incidents had notified (its row has no "observation") stays
+    announced: no second FIRING; its incident closes with one RESOLVED."""
+    rules = """
+[[alerts]]
+name = "recall"
+kind = "keyword"
+topic = "burgerly"
+query = 'recall'
+keep_firing_for = "0s"
+"""
+    config = config_for(tmp_path, rules)
+    with Store(config.database.path) as store:
+        at = T0 + timedelta(hours=1)
+        rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
+        saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
+                                 items=1, requests=1)
+        store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
+        with store.transaction():
+            store.conn.execute(
+                """INSERT INTO alert_state VALUES ('recall', '{"topic": "burgerly"}', 'firing', ?, ?, ?, ?, 1,
+                   '{"summary": "1 mention matching recall in 1h", "count": 1, "mention_ids": [1]}')""",
+                ("2026-11-09T01:01:00Z",) * 4)
+        transitions, notices = run(config, store, at + timedelta(minutes=2), at + timedelta(minutes=90), timedelta(minutes=2))
+    assert [t.state for t in transitions] == ["resolved"]
+    assert [n.state for n in notices] == ["resolved"] and notices[0].subject.startswith("[listener] RESOLVED burgerly:")
+
+
+def test_a_volume_spike_needs_a_baseline_of_days():
+    from listener.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"alerts\[0\]\.baseline \(rule 'v'\): 12h is less than 1d"):
+        parse_config(tomllib.loads('[[topics]]\nname="a"\nquery="a"\n[[alerts]]\nname="v"\nkind="volume_spike"\n'
+                                   'topic="a"\nbaseline="12h"\n'))
+
+
+def test_with_weeks_of_history_the_same_weekday_is_the_baseline(tmp_path):
+    """baseline = 21d: on a quiet Sunday, 12 mentions at noon are 12x what Sundays have, although
+    weekdays have 30 then."""
+    rules = '[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\nbaseline = "21d"\nsurges = "all"\n'
+    config = config_for(tmp_path, rules)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        start = T0 - timedelta(days=28)  # a Monday four weeks earlier
+        for day in range(28):
+            quiet = day % 7 == 6  # Sundays: 1 mention at noon, other days 30
+            feed.rhythm(start + timedelta(days=day), 1, per_hour=lambda h, quiet=quiet: (1 if quiet else 30) if h == 12 else 1)
+        sunday = start + timedelta(days=27, hours=12)
+        feed.add(sunday + timedelta(minutes=30), "neutral", count=11)
+        transitions, _ = run(config, store, sunday + timedelta(minutes=40), sunday + timedelta(minutes=52))
+        assert firing(transitions) == [("volume", {"topic": "burgerly"})]
+        details = json.loads(store.alert_states("volume")[0]["details"])["observation"]
+        assert len(details["baseline_samples"]) == 3 and details["expected"] < 2 and details["count"] == 12
+        assert store.rule_evaluations()["volume"]["status"] is None  # three weeks of history: not learning

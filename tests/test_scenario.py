@@ -125,8 +125,8 @@ query = "recall OR lawsuit"
     count, negative, ratio = map(int, m.groups())
     assert negative >= 50 and ratio >= 5 and count >= 8
     body = text_body(smtp_server.messages[2])
-    assert "Hashtags involved: #burgerlystories." in body and "Rules that agree: hijack (backlash, #burgerlystories)." in body
-    assert f"#burgerlystories: {count} posts in the last hour" in body and "Strongest burst: " in body
+    assert "Hashtags involved: #burgerlystories." in body and "Rules that agree: hijack (backlash) on #burgerlystories." in body
+    assert f"#burgerlystories: {count} posts in the last hour" in body and "The burst: " in body
     links = re.findall(r"https://(?:social|news)\.example/\w+/sim-\d+", body)
     assert 3 <= len(links) <= 5
     assert subjects[3].startswith("[listener] RESOLVED #burgerlystories (burgerly): quiet again after ")

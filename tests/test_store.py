@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -208,3 +208,19 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path, 
         assert not store.conn.in_transaction
         store.conn.execute("PRAGMA max_page_count = 1073741823")  # space again: the same batch goes in
         assert len(save(store, now, big, state=SourceState(cursor="49")).new_ids) == 49
+
+
+def test_rollups_follow_a_rescore_that_keeps_the_label(tmp_path):
+    """The hourly rollups sum P(negative): re-scoring a mention with the same label moves the sum too."""
+
+    at = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+    with Store(tmp_path / "r.db") as store:
+        rows = [MentionRow("feed", str(i), f"acme {i}", at, at, ("acme",), ("tag",)) for i in range(2)]
+        ids = store.save_mentions(rows).new_ids
+        store.save_scores([(ids[0], Sentiment.from_probs(0.9, 0.05, 0.05)), (ids[1], Sentiment.from_probs(0.9, 0.05, 0.05))], "m", at)
+        store.save_scores([(ids[0], Sentiment.from_probs(0.6, 0.3, 0.1))], "m", at)  # still negative, less sure
+        store.save_scores([(ids[1], Sentiment.from_probs(0.1, 0.8, 0.1))], "m", at)  # now neutral
+        topic = store.conn.execute("SELECT mentions, negative, p_negative FROM topic_hourly").fetchone()
+        tag = store.conn.execute("SELECT mentions, negative, p_negative FROM hashtag_hourly").fetchone()
+    assert topic[:2] == tag[:2] == (2, 1)
+    assert topic[2] == pytest.approx(0.7) and tag[2] == pytest.approx(0.7)

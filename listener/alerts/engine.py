@@ -18,12 +18,13 @@ Order of one evaluation:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
 from listener.alerts.incidents import Incident, Member, Notice, group
 from listener.alerts.kinds import AlertKind, Observation, Scope, kind_class
+from listener.alerts.kinds.backlash import LOOKBACK
 from listener.alerts.machine import Instance, RuleSpec, Transition, advance, labels_key
 from listener.alerts.messages import incident_message, instance_message, outbox_rows
 from listener.config import AlertRule, Config
@@ -43,7 +44,7 @@ class NoticeRecord:
 
     at: datetime
     subject: str
-    incident: int | None
+    incident: int | None  # (a topic, while the incident is not stored yet)
     rules: tuple[str, ...]
     state: str
     channels: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ def evaluate(config: Config, store: Store, now: datetime, *, rules: Iterable[Ale
 
 def evaluate_all(config: Config, store: Store, now: datetime, *,
                  rules: Iterable[AlertRule] | None = None) -> Evaluation:
+    rules_all = rules is None
     rules = list(config.alerts if rules is None else rules)
     states = _load_states(store)
     out = Evaluation()
@@ -91,22 +93,19 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
     new_states[SOURCE_DOWN_RULE] = step.instances
     _instance_notices(config, store, SOURCE_DOWN_SPEC, None, step.transitions, now, out, events, outbox)
 
-    # 2. the scoring watermark
-    watermark = store.scoring_watermark()
-    behind = watermark is not None and watermark <= now
-    waiting = f"waiting: {store.count_unscored()} mentions to be scored" if behind else None
 
     # 3. rules
     scopes: dict[str, Scope] = {}
     kinds: dict[str, AlertKind] = {}
     specs: dict[str, RuleSpec] = {}
+    waiting = _waiting(store, rules, now)  # 2. the scoring watermark, per topic
     for rule in rules:
         spec = spec_of(rule)
         kind = kinds[rule.name] = kind_class(rule.kind)(rule)
         specs[rule.name] = spec
-        if rule.topic is not None and behind:
+        if rule.topic in waiting:
             evaluations.append({"rule": rule.name, "now": now, "instances": len(states.get(rule.name, {})),
-                                "error": None, "status": waiting})
+                                "error": None, "status": f"waiting: {waiting[rule.topic]} mentions to be scored"})
             continue
         scope = _scope(scopes, config, store, rule.topic, now)
         try:
@@ -125,29 +124,46 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
             out.transitions += step.transitions
             events += [_event(t, rule.topic) for t in step.transitions]
 
-    # 4. incidents of the topics whose rules were evaluated
-    incidents: list[Incident] = []
-    if not behind:
-        topic_rules = [r for r in rules if r.topic is not None]
-        firing: dict[str, list[Member]] = {}
-        for r in topic_rules:
-            for inst in new_states.get(r.name, states.get(r.name, {})).values():
-                if inst.state == "firing":
-                    kind = kinds[r.name]
-                    firing.setdefault(r.topic, []).append(Member(r.name, r.kind, inst.labels, kind.rank, kind.urgent,
-                                                                 inst.rate, inst.summary, inst.details))
-        watched = {r.topic for r in topic_rules}
-        open_incidents = {i.topic: i for i in (_incident(row) for row in store.open_incidents()) if i.topic in watched}
-        repeat = {t: min((r.repeat for r in topic_rules if r.topic == t and r.repeat), default=None) for t in watched}
-        incidents, notices = group(open_incidents, firing, now, repeat=repeat)
-        for notice in notices:
-            _incident_notice(config, store, notice, specs, kinds, now, out, outbox)
+    # 4. incidents of the topics whose rules were evaluated (not those waiting for the model)
+    topic_rules = [r for r in rules if r.topic is not None and r.topic not in waiting]
+    firing: dict[str, list[Member]] = {}
+    for r in topic_rules:
+        for inst in new_states.get(r.name, states.get(r.name, {})).values():
+            if inst.state == "firing":
+                kind = kinds[r.name]
+                firing.setdefault(r.topic, []).append(Member(r.name, r.kind, inst.labels, kind.rank, kind.urgent,
+                                                             inst.rate, inst.summary, inst.details,
+                                                             announced=inst.announced))
+    watched = {r.topic for r in topic_rules}
+    open_incidents = {i.topic: i for i in (_incident(row) for row in store.open_incidents()) if i.topic in watched}
+    if rules_all:  # an incident of a topic no rule watches any more closes
+        open_incidents.update({i.topic: i for i in (_incident(row) for row in store.open_incidents())
+                               if i.topic not in {r.topic for r in rules}})
+    repeat = {t: min((r.repeat for r in topic_rules if r.topic == t and r.repeat), default=None) for t in watched}
+    resolved = {t: any(r.send_resolved for r in topic_rules if r.topic == t) for t in watched}
+    incidents, notices = group(open_incidents, firing, now, repeat=repeat, send_resolved=resolved)
+    for notice in notices:
+        _incident_notice(config, store, notice, specs, kinds, now, out, outbox)
+    if rules_all:  # the instances of rules no longer in the config end with them
+        for gone in set(states) - {r.name for r in rules} - {SOURCE_DOWN_RULE}:
+            new_states[gone] = {}
 
     ids = store.save_alert_evaluation(
         states={rule: {k: _state_row(i) for k, i in insts.items()} for rule, insts in new_states.items()},
         events=events, incidents=[_incident_row(i) for i in incidents], outbox=outbox, evaluations=evaluations)
-    out.notices = [NoticeRecord(n.at, n.subject, ids.get(n.incident) if isinstance(n.incident, str) else n.incident,
-                                n.rules, n.state, n.channels) for n in out.notices]
+    out.notices = [replace(n, incident=ids.get(n.incident)) if isinstance(n.incident, str) else n for n in out.notices]
+    return out
+
+
+def _waiting(store: Store, rules: list[AlertRule], now: datetime) -> dict[str, int]:
+    """Topics with stored mentions not scored yet among those the rules read (the last LOOKBACK and
+    the window): topic -> how many. Their rules wait: unscored mentions are missing data."""
+    out = {}
+    for topic in {r.topic for r in rules if r.topic is not None}:
+        horizon = max((max(r.window, LOOKBACK) for r in rules if r.topic == topic), default=LOOKBACK)
+        n = store.count_unscored(topic=topic, since=now - horizon)
+        if n:
+            out[topic] = n
     return out
 
 
@@ -168,12 +184,16 @@ def _scope(scopes: dict[str, Scope], config: Config, store: Store, topic: str | 
 
 
 def _load_states(store: Store) -> dict[str, dict[str, Instance]]:
+    """Pending and firing instances by rule and labels key. Rows written before incidents existed
+    (no "observation" in their details) keep their times, not their numbers, and count as
+    announced when they had been notified."""
     out: dict[str, dict[str, Instance]] = {}
     for r in store.alert_states():
         details = json.loads(r["details"]) if r["details"] else {}
         inst = Instance(r["rule"], json.loads(r["labels"]), r["state"], parse_iso(r["active_since"]),
                         parse_iso(r["fired_at"]), parse_iso(r["last_active_at"]), r["value"],
-                        details.pop("summary", ""), details.pop("observation", details), details.get("rate"))
+                        details.get("summary", ""), details.get("observation", {}), details.get("rate"),
+                        announced=r["last_notified_at"] is not None)
         out.setdefault(r["rule"], {})[r["labels"]] = inst
     return out
 
@@ -212,15 +232,6 @@ def _incident_row(i: Incident) -> dict:
 
 
 # ---------------------------------------------------------------- notices
-@dataclass(frozen=True)
-class _Pending:
-    at: datetime
-    subject: str
-    incident: int | str | None  # a topic until the incident is stored
-    rules: tuple[str, ...]
-    state: str
-    channels: tuple[str, ...]
-
 
 def _incident_notice(config: Config, store: Store, notice: Notice, specs: dict[str, RuleSpec],
                      kinds: dict[str, AlertKind], now: datetime, out: Evaluation, outbox: list[dict]) -> None:
@@ -235,8 +246,9 @@ def _incident_notice(config: Config, store: Store, notice: Notice, specs: dict[s
     rows = outbox_rows(config, channels, message, "alert", ("incident", incident.topic, iso(incident.opened_at),
                                                              notice.state), now)
     outbox += [{**row, "incident_topic": incident.topic} for row in rows]
-    out.notices.append(_Pending(now, message.subject, incident.id if incident.id is not None else incident.topic,
-                                incident.rules, notice.state, channels))
+    # a new incident is named by its topic until it is stored
+    out.notices.append(NoticeRecord(now, message.subject, incident.id if incident.id is not None else incident.topic,
+                                    incident.rules, notice.state, channels))
 
 
 def _instance_notices(config: Config, store: Store, spec: RuleSpec, kind: AlertKind | None,
@@ -251,7 +263,7 @@ def _instance_notices(config: Config, store: Store, spec: RuleSpec, kind: AlertK
         kind_name = "source_down" if spec.kind == "source_down" else "alert"
         outbox += outbox_rows(config, spec.channels, message, kind_name,
                               (spec.name, labels_key(t.labels), t.state), now)
-        out.notices.append(_Pending(now, message.subject, None, (spec.name,), t.state, spec.channels))
+        out.notices.append(NoticeRecord(now, message.subject, None, (spec.name,), t.state, spec.channels))
 
 
 def _examples(store: Store, spec: RuleSpec | None, lead: dict, now: datetime) -> list[dict]:

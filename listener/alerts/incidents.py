@@ -5,8 +5,8 @@ Like Alertmanager's grouping (group_by topic, group_wait, group_interval) and in
   urgent kind (backlash, keyword) is in it, else after GROUP_WAIT (so that a backlash found some
   minutes after a volume spike leads the first message instead of following it);
 - alerts that fire while it is open join it silently; an update goes out only when it grows
-  materially: a backlash or keyword alert not named yet joins with at least MATERIAL of the
-  incident's peak volume (a second hijacked hashtag, a recall), at most once per GROUP_INTERVAL;
+  materially: a keyword alert not named yet joins (a recall), or a backlash with at least MATERIAL
+  of the incident's peak volume (a second hijacked hashtag), at most once per GROUP_INTERVAL;
 - a firing backlash inhibits its topic's volume and negative spikes: they are listed as agreeing,
   never lead, never notify;
 - it closes when none of its alerts fires any more, with one closing message.
@@ -40,10 +40,11 @@ class Member:
     summary: str
     details: dict = field(default_factory=dict, compare=False)
     inhibited: bool = False
+    announced: bool = False  # already notified by an earlier version of listener
 
     @property
     def key(self) -> str:
-        return f"{self.rule}|{labels_key(self.labels)}"
+        return member_key(self.rule, self.labels)
 
     @property
     def hashtag(self) -> str | None:
@@ -84,8 +85,13 @@ class Notice:
     new: tuple[Member, ...] = ()  # for an update: what grew
 
 
+def member_key(rule: str, labels: Mapping[str, str]) -> str:
+    return f"{rule}|{labels_key(labels)}"
+
+
 def group(open_incidents: Mapping[str, Incident], firing: Mapping[str, list[Member]], now: datetime, *,
-          repeat: Mapping[str, timedelta | None] | None = None) -> tuple[list[Incident], list[Notice]]:
+          repeat: Mapping[str, timedelta | None] | None = None,
+          send_resolved: Mapping[str, bool] | None = None) -> tuple[list[Incident], list[Notice]]:
     """One evaluation's incidents: (incidents changed or opened, messages to send)."""
     changed: list[Incident] = []
     notices: list[Notice] = []
@@ -96,13 +102,16 @@ def group(open_incidents: Mapping[str, Incident], firing: Mapping[str, list[Memb
             if incident is None:
                 continue
             incident = replace(incident, state="closed", closed_at=now)
-            if incident.notified_at is not None:
+            if incident.notified_at is not None and (send_resolved or {}).get(topic, True):
                 incident = replace(incident, last_notified_at=now, notifications=incident.notifications + 1)
                 notices.append(Notice(incident, "resolved", now))
             changed.append(incident)
             continue
         if incident is None:
             incident = Incident(None, topic, "open", now)
+            told = [m.key for m in members if m.announced]
+            if told:  # an upgraded database: these were notified before incidents existed, not again
+                incident = replace(incident, notified_at=now, last_notified_at=now, announced=tuple(told))
         lead = _lead(incident.lead, members)
         peak_rate = max([m.rate or 0 for m in members if not m.inhibited], default=0)
         incident = replace(
@@ -157,9 +166,12 @@ def _same(member: Member, snapshot: dict) -> bool:
 
 
 def _material(member: Member, lead: dict, peak: float) -> bool:
-    """A backlash or keyword alert that leads, or has at least MATERIAL of the incident's peak volume."""
+    """A keyword alert (a recall is news whatever its volume), or a backlash that leads or has at
+    least MATERIAL of the incident's peak volume."""
     if not member.urgent or member.inhibited:
         return False
+    if member.kind == "keyword":
+        return True
     return _same(member, lead) or (member.rate or 0) >= MATERIAL * max(lead.get("rate") or 0, peak)
 
 

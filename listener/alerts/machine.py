@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
 from listener.alerts.kinds import Observation
+from listener.store import iso
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Instance:
     summary: str
     details: dict
     rate: float | None = None
+    announced: bool = False  # notified by listener before incidents existed (an upgraded database)
 
     @property
     def key(self) -> str:
@@ -67,11 +69,11 @@ class Transition:
 
     def line(self) -> str:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items(), key=label_order))
-        return f"{_iso(self.at)} {self.state.upper():8} {self.rule} {{{labels}}} {self.summary}".rstrip()
+        return f"{iso(self.at)} {self.state.upper():8} {self.rule} {{{labels}}} {self.summary}".rstrip()
 
     def as_json(self) -> dict:
         return {"type": "transition", "rule": self.rule, "labels": self.labels, "state": self.state,
-                "at": _iso(self.at), "value": self.value, "summary": self.summary}
+                "at": iso(self.at), "value": self.value, "summary": self.summary}
 
 
 @dataclass(frozen=True)
@@ -146,5 +148,3 @@ def label_order(item: tuple[str, str]) -> tuple:
     return (item[0] != "topic", item[0] != "hashtag", item[0])
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")

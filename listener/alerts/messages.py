@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping
 
-from listener.alerts.incidents import Member, Notice
+from listener.alerts.incidents import Member, Notice, member_key
 from listener.alerts.kinds import AlertKind, Observation
-from listener.alerts.machine import RuleSpec, Transition, label_order, labels_key
+from listener.alerts.machine import RuleSpec, Transition, label_order
 from listener.alerts.wording import duration_words, fmt_rate, local_time, percent
 from listener.config import Config
 from listener.store import iso, parse_iso
@@ -67,7 +67,8 @@ def incident_message(config: Config, notice: Notice, specs: Mapping[str, RuleSpe
     lead = incident.lead or {}
     title = headline(lead, tz, now)
     if notice.state == "update":
-        grown = [f"#{m.hashtag}" if m.hashtag else m.rule for m in notice.new if m.key != _key(lead)]
+        lead_key = member_key(lead.get("rule", ""), lead.get("labels") or {})
+        grown = [f"#{m.hashtag}" if m.hashtag else m.rule for m in notice.new if m.key != lead_key]
         subject = f"{prefix} UPDATE {title}" + (f"; now also {', '.join(grown)}" if grown else "")
     elif notice.state == "resolved":
         lasted = duration_words(now - incident.opened_at)
@@ -98,7 +99,7 @@ def incident_message(config: Config, notice: Notice, specs: Mapping[str, RuleSpe
     numbers = []
     for m in notice.members:
         kind = kinds.get(m.rule)
-        explained = kind.explain(Observation(m.labels, True, None, m.summary, m.details)) if kind else []
+        explained = kind.explain(Observation(m.labels, True, None, m.summary, m.details)) if kind and m.details else []
         numbers.append((f"{m.rule} {describe(m.labels)}" + (" (inhibited by the backlash)" if m.inhibited else ""),
                         explained))
     text, body = _bodies(lines, heading, examples, numbers)
@@ -115,15 +116,15 @@ def _name(labels: Mapping[str, str]) -> str:
     return labels["topic"] if set(labels) == {"topic"} else describe(labels)
 
 
-def _key(lead: Mapping) -> str:
-    return f"{lead.get('rule')}|{labels_key(lead.get('labels') or {})}"
 
 
 def _agreeing(members: tuple[Member, ...]) -> list[str]:
+    """`hijack (backlash) on #tag`, `volume (volume_spike) on acme, inhibited by the backlash`."""
     out = []
     for m in members:
         what = f"#{m.hashtag}" if m.hashtag else m.labels.get("topic", "")
-        out.append(f"{m.rule} ({m.kind}{', ' + what if what else ''}{', inhibited' if m.inhibited else ''})")
+        kind = "" if m.rule == m.kind else f" ({m.kind})"
+        out.append(f"{m.rule}{kind}" + (f" on {what}" if what else "") + (", inhibited by the backlash" if m.inhibited else ""))
     return out
 
 
@@ -140,7 +141,7 @@ def instance_message(config: Config, spec: RuleSpec, kind: AlertKind | None, t: 
                      "Alerts on the topics it feeds are held (a gap in the data is not a quiet period) until it recovers."]
     else:
         subject = f"{prefix} {word} {spec.name} {describe(t.labels, spec.kind)}" + (f": {t.summary}" if t.summary else "")
-        explained = kind.explain(Observation(t.labels, True, t.value, t.summary, t.details)) if kind else []
+        explained = kind.explain(Observation(t.labels, True, t.value, t.summary, t.details)) if kind and t.details else []
     lines = [subject.removeprefix(prefix).strip(), "", f"This message {local_time(t.at, tz, with_day=True)}.",
              f"Severity: {spec.severity}."]
     text, body = _bodies(lines, "Examples:", examples, [(spec.name, explained)])
@@ -185,6 +186,11 @@ def _engagement(e: dict) -> str:
     return ", ".join(parts)
 
 
+def slack_escape(text: str) -> str:
+    """Slack-style chat text: `&`, `<` and `>` escaped, so a post's `<!channel>` or `<url|label>` stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def message_id(identity: tuple[str, ...], now: datetime, channel: str) -> str:
     """A fixed Message-ID for a notice (identity ends with its state): a re-delivery is the same message."""
     digest = hashlib.sha1("|".join((*identity, iso(now), channel)).encode()).hexdigest()[:20]
@@ -204,7 +210,7 @@ def outbox_rows(config: Config, channels: tuple[str, ...], message: Message, kin
                          "subject": message.subject, "body_text": message.text, "body_html": message.html,
                          "payload": None, "now": now})
         else:  # a [[webhooks]] name (the config checks it exists)
-            payload = {"text": f"{message.subject}\n{message.text}"[:3500], **message.payload}
+            payload = {"text": slack_escape(f"{message.subject}\n{message.text}")[:3500], **message.payload}
             rows.append({"message_id": mid, "channel": f"webhook:{channel}", "kind": kind, "recipients": [],
                          "subject": message.subject, "body_text": message.text, "body_html": None,
                          "payload": payload, "now": now})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from statistics import median
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
@@ -30,9 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Shares are measured as the model's expected negatives (the sum of P(negative)) rather than
 # the count of mentions labelled negative: less sensitive to where the model puts its threshold.
-SHARE_INDEX = 2  # HourCounts.p_negative; 1 would be the labelled count
+SHARE_INDEX = 2  # HourCounts.p_negative (1, the labelled count, separates no better and depends on a threshold)
 SHARE_SD = 0.35  # spread of one post's P(negative) around its group's mean (measured 0.29-0.37 on en/nl validation mixes)
 PRIOR_SHARE, PRIOR_WEIGHT = 0.3, 20  # a topic's negative share before it has history
+WEEK = 7  # with two weeks of history (a baseline of 14d or more), the same weekday is the baseline
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,6 @@ class Observation:
     details: dict = field(default_factory=dict)
     sustained: bool | None = None  # while firing, the evidence is not clearly gone (None: = active)
     rate: float | None = None  # mentions/h this instance is about (an incident's peak)
-
-    @property
-    def holds(self) -> bool:
-        return self.active if self.sustained is None else (self.active or self.sustained)
 
 
 @dataclass
@@ -131,6 +129,9 @@ def _topic_baseline(scope: Scope, topic: str, window: timedelta, baseline: timed
     first = min(scope.now - window - days * DAY - HOUR, start - HOUR)
     hourly = scope.topic_hours(topic, first)
     expected, samples = rhythmic_expectation(hourly, scope.now, window, days)
+    weekly = samples[WEEK - 1::WEEK]  # the same weekday (d = 7, 14, ...), once there are weeks
+    if len(weekly) >= 2:
+        expected, samples = float(median(weekly)), weekly
     end = scope.now - window
     rate = (prorated_sums(hourly, start, end) or [0.0])[0] / hours if hours > 0 else 0.0
     if hours >= 48:
@@ -144,8 +145,8 @@ def _topic_baseline(scope: Scope, topic: str, window: timedelta, baseline: timed
 
 
 def window_negatives(counts: dict[str, float]) -> float:
-    """The window's negatives in the unit shares are measured in (see SHARE_INDEX)."""
-    return counts["p_negative"] if SHARE_INDEX == 2 else counts["negative"]
+    """The window's negatives in the unit shares are measured in: the sum of P(negative)."""
+    return counts["p_negative"]
 
 
 def learning_text(days: int, needed: int) -> str | None:

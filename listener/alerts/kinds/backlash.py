@@ -1,21 +1,22 @@
 """`backlash`: a hashtag of the topic bursts, and its posts are far more negative than the topic's.
 
 The #McDStories detector. Evidence accumulates as posts arrive (a scan test, the statistic of a
-CUSUM on the Poisson rate): for every start time s in the window, the posts of the hashtag since
-s are compared with what its usual rate would give, and with the topic's usual negative share.
-A burst fires as soon as some segment [s, now] carries enough evidence of both, so eight angry
-posts in twenty minutes on a hashtag nobody used are enough, while twenty an hour on a hashtag
-that always has twenty are not.
+CUSUM on the Poisson rate): for every start time s up to LOOKBACK back, the posts of the hashtag
+since s are compared with what its usual rate would give. It fires as soon as the burst carries
+enough evidence of the volume and its posts are clearly more negative than the topic's usual,
+so eight angry posts in twenty minutes on a hashtag nobody used are enough, while twenty an hour
+on a hashtag that always has twenty are not.
 
 - The usual rate of the hashtag is the upper bound (99%) of a gamma posterior: its count over
   the history since the topic's data began, with a prior worth PRIOR_HOURS of a new hashtag's rate
   (NEW_TAG_RATE an hour, or NEW_TAG_SHARE of the topic's rate for a busy topic). A short history
   keeps the bound high; a hashtag unseen for a week gets a low one. It is scaled by the topic's
   rhythm at this time of day (a busy afternoon).
-- The burst starts where the evidence of the volume is greatest, up to LOOKBACK back, and its
-  share is that of all its posts: a long news story as negative as usual is not a hijack because
-  a run of eleven of its posts happens to be more negative.
-- Shares are the model's own: the hashtag's expected negatives (sum of P(negative)) against the
+- The burst reaches back from the stretch with the most volume evidence while its posts keep
+  BURST_DENSITY of that stretch's rate, and its share is that of all its posts: a steady news
+  story as negative as usual is not a hijack because a run of eleven of its posts happens to be
+  more negative, and a campaign's few friendly posts before a hijack do not dilute it.
+- Shares are the model's own: the burst's expected negatives (sum of P(negative)) against the
   most the topic's usual share, as the same model scores it, plausibly is. Where the model
   under-counts negatives (Dutch) it does so on both sides.
 - The hashtag that is the topic itself (#acme for a topic `acme`) is never a separate backlash.
@@ -35,6 +36,7 @@ NEW_TAG_SHARE = 0.05  # ... or this share of the topic's usual rate, for a busy 
 PRIOR_HOURS = 24.0  # the weight of that assumption, in hours of history
 MIN_SEGMENT = 10 / 60  # hours: a burst is never measured over less than ten minutes ...
 LOOKBACK = timedelta(hours=6)  # ... nor found further back than this (its share is that of all its posts)
+BURST_DENSITY = 0.5  # the burst reaches back while its posts keep half the rate of its densest stretch
 VOLUME_EVIDENCE = 9.2  # nats (a likelihood ratio of 10,000) that the hashtag's rate is up
 SHARE_EVIDENCE = 0.85  # nats (z = 1.3) that its posts are more negative than the topic's usual at most is
 NEGATIVE_ODDS = 1.75  # the hashtag's negative odds must be this many times the topic's usual odds ...
@@ -102,7 +104,7 @@ class Backlash(AlertKind):
                  f"Usual rate of the hashtag: at most {d['usual_rate']:.2g} an hour ({history}).",
                  ]
         if seg:
-            lines.append(f"Strongest burst: {seg['posts']} posts in the last {seg['minutes']} min, "
+            lines.append(f"The burst: {seg['posts']} posts in the last {seg['minutes']} min, "
                          f"{percent(seg['negative_share'])} negative, {seg['ratio']:g}x its usual rate; "
                          f"evidence {seg['volume_evidence']:g} nats for the volume, {seg['share_evidence']:g} for the "
                          f"share (needed {VOLUME_EVIDENCE:g} and {SHARE_EVIDENCE:g}).")
@@ -136,20 +138,22 @@ def _segment(posts, now, i: int, usual_rate: float, usual_upper: float) -> dict:
 
 
 def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, rule) -> tuple[dict | None, bool]:
-    """The burst: the segment ending now (of at least min_count posts) with the most evidence that
-    the hashtag's rate is up (a Poisson scan); and whether it fires: enough evidence of the volume,
-    and its posts, all of them, negative enough. Testing the share only on the burst the volume
-    found (not on whichever segment looks most negative) keeps chance out of it."""
-    best_i, best_volume = 0, -math.inf
+    """The burst and whether it fires. The burst ends now and starts as far back as the posts keep
+    at least BURST_DENSITY of the rate of the segment with the most evidence that the hashtag's rate
+    is up (a Poisson scan): a steady news story is measured on all its posts, not on its densest
+    ten, while a campaign's few friendly posts before a hijack are left out. It fires on enough
+    evidence of the volume and its posts, all of them, negative enough: testing the share only on
+    the burst the volume found (not on whichever segment looks most negative) keeps chance out."""
+    spans = []  # (posts, hours) of each segment ending now, newest first
     for i, (at, _, _) in enumerate(reversed(posts), 1):
-        if i < rule.min_count:
-            continue
-        volume = poisson_llr(i, usual_rate * max((now - at) / HOUR, MIN_SEGMENT))
-        if volume > best_volume:
-            best_i, best_volume = i, volume
-    if not best_i:
+        spans.append((i, max((now - at) / HOUR, MIN_SEGMENT)))
+    scored = [(poisson_llr(i, usual_rate * hours), i, hours) for i, hours in spans if i >= rule.min_count]
+    if not scored:
         return None, False
-    seg = _segment(posts, now, best_i, usual_rate, usual_upper)
+    _, best_i, best_hours = max(scored)
+    dense = best_i / best_hours
+    burst_i = max(i for _, i, hours in scored if i / hours >= BURST_DENSITY * dense)
+    seg = _segment(posts, now, burst_i, usual_rate, usual_upper)
     share = seg["negative_share"]
     fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
              and share >= max(rule.negative_share or 0.0, usual + MIN_SHIFT)

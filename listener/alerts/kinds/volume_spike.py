@@ -57,7 +57,8 @@ class VolumeSpike(AlertKind):
     def explain(self, obs: Observation) -> list[str]:
         d = obs.details
         if d.get("learning"):
-            return [f"Mentions in the last {self.rule.window}: {d['count']}; no day of history yet to compare with."]
+            return [f"Mentions in the last {format_window(self.rule.window)}: {d['count']}; no day of history yet to "
+                    "compare with."]
         lines = [f"Mentions in the last {d['window']}: {d['count']}; usual for this time of day: {d['expected']:g} "
                  f"(median of the same window on the {d['days']} earlier days with data: "
                  f"{', '.join(f'{s:g}' for s in d['baseline_samples'])}).",
