@@ -307,24 +307,30 @@ def test_a_brand_that_is_always_criticised_needs_a_clear_turn(tmp_path):
         assert ("backlash", {"topic": "burgerly", "hashtag": "grillhofstories"}) in firing(transitions)
 
 
-def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path):
-    rules = """
+RECALL = """
 [[alerts]]
 name = "recall"
 kind = "keyword"
 topic = "burgerly"
 query = 'recall'
-window = "30m"
 keep_firing_for = "0s"
 """
-    config = config_for(tmp_path, rules)
+
+
+def add_recall(store: Store, at: datetime) -> None:
+    """One scored negative mention that matches the `recall` rule."""
+    rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
+    saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
+                             items=1, requests=1)
+    store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
+
+
+def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path):
+    config = config_for(tmp_path, RECALL + 'window = "30m"\n')
     with Store(config.database.path) as store:
         feed = Feeder(store)
         at = T0 + timedelta(hours=1)
-        rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
-        saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
-                                 items=1, requests=1)
-        store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
+        add_recall(store, at)
         assert [t.state for t in evaluate(config, store, at + timedelta(minutes=1))] == ["pending", "firing"]
         # a restart after 40 minutes: new mentions are stored, the model has not scored them yet
         later = at + timedelta(minutes=40)
@@ -442,21 +448,10 @@ sql = "select source, count(*) as value from mentions group by source having cou
 def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path):
     """A firing alert the engine before incidents had notified (its row has no "observation") stays
     announced: no second FIRING; its incident closes with one RESOLVED."""
-    rules = """
-[[alerts]]
-name = "recall"
-kind = "keyword"
-topic = "burgerly"
-query = 'recall'
-keep_firing_for = "0s"
-"""
-    config = config_for(tmp_path, rules)
+    config = config_for(tmp_path, RECALL)
     with Store(config.database.path) as store:
         at = T0 + timedelta(hours=1)
-        rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
-        saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
-                                 items=1, requests=1)
-        store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
+        add_recall(store, at)
         with store.transaction():
             store.conn.execute(
                 """INSERT INTO alert_state VALUES ('recall', '{"topic": "burgerly"}', 'firing', ?, ?, ?, ?, 1,
