@@ -334,6 +334,9 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         return
     from datetime import timedelta
 
+    from listener.alerts.wording import local_time
+    from listener.store import parse_iso
+
     config = load(ctx)
     now = datetime.now(timezone.utc)
     with open_store(config) as store:
@@ -376,7 +379,8 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         inc = Table("#", "topic", "opened", "closed", "peak/h", "hashtags", "rules", "notices",
                     title=f"incidents of the last {days} days ({config.digest.timezone})")
         for i in incidents:
-            inc.add_row(str(i["id"]), escape(i["topic"]), _local(i["opened_at"], tz), _local(i["closed_at"], tz) or "open",
+            inc.add_row(str(i["id"]), escape(i["topic"]), local_time(parse_iso(i["opened_at"]), tz, with_day=True),
+                        local_time(parse_iso(i["closed_at"]), tz, with_day=True) if i["closed_at"] else "open",
                         f"{i['peak'] or 0:.0f}", escape(" ".join(f"#{h}" for h in i["hashtags"])),
                         escape(", ".join(i["rules"])), str(i["notifications"]))
         console.print(inc)
@@ -386,12 +390,6 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
                         escape(e["summary"] or ""))
     console.print(history)
     click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent")
-
-
-def _local(value: str | None, tz) -> str:
-    if not value:
-        return ""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _labels_short(labels_json: str) -> str:

@@ -35,6 +35,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from listener.alerts.wording import percent
 from listener.config import Config
 from listener.errors import ListenerError
 from listener.store import Store, iso, parse_iso
@@ -222,8 +223,7 @@ def fmt_change(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.0f}%"
 
 
-def fmt_share(x: float) -> str:
-    return f"{100 * x:.0f}%"
+fmt_share = percent  # one wording for a share everywhere (listener.alerts.wording)
 
 
 def fmt_net(x: float | None) -> str:

@@ -91,14 +91,15 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
                   for name, error in sorted(down.items())]
     step = advance(SOURCE_DOWN_SPEC, states.get(SOURCE_DOWN_RULE, {}), source_obs, now)
     new_states[SOURCE_DOWN_RULE] = step.instances
-    _instance_notices(config, store, SOURCE_DOWN_SPEC, None, step.transitions, now, out, events, outbox)
+    _instance_notices(config, SOURCE_DOWN_SPEC, None, step.transitions, now, out, events, outbox)
 
+    # 2. the scoring watermark, per topic
+    waiting = _waiting(store, rules, now)
 
     # 3. rules
     scopes: dict[str, Scope] = {}
     kinds: dict[str, AlertKind] = {}
     specs: dict[str, RuleSpec] = {}
-    waiting = _waiting(store, rules, now)  # 2. the scoring watermark, per topic
     for rule in rules:
         spec = spec_of(rule)
         kind = kinds[rule.name] = kind_class(rule.kind)(rule)
@@ -119,7 +120,7 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
         evaluations.append({"rule": rule.name, "now": now, "instances": len(observations), "error": None,
                             "status": status})
         if rule.topic is None:
-            _instance_notices(config, store, spec, kind, step.transitions, now, out, events, outbox)
+            _instance_notices(config, spec, kind, step.transitions, now, out, events, outbox)
         else:
             out.transitions += step.transitions
             events += [_event(t, rule.topic) for t in step.transitions]
@@ -135,10 +136,10 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
                                                              inst.rate, inst.summary, inst.details,
                                                              announced=inst.announced))
     watched = {r.topic for r in topic_rules}
-    open_incidents = {i.topic: i for i in (_incident(row) for row in store.open_incidents()) if i.topic in watched}
+    all_open = [_incident(row) for row in store.open_incidents()]
+    open_incidents = {i.topic: i for i in all_open if i.topic in watched}
     if rules_all:  # an incident of a topic no rule watches any more closes
-        open_incidents.update({i.topic: i for i in (_incident(row) for row in store.open_incidents())
-                               if i.topic not in {r.topic for r in rules}})
+        open_incidents.update({i.topic: i for i in all_open if i.topic not in {r.topic for r in rules}})
     repeat = {t: min((r.repeat for r in topic_rules if r.topic == t and r.repeat), default=None) for t in watched}
     resolved = {t: any(r.send_resolved for r in topic_rules if r.topic == t) for t in watched}
     incidents, notices = group(open_incidents, firing, now, repeat=repeat, send_resolved=resolved)
@@ -251,7 +252,7 @@ def _incident_notice(config: Config, store: Store, notice: Notice, specs: dict[s
                                     incident.rules, notice.state, channels))
 
 
-def _instance_notices(config: Config, store: Store, spec: RuleSpec, kind: AlertKind | None,
+def _instance_notices(config: Config, spec: RuleSpec, kind: AlertKind | None,
                       transitions: list[Transition], now: datetime, out: Evaluation, events: list[dict],
                       outbox: list[dict]) -> None:
     out.transitions += transitions

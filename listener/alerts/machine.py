@@ -107,36 +107,38 @@ def advance(spec: RuleSpec, previous: Mapping[str, Instance], observations: Iter
                 record("firing", obs.labels, obs.value, obs.summary, obs.details)
             instances[key] = current
         elif prev is not None:
-            instances.update(_inactive(spec, prev, obs, now, hold, record))
-            if instances[key] is None:
-                del instances[key]
+            _keep(instances, key, _inactive(spec, prev, obs, now, hold, record))
     for key, prev in previous.items():
         if key not in seen:
-            instances.update(_inactive(spec, prev, None, now, hold, record))
-            if instances[key] is None:
-                del instances[key]
+            _keep(instances, key, _inactive(spec, prev, None, now, hold, record))
     return Step(instances, transitions)
 
 
-def _inactive(spec: RuleSpec, prev: Instance, obs: Observation | None, now: datetime, hold: bool, record) -> dict:
-    """An instance whose condition does not hold now: {key: new instance, or None when it ends}."""
-    key = prev.key
+def _keep(instances: dict[str, Instance], key: str, instance: Instance | None) -> None:
+    if instance is None:
+        instances.pop(key, None)
+    else:
+        instances[key] = instance
+
+
+def _inactive(spec: RuleSpec, prev: Instance, obs: Observation | None, now: datetime, hold: bool, record) -> Instance | None:
+    """An instance whose condition does not hold now: the instance it becomes, or None when it ends."""
     if prev.state == "pending":
         if hold:
-            return {key: prev}
+            return prev
         record("inactive", prev.labels, obs.value if obs else None, "condition cleared", {})
-        return {key: None}
+        return None
     # firing
     if obs is not None and obs.sustained:
-        return {key: replace(prev, last_active_at=now, value=obs.value, summary=obs.summary, details=obs.details,
-                             rate=obs.rate)}
+        return replace(prev, last_active_at=now, value=obs.value, summary=obs.summary, details=obs.details,
+                       rate=obs.rate)
     if obs is not None:
         prev = replace(prev, value=obs.value, rate=obs.rate)  # details stay those of its last active evaluation
     if hold or now - prev.last_active_at < spec.keep_firing_for:
-        return {key: prev}
+        return prev
     summary = obs.summary if obs and obs.summary else "back to normal"
     record("resolved", prev.labels, obs.value if obs else prev.value, summary, {**prev.details, "resolved": True})
-    return {key: None}
+    return None
 
 
 def labels_key(labels: Mapping[str, str]) -> str:
