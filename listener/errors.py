@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
+
 
 class ListenerError(Exception):
     """Base class: an error a user can act on, shown as one line."""
@@ -46,3 +50,75 @@ class ModelError(ListenerError):
 
 class StoreError(ListenerError):
     """The mention database could not be opened, migrated or queried."""
+
+
+# ---------------------------------------------------------------- what an error may say
+# One redactor for every error text that is stored, printed or logged: secrets never leave the
+# process, whichever server echoed them back.
+
+_SECRETS: set[str] = set()
+_SECRET_NAME = re.compile(r"token|secret|passw|pwd|apikey|api_key|api-key|credential|signature|session", re.IGNORECASE)
+_SECRET_PARTS = {"key", "auth", "sig", "pass", "code"}  # whole parts only: `keywords` is no secret
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+_AUTH = re.compile(r"\b(Basic|Bearer|Token|Bot|DPoP)(\s+|=)[A-Za-z0-9+/=._~\-]{6,}", re.IGNORECASE)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}(\.[A-Za-z0-9_\-]*)?")
+_SECRET_FIELD = re.compile(
+    r"""(?ix)(["']?[\w\-]*(?:token|secret|passw|pwd|api[_\-]?key|credential|session)[\w\-]*["']?\s*[:=]\s*["']?)
+        ([^"'&\s,;}]+)""")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+MAX_ERROR = 500  # characters of an error text kept
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret's value (from the environment) so that no error text can show it."""
+    if value and len(value.strip()) >= 4:
+        _SECRETS.add(value.strip())
+
+
+def env_secret(name: str) -> str | None:
+    """The value of environment variable `name` (None when unset), remembered as a secret."""
+    value = os.environ.get(name)
+    register_secret(value)
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password@ and secret-looking query values (token, key, ...) as REDACTED."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "REDACTED"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "REDACTED@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        (pair.split("=", 1)[0] + "=REDACTED") if _secret_param(pair.split("=", 1)[0]) else pair
+        for pair in parts.query.split("&")
+    ) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _secret_param(name: str) -> bool:
+    name = unquote(name).lower()
+    return bool(_SECRET_NAME.search(name)) or bool(_SECRET_PARTS & set(re.split(r"[_.\-\[\]]", name)))
+
+
+def redact(text: str) -> str:
+    """`text` with every remembered secret, credential in a URL, Authorization value, token-looking
+    field and JWT replaced by REDACTED."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "REDACTED")
+    text = _URL.sub(lambda m: redact_url(m[0]), text)
+    text = _AUTH.sub(lambda m: f"{m[1]}{m[2]}REDACTED", text)
+    text = _JWT.sub("REDACTED", text)
+    return _SECRET_FIELD.sub(lambda m: f"{m[1]}REDACTED", text)
+
+
+def error_text(error: BaseException | str, limit: int = MAX_ERROR) -> str:
+    """What an error may say to a person or a database: one line, no control characters, secrets
+    redacted, at most `limit` characters."""
+    text = str(error) if not isinstance(error, BaseException) or str(error) else type(error).__name__
+    text = text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
+    text = " ".join(_CONTROLS.sub(" ", redact(text)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

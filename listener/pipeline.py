@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence
 
 from listener.config import Config, SourceConfig, Topic
-from listener.errors import FetchError
+from listener.errors import FetchError, error_text
 from listener.language import detect_language, normalise_language
 from listener.query import Document, extract_hashtags, prepare
 from listener.store import MentionRow, Store
 from sources import FetchResult, Mention, source_class
 from sources.http import HttpClient, HttpSettings
-from sources.text import canonical_url
+from sources.text import web_url
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
@@ -142,14 +142,14 @@ def to_rows(source: SourceConfig, mentions: Iterable[Mention], topics: Sequence[
             published = now
         rows.append(MentionRow(
             source=source.name, source_id=m.source_id or _fallback_id(m), text=m.text, published_at=published,
-            fetched_at=now, topics=matched, hashtags=hashtags, url=canonical_url(m.url) if m.url else None,
+            fetched_at=now, topics=matched, hashtags=hashtags, url=web_url(m.url),
             author=m.author, title=m.title, language=language, language_detected=detected,
             likes=m.likes, reposts=m.reposts, replies=m.replies, score=m.score))
     return rows, unmatched
 
 
 def _fallback_id(m: Mention) -> str:
-    return "sha1:" + hashlib.sha1(f"{m.url}|{m.title}|{m.text}".encode()).hexdigest()
+    return "sha1:" + hashlib.sha1(f"{m.url}|{m.title}|{m.text}".encode("utf-8", "replace")).hexdigest()
 
 
 # ---------------------------------------------------------------- fetching
@@ -223,14 +223,22 @@ def record(config: Config, store: Store, src: SourceConfig, result: FetchResult 
 
     Mentions published before `since` are left out (the backfill bound).
     """
-    if isinstance(result, Exception):
-        errors = store.source_health(src.name).get(src.name)
-        count = (errors.consecutive_errors if errors else 0) + 1
-        retry_after = getattr(result, "retry_after", None)
-        next_check = now + backoff(src.every, count, retry_after)
-        store.record_failure(src.name, src.kind, str(result), started_at=started_at, now=now,
-                             next_check_at=next_check)
-        return SourceOutcome(src.name, ok=False, error=str(result), next_check_at=next_check)
+    if not isinstance(result, Exception):
+        try:
+            return _record_success(config, store, src, result, started_at=started_at, now=now, since=since)
+        except Exception as exc:  # noqa: BLE001 - what one source returned must not cost the others
+            result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
+    errors = store.source_health(src.name).get(src.name)
+    count = (errors.consecutive_errors if errors else 0) + 1
+    retry_after = getattr(result, "retry_after", None)
+    next_check = now + backoff(src.every, count, retry_after)
+    message = error_text(result)
+    store.record_failure(src.name, src.kind, message, started_at=started_at, now=now, next_check_at=next_check)
+    return SourceOutcome(src.name, ok=False, error=message, next_check_at=next_check)
+
+
+def _record_success(config: Config, store: Store, src: SourceConfig, result: FetchResult, *,
+                    started_at: datetime, now: datetime, since: datetime | None) -> SourceOutcome:
     rows, unmatched = to_rows(src, result.mentions, config.topics, now, since=since)
     next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
     saved = store.save_fetch(src.name, src.kind, rows, result.state, started_at=started_at, now=now,

@@ -25,7 +25,8 @@ Secrets: option fields marked `"secret": True` name an environment variable; rea
 time (`os.environ`) and raise FetchError naming the variable when it is not set.
 
 A fetch that fails raises `listener.errors.FetchError`; it never returns "no mentions" for a
-failure.
+failure. One entry it cannot read is left out (the others are returned); text needs no cleaning
+by the source: a `Mention` cleans its own (lone surrogates, control characters).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from sources.text import clean_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from sources.http import HttpClient
@@ -57,6 +60,16 @@ class Mention:
     score: int | None = None  # points / karma where the source has them
     topics: tuple[str, ...] = ()  # set by sources configured with `topics = [...]`
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        # The one place text from outside is made valid (sources.text.clean_text): whatever a
+        # source or an import line holds, what is stored encodes as UTF-8 and has no controls.
+        for name in ("source_id", "text", "url", "title", "author", "language"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, clean_text(value))
+        for name in ("hashtags", "topics"):
+            object.__setattr__(self, name, tuple(clean_text(v) if isinstance(v, str) else v for v in getattr(self, name)))
 
 
 @dataclass(frozen=True)

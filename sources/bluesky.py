@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -49,10 +48,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from listener.errors import FetchError
+from listener.errors import FetchError, env_secret
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response, http_date
-from sources.text import canonical_url, parse_datetime
+from sources.text import canonical_url, clean_text, parse_datetime
 
 __all__ = ["BlueskySource", "post_mention", "jwt_expiry"]
 
@@ -60,6 +59,7 @@ PAGE_SIZE = 100  # the API's maximum `limit`
 REFRESH_MARGIN = timedelta(seconds=60)  # renew an access token this long before it expires
 RATE_LIMIT_RESERVE = 1  # stop paging when this few requests remain (one left for a refresh)
 MAX_SEEN = 1000  # recently returned posts remembered in the state
+MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 WEB_APP = "https://bsky.app"
 POST_COLLECTION = "app.bsky.feed.post"
 STATE_VERSION = 1
@@ -329,7 +329,7 @@ def _credentials(options: BlueskySource.Options) -> tuple[str, str]:
     values = []
     for option in ("handle_env", "app_password_env"):
         name = getattr(options, option)
-        value = os.environ.get(name)
+        value = env_secret(name)
         if value is None:
             raise FetchError(f"environment variable {name} is not set (needed by {option})")
         if not value.strip():
@@ -487,7 +487,9 @@ def post_mention(post: Any) -> Mention | None:
     handle = _str(author.get("handle")).strip().lower()
     author_did = _str(author.get("did")).strip() or did
     profile = handle if handle and handle != "handle.invalid" else author_did
-    url = canonical_url(f"{WEB_APP}/profile/{quote(profile, safe=':.')}/post/{quote(rkey, safe='')}")
+    # quote() encodes strictly: a lone surrogate ("\\ud800" in the JSON) becomes U+FFFD first
+    url = canonical_url(f"{WEB_APP}/profile/{quote(clean_text(profile), safe=':.')}/post/"
+                        f"{quote(clean_text(rkey), safe='')}")
     extra: dict[str, Any] = {"did": author_did}
     if _str(post.get("cid")):
         extra["cid"] = post["cid"]
@@ -575,7 +577,7 @@ def _hashtags(record: dict, text: str) -> tuple[str, ...]:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
 
 
 def _list(value: Any) -> list:

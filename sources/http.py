@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from listener.errors import FetchError
+from listener.errors import FetchError, redact_url
 
 __all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date"]
 
@@ -253,21 +253,9 @@ def _host(url: str) -> str:
         return ""
 
 
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|sig|auth|session|code|cred", re.IGNORECASE)
-
-
 def _display_url(url: str) -> str:
-    """The URL for a message: without userinfo, with secret-looking query values as ***."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return _one_line(url)[:200]
-    parsed = parsed.copy_with(username=None, password=None, fragment=None)
-    pairs = parsed.params.multi_items()
-    if any(_SECRET_PARAM.search(k) for k, _ in pairs):
-        pairs = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
-        parsed = parsed.copy_with(params=pairs)
-    return str(parsed)
+    """The URL for a message: without credentials or secret-looking query values."""
+    return redact_url(_one_line(url))[:300]
 
 
 def _one_line(text: str) -> str:

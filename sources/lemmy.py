@@ -51,6 +51,7 @@ from sources.text import canonical_url, parse_datetime
 __all__ = ["LemmySource", "post_mention", "comment_mention", "markdown_to_text"]
 
 PAGE_SIZE = 50  # Lemmy's maximum `limit`
+MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 
 Key = tuple[datetime, int]  # (published, id): the order of the search's results
 
@@ -362,7 +363,10 @@ def _actor(person: Any) -> str | None:
     name = _text(person.get("name"))
     if not name:
         return None
-    host = urlsplit(_text(person.get("actor_id")) or "").hostname
+    try:
+        host = urlsplit(_text(person.get("actor_id")) or "").hostname
+    except ValueError:  # a malformed actor URL ("http://[x"): the name alone
+        host = None
     return f"{name}@{host.lower()}" if host else name
 
 
@@ -372,7 +376,8 @@ def _count(value: Any) -> int | None:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_COUNT
+    return value if ok else None
 
 
 def _text(value: Any) -> str | None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from listener.errors import FetchError
+from listener.errors import FetchError, env_secret, register_secret
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response
 from sources.text import canonical_url, html_to_text, parse_datetime
@@ -61,6 +61,7 @@ from sources.text import canonical_url, html_to_text, parse_datetime
 __all__ = ["RedditSource", "parse_listing", "thing_mention", "query_matches", "LIMIT", "TOKEN_MARGIN"]
 
 LIMIT = 100  # the most items a listing gives per request
+MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 TOKEN_MARGIN = timedelta(seconds=60)  # refresh the token this long before it expires
 WEB = "https://www.reddit.com"
 _SUBREDDIT = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
@@ -172,7 +173,7 @@ class RedditSource:
         values = []
         for option in ("client_id_env", "client_secret_env"):
             env_name = getattr(self.options, option)
-            value = os.environ.get(env_name, "")
+            value = env_secret(env_name) or ""
             if not value:
                 raise FetchError(f"environment variable {env_name} is not set (needed by {option})")
             values.append(value)
@@ -186,6 +187,7 @@ class RedditSource:
             return self._token
         self._token = None
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        register_secret(basic)
         url = self.options.auth_url.rstrip("/") + "/api/v1/access_token"
         headers = {"Authorization": f"Basic {basic}", "Accept": "application/json", **self._ua()}
         if run is not None:
@@ -579,4 +581,10 @@ def _str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A count from an int or a float (truncated); None for anything else, inf, NaN or beyond MAX_COUNT."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    number = int(value)
+    return number if abs(number) <= MAX_COUNT else None

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
@@ -35,7 +35,7 @@ import feedparser
 from listener.errors import FetchError
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient
-from sources.text import canonical_url, html_to_text, parse_datetime
+from sources.text import html_to_text, parse_datetime, web_url
 
 try:  # the exact decoding feedparser applies before its own DOCTYPE handling
     from feedparser.encodings import convert_to_utf8 as _convert_to_utf8
@@ -110,6 +110,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
     if _is_json(body, http_headers.get("content-type", "")):
         return _parse_json_feed(body, url)
     check_entities(body, http_headers)
+    body = _valid_char_refs(body)
     # A stream, never bytes: feedparser.parse(bytes) opens the bytes as a file name if one exists.
     stream = io.BytesIO(body)
     parsed = feedparser.parse(stream, response_headers=http_headers, resolve_relative_uris=False)
@@ -121,8 +122,34 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
         if parsed.get("bozo") and not parsed.feed.get("title"):
             raise FetchError(f"not a feed: {_bozo_reason(parsed, body)}")
     feed_language = _language_code(parsed.feed.get("language"))
-    mentions = (_entry_mention(entry, feed_language, url) for entry in parsed.entries)
+    mentions = (_entry_or_none(entry, feed_language, url) for entry in parsed.entries)
     return [m for m in mentions if m is not None]
+
+
+# A numeric character reference to a code point no text may hold: NUL and other controls XML
+# forbids, a UTF-16 surrogate, beyond U+10FFFF. feedparser's fallback parser raises on them
+# (UnicodeEncodeError for &#xD800;), which would cost the whole feed; they become U+FFFD.
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+_CHAR_REF_BYTES = re.compile(_CHAR_REF.pattern.encode())
+
+
+def _valid_char_refs(body: bytes | str) -> bytes | str:
+    def fix(m: re.Match):
+        code = int(m[1], 16) if m[1] else int(m[2])
+        ok = code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+        return m[0] if ok else type(m[0])("&#xFFFD;" if isinstance(m[0], str) else b"&#xFFFD;")
+
+    if isinstance(body, str):
+        return _CHAR_REF.sub(fix, body) if "&#" in body else body
+    return _CHAR_REF_BYTES.sub(fix, body) if b"&#" in body else body
+
+
+def _entry_or_none(entry: Any, feed_language: str | None, base_url: str) -> Mention | None:
+    """One entry's mention; an entry that cannot be read is left out, never the feed."""
+    try:
+        return _entry_mention(entry, feed_language, base_url)
+    except Exception:  # noqa: BLE001 - one bad entry never costs the others
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,10 +264,7 @@ def _entry_mention(entry: Any, feed_language: str | None, base_url: str) -> Ment
 
 def _web_url(link: str | None, base_url: str) -> str | None:
     """The canonical absolute http(s) URL of an entry link; None for tag:, urn: and the like."""
-    if not link or not link.strip():
-        return None
-    url = canonical_url(urljoin(base_url, link.strip()))
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    return web_url(link, base_url)
 
 
 def _plain(value: Any, detail: Any) -> str:
@@ -303,7 +327,10 @@ def _parse_json_feed(body: bytes, base_url: str) -> list[Mention]:
     mentions = []
     for item in doc["items"]:
         if isinstance(item, dict):
-            mention = _json_item_mention(item, feed_language, feed_author, base_url)
+            try:
+                mention = _json_item_mention(item, feed_language, feed_author, base_url)
+            except Exception:  # noqa: BLE001 - one bad item never costs the others
+                continue
             if mention is not None:
                 mentions.append(mention)
     return mentions

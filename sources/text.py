@@ -1,4 +1,9 @@
-"""Text helpers every source shares: HTML to plain text, canonical URLs, timestamps in UTC."""
+"""Text helpers every source shares: valid text, HTML to plain text, web URLs, timestamps in UTC.
+
+Everything a source returns passes `clean_text` (the `Mention` does it on construction), and
+every URL that may become a link passes `web_url`: one policy for every way in (fetch, import,
+replay), and the renderers check the same one before they write an `href`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,29 @@ import re
 import time
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["html_to_text", "canonical_url", "parse_datetime", "TRACKING_PARAMS"]
+__all__ = ["clean_text", "html_to_text", "canonical_url", "web_url", "is_web_url", "parse_datetime",
+           "TRACKING_PARAMS"]
+
+# C0 controls but tab and newline, DEL, C1 controls, and the non-characters U+FFFE/U+FFFF:
+# never text a reader sees, and an ESC in a terminal is markup.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    """Valid text from whatever a feed or API gave: lone surrogates (`"\\ud800"` in JSON,
+    `&#xD800;`) become U+FFFD, CR LF and CR become LF, other control characters are dropped.
+    The result always encodes as UTF-8."""
+    if not text:
+        return text
+    if not text.isascii():
+        # UTF-16 pairs a high and a low surrogate that came as two escapes; lone ones are replaced
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", text)
+
 
 # Elements whose content is never text a reader sees.
 _SKIPPED = frozenset({"script", "style", "template", "noscript"})
@@ -124,6 +149,38 @@ def canonical_url(url: str) -> str:
     path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
     query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+WEB_SCHEMES = ("http", "https")
+
+
+def web_url(url: object, base: str = "") -> str | None:
+    """The canonical absolute http(s) URL of a link (resolved against `base`), or None: for
+    anything else (`javascript:`, `data:`, `tag:`, a relative path without a base, a host-less
+    or malformed URL, not a string), which must never become a link."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    raw = clean_text(url.strip())
+    if base:
+        try:
+            raw = urljoin(base, raw)
+        except ValueError:
+            return None
+    candidate = canonical_url(raw)
+    return candidate if is_web_url(candidate) else None
+
+
+def is_web_url(url: object) -> bool:
+    """Whether `url` is an absolute http(s) URL with a host, safe to write as a link."""
+    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(host)
 
 
 # Epoch seconds beyond this are out of datetime's range or clearly not seconds.
