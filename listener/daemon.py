@@ -54,7 +54,8 @@ def job_evaluate(config: Config, store: Store, now: datetime):
     return evaluate_all(config, store, now)
 
 
-def job_deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
+def job_deliver(config: Config, store: Store, now: datetime):
+    """Deliver the due notifications: a DeliveryReport (unpacks as sent, failed)."""
     from listener.notify import deliver
 
     return deliver(config, store, now)
@@ -157,9 +158,9 @@ class Daemon:
 
     def deliver(self, store: Store) -> None:
         with self._deliver_lock:
-            sent, failed = job_deliver(self.config, store, self.clock())
-        if sent or failed:
-            self.log(f"notifications: {sent} sent, {failed} failed (queued for retry)")
+            report = job_deliver(self.config, store, self.clock())
+        if report.sent or report.failed or report.given_up:
+            self.log(f"notifications: {report.summary()}")
 
     def digest(self, store: Store) -> None:
         if job_digest(self.config, store, self.clock()):

@@ -39,6 +39,7 @@ from listener.alerts.wording import percent
 from listener.config import Config
 from listener.errors import ListenerError
 from listener.store import Store, iso, parse_iso
+from sources.text import is_web_url
 
 SENTIMENTS = ("negative", "neutral", "positive")
 COLORS = {"negative": "#d64545", "neutral": "#a0aab4", "positive": "#2f9e44"}
@@ -95,7 +96,7 @@ def _example(row: dict) -> dict:
     return {"id": row["id"], "sentiment": row["sentiment"], "engagement": row["engagement"],
             "likes": row["likes"], "reposts": row["reposts"], "replies": row["replies"], "score": row["score"],
             "sentiment_score": round(row["sentiment_score"], 4) if row["sentiment_score"] is not None else None,
-            "url": row["url"], "author": row["author"], "source": row["source"], "published_at": row["published_at"],
+            "url": row["url"] if is_web_url(row["url"]) else None, "author": row["author"], "source": row["source"], "published_at": row["published_at"],
             "title": row["title"], "text": text if len(text) <= 280 else text[:279] + "…"}
 
 
@@ -308,9 +309,11 @@ def print_text(digest: dict, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from listener.terminal import styled
+
     tz = ZoneInfo(digest["timezone"])
-    console.print(Text(f"Daily digest {digest['weekday']} {digest['date']}", style="bold"))
-    console.print(Text(f"{digest['timezone']}: {digest['start']} to {digest['end']}. Counts are scored mentions.",
+    console.print(styled(f"Daily digest {digest['weekday']} {digest['date']}", style="bold"))
+    console.print(styled(f"{digest['timezone']}: {digest['start']} to {digest['end']}. Counts are scored mentions.",
                        style="dim"))
     for t in digest["topics"]:
         console.print()
@@ -323,7 +326,7 @@ def print_text(digest: dict, console) -> None:
             cells = round(t["sentiment_share"][s] * width)
             bar.append(mark * cells, style=f"{COLORS[s]}")
         head.add_row("Sentiment", bar, _sentiment_line(t))
-        head.add_row("Net sentiment", Text(fmt_net(t["net_sentiment"]), style="bold"), _net_line(t))
+        head.add_row("Net sentiment", styled(fmt_net(t["net_sentiment"]), style="bold"), _net_line(t))
         head.add_row("Hours", Text(sparkline(_day_hours(t, digest)), style="cyan"), "mentions per hour, 00:00 to 24:00 local")
         console.print(head)
         console.print()
@@ -355,16 +358,16 @@ def print_text(digest: dict, console) -> None:
         for s in ("positive", "negative"):
             if t["most_engaged"][s]:
                 console.print()
-                console.print(Text(f"Most engaged {s}:", style=f"bold {COLORS[s]}"))
+                console.print(styled(f"Most engaged {s}:", style=f"bold {COLORS[s]}"))
                 for i, e in enumerate(t["most_engaged"][s], 1):
                     console.print(f"  {i}. {e['text']}", highlight=False)
                     meta = ", ".join(x for x in [e["author"] or "", e["source"], _engagement(e)] if x)
-                    console.print(Text(f"     ({meta}) {e['url'] or ''}".rstrip(), style="dim"))
+                    console.print(styled(f"     ({meta}) {e['url'] or ''}".rstrip(), style="dim"))
         if t["incidents"]:
             console.print()
             console.print(Text("Incidents:", style="bold"))
             for i in t["incidents"]:
-                console.print(Text(f"  {_incident_line(i, tz)}"))
+                console.print(styled(f"  {_incident_line(i, tz)}"))
         if t["alerts"]:
             console.print()
             console.print(Text("Alerts:", style="bold"))
@@ -387,10 +390,10 @@ def print_text(digest: dict, console) -> None:
 
 def render_text(digest: dict, width: int = 100) -> str:
     """The text rendering without colours (what `print_text` shows, as a string)."""
-    from rich.console import Console
+    from listener.terminal import console
 
     buf = io.StringIO()
-    print_text(digest, Console(file=buf, width=width, color_system=None, highlight=False))
+    print_text(digest, console(file=buf, width=width))
     return buf.getvalue()
 
 

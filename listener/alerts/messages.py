@@ -17,9 +17,10 @@ from typing import Mapping
 from listener.alerts.incidents import Member, Notice, member_key
 from listener.alerts.kinds import AlertKind, Observation
 from listener.alerts.machine import RuleSpec, Transition, label_order
-from listener.alerts.wording import duration_words, fmt_rate, local_time, percent
+from listener.alerts.wording import duration_words, fmt_rate, local_time
 from listener.config import Config
 from listener.store import iso, parse_iso
+from sources.text import is_web_url
 
 STATE_WORD = {"firing": "FIRING", "update": "UPDATE", "repeat": "FIRING", "resolved": "RESOLVED"}
 SEVERITY_ORDER = ("info", "warning", "critical")
@@ -43,6 +44,12 @@ def describe(labels: Mapping[str, str], kind: str = "") -> str:
     if set(labels) == {"topic"}:
         return f"({labels['topic']})"
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items(), key=label_order))
+
+
+def _link(example: dict) -> str | None:
+    """An example's URL when it may be a link (http or https: never `javascript:`, whatever is stored)."""
+    url = example.get("url")
+    return url if is_web_url(url) else None
 
 
 def escape(text: str) -> str:
@@ -107,7 +114,7 @@ def incident_message(config: Config, notice: Notice, specs: Mapping[str, RuleSpe
                "hashtags": list(incident.hashtags), "rules": list(incident.rules), "severity": severity,
                "summary": lead.get("summary"), "labels": lead.get("labels"),
                "details": json.loads(json.dumps(lead.get("details") or {}, default=str)),
-               "links": [e["url"] for e in examples if e.get("url")]}
+               "links": [_link(e) for e in examples if _link(e)]}
     return Message(subject, text, body, payload)
 
 
@@ -147,7 +154,7 @@ def instance_message(config: Config, spec: RuleSpec, kind: AlertKind | None, t: 
     text, body = _bodies(lines, "Examples:", examples, [(spec.name, explained)])
     payload = {"rule": spec.name, "state": t.state, "labels": t.labels, "severity": spec.severity,
                "summary": t.summary, "details": json.loads(json.dumps(t.details, default=str)),
-               "links": [e["url"] for e in examples if e.get("url")]}
+               "links": [_link(e) for e in examples if _link(e)]}
     return Message(subject, text, body, payload)
 
 
@@ -164,8 +171,9 @@ def _bodies(lines: list[str], heading: str, examples: list[dict], numbers: list[
                                          f"{e.get('sentiment') or 'unscored'}"] if x)
             body = " ".join((e.get("text") or e.get("title") or "").split())[:280]
             text.append(f"{i}. {body}")
-            text.append(f"   ({meta}) {e.get('url') or ''}".rstrip())
-            link = f' <a href="{escape(e["url"])}">{escape(e["url"])}</a>' if e.get("url") else ""
+            url = _link(e)
+            text.append(f"   ({meta}) {url or ''}".rstrip())
+            link = f' <a href="{escape(url)}">{escape(url)}</a>' if url else ""
             items.append(f"<li>{escape(body)}<br><small>{escape(meta)}</small>{link}</li>")
         html_parts += [f"<h3>{escape(heading)}</h3>", "<ol>" + "".join(items) + "</ol>"]
     shown = [(name, explained) for name, explained in numbers if explained]
