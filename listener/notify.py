@@ -2,9 +2,13 @@
 
 A notification is written to the `outbox` table in the same transaction as the state change that
 caused it (alerts render theirs in `listener.alerts.messages`, the digest in `listener.digest`).
-`deliver` sends what is due, with retries and exponential backoff (30 s doubling up to
-5 minutes, for as long as it takes: an SMTP outage loses nothing). Each message carries a fixed
-Message-ID, so a message re-sent after a crash is the same message.
+`deliver` sends what is due. Every row and every channel fails on its own: a webhook with a
+malformed URL does not keep the email rows from going out. A failure worth retrying (a server
+down, a timeout, a 5xx or 429 answer) is retried with exponential backoff (`[notify]
+retry_first` doubling up to `retry_max`, 30 s and 5 minutes by default, for as long as it takes:
+an SMTP outage loses nothing); one that no retry can fix (a 4xx answer, a URL that is not one)
+is given up and kept with its error. Each message carries a fixed Message-ID, so a message
+re-sent after a crash is the same message.
 """
 
 from __future__ import annotations
@@ -17,16 +21,44 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from listener.config import Config, EmailConfig, resolve_secret
-from listener.errors import ListenerError
+from dataclasses import dataclass, field
+
+from listener.config import Config, EmailConfig, NotifyConfig, resolve_secret
+from listener.errors import ListenerError, error_text
 from listener.store import Store
 
-RETRY_FIRST = timedelta(seconds=30)
-RETRY_MAX = timedelta(minutes=5)
+RETRYABLE_STATUS = frozenset({408, 425, 429})  # 4xx answers that mean "not now" rather than "never"
 
 
 class DeliveryError(ListenerError):
-    """A notification could not be delivered now; it stays queued and is retried."""
+    """A notification could not be delivered. `retry`: whether trying again later can help (it
+    stays queued) or not (it is given up, with this error)."""
+
+    def __init__(self, message: str, retry: bool = True):
+        self.retry = retry
+        super().__init__(error_text(message))
+
+
+@dataclass
+class DeliveryReport:
+    """What one `deliver` did: counts, and the errors by channel (for the daemon's log line)."""
+
+    sent: int = 0
+    failed: int = 0  # queued again for a retry
+    given_up: int = 0
+    errors: dict[str, str] = field(default_factory=dict)  # channel -> last error
+
+    def __iter__(self):  # sent, failed = deliver(...)
+        return iter((self.sent, self.failed + self.given_up))
+
+    def summary(self) -> str:
+        parts = [f"{self.sent} sent"]
+        if self.failed:
+            parts.append(f"{self.failed} failed (queued for retry)")
+        if self.given_up:
+            parts.append(f"{self.given_up} given up")
+        reasons = "; ".join(f"{channel}: {error}" for channel, error in self.errors.items())
+        return ", ".join(parts) + (f": {reasons}" if reasons else "")
 
 
 # ---------------------------------------------------------------- delivery
@@ -92,61 +124,100 @@ def post_webhook(config: Config, row: dict) -> None:
         raise DeliveryError(f"webhook {name!r} is no longer in the config") from None
     url = resolve_secret(f"webhooks.{name}.url_env", hook.url_env)
     try:
-        response = httpx.post(url, json=row["payload"], timeout=hook.timeout.total_seconds(),
-                              headers={"User-Agent": "listener", "Idempotency-Key": row["message_id"]})
+        request = httpx.Request("POST", url, json=row["payload"],
+                                headers={"User-Agent": "listener", "Idempotency-Key": row["message_id"]})
+        if request.url.scheme not in ("http", "https") or not request.url.host:
+            raise httpx.UnsupportedProtocol("not an http(s) URL with a host")
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError) as exc:
+        raise DeliveryError(f"webhook {name}: ${hook.url_env} is not a usable URL ({_one_line(exc)}): "
+                            "fix it; this message is given up", retry=False) from None
+    try:
+        with httpx.Client(timeout=hook.timeout.total_seconds()) as client:
+            response = client.send(request)
     except httpx.HTTPError as exc:
         raise DeliveryError(f"webhook {name}: {type(exc).__name__}: {_one_line(exc)}") from exc
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"webhook {name}: HTTP {response.status_code}")
+    status = response.status_code
+    if not 200 <= status < 300:
+        retry = status >= 500 or status in RETRYABLE_STATUS or status < 400
+        raise DeliveryError(f"webhook {name}: HTTP {status} {response.reason_phrase}"
+                            + ("" if retry else " (the server refuses it: not retried)"), retry=retry)
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, 4 min, then every 5 minutes."""
-    return min(RETRY_FIRST * (2 ** max(attempts, 0)), RETRY_MAX)
+def retry_delay(attempts: int, notify: NotifyConfig | None = None) -> timedelta:
+    """`retry_first` (30 s), doubled per earlier attempt, at most `retry_max` (5 min)."""
+    notify = notify or NotifyConfig()
+    return min(notify.retry_first * (2 ** min(max(attempts, 0), 30)), notify.retry_max)
 
 
-def deliver(config: Config, store: Store, now: datetime) -> tuple[int, int]:
-    """Send every due notification; returns (sent, failed). Failures stay queued with a retry time."""
+def deliver(config: Config, store: Store, now: datetime) -> DeliveryReport:
+    """Send every due notification. Each row fails on its own: retried later when that can help,
+    else given up with its error; the email rows go out whatever the webhooks do."""
+    report = DeliveryReport()
     due = store.due_notifications(now)
-    if not due:
-        return 0, 0
-    sent = failed = 0
-    for r in (r for r in due if r["channel"].startswith("webhook:")):
-        try:
-            post_webhook(config, r)
-        except ListenerError as exc:  # DeliveryError, or the URL's variable is not set
-            failed += 1
-            store.mark_failed(r["id"], str(exc), now + retry_delay(r["attempts"]))
+
+    def failed(row: dict, exc: BaseException) -> None:
+        retry = getattr(exc, "retry", True)
+        message = error_text(exc)
+        report.errors[row["channel"]] = message
+        if retry:
+            report.failed += 1
+            store.mark_failed(row["id"], message, now + retry_delay(row["attempts"], config.notify))
         else:
-            sent += 1
+            report.given_up += 1
+            store.mark_given_up(row["id"], message, now)
+
+    for r in (r for r in due if r["channel"] != "email"):
+        try:
+            if not r["channel"].startswith("webhook:"):
+                raise DeliveryError(f"unknown channel {r['channel']!r}", retry=False)
+            post_webhook(config, r)
+        except Exception as exc:  # noqa: BLE001 - one row's failure never blocks another
+            failed(r, exc)
+        else:
+            report.sent += 1
             store.mark_sent(r["id"], now)
     email_rows = [r for r in due if r["channel"] == "email"]
     if email_rows:
-        if config.email is None:
-            for r in email_rows:
-                store.mark_failed(r["id"], "no [email] section in the config", now + RETRY_MAX)
-            return sent, failed + len(email_rows)
-        try:
-            conn = smtp_connect(config.email)
-        except (DeliveryError, ListenerError) as exc:
-            for r in email_rows:
-                store.mark_failed(r["id"], str(exc), now + retry_delay(r["attempts"]))
-            return sent, failed + len(email_rows)
-        try:
-            for r in email_rows:
-                try:
-                    conn.send_message(build_email(config.email, r))
-                except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-                    failed += 1
-                    store.mark_failed(r["id"], f"SMTP: {_one_line(exc)}", now + retry_delay(r["attempts"]))
-                    if isinstance(exc, (smtplib.SMTPServerDisconnected, OSError)):
-                        break
-                    continue
-                store.mark_sent(r["id"], now)
-                sent += 1
-        finally:
+        _deliver_email(config, store, email_rows, now, report, failed)
+    return report
+
+
+def _deliver_email(config: Config, store: Store, rows: list[dict], now: datetime, report: DeliveryReport,
+                   failed) -> None:
+    if config.email is None:
+        for r in rows:
+            failed(r, DeliveryError("no [email] section in the config"))
+        return
+    try:
+        conn = smtp_connect(config.email)
+    except Exception as exc:  # noqa: BLE001 - DeliveryError, a login variable not set, ...
+        for r in rows:
+            failed(r, exc)
+        return
+    try:
+        for i, r in enumerate(rows):
             try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
-    return sent, failed
+                message = build_email(config.email, r)
+            except Exception as exc:  # noqa: BLE001 - a row that cannot become a mail is given up alone
+                failed(r, DeliveryError(f"cannot build the mail: {type(exc).__name__}: {_one_line(exc)}", retry=False))
+                continue
+            try:
+                conn.send_message(message)
+            except smtplib.SMTPRecipientsRefused as exc:
+                failed(r, DeliveryError(f"SMTP: every recipient refused: {_one_line(exc)}", retry=False))
+                continue
+            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+                permanent = isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+                failed(r, DeliveryError(f"SMTP: {_one_line(exc)}", retry=not permanent))
+                if isinstance(exc, (smtplib.SMTPServerDisconnected, OSError)):
+                    for rest in rows[i + 1:]:  # the connection is gone: the rest waits for the retry
+                        failed(rest, DeliveryError(f"SMTP: {_one_line(exc)}"))
+                    break
+                continue
+            store.mark_sent(r["id"], now)
+            report.sent += 1
+    finally:
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass

@@ -453,6 +453,18 @@ def m004_expected_negatives_incidents(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m005_outbox_given_up(db: sqlite_utils.Database) -> None:
+    """A notification that cannot ever be delivered (a webhook answering 404) is given up, not retried."""
+    db.executescript(
+        """
+        ALTER TABLE outbox ADD COLUMN given_up_at TEXT;
+        DROP INDEX outbox_pending;
+        CREATE INDEX outbox_pending ON outbox(next_attempt_at) WHERE sent_at IS NULL AND given_up_at IS NULL;
+        """
+    )
+
+
 # ---------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class MentionRow:
@@ -1054,7 +1066,8 @@ class Store:
 
     def due_notifications(self, now: datetime, limit: int = 100) -> list[dict]:
         cur = self.conn.execute(
-            "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?", (iso(now), limit))
+            """SELECT * FROM outbox WHERE sent_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= ?
+               ORDER BY id LIMIT ?""", (iso(now), limit))
         names = [c[0] for c in cur.description]
         rows = [dict(zip(names, r)) for r in cur]
         for r in rows:
@@ -1072,9 +1085,31 @@ class Store:
             self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
                               (error, iso(next_attempt_at), outbox_id))
 
+    def mark_given_up(self, outbox_id: int, error: str, now: datetime) -> None:
+        """A notification no retry can deliver: kept with its error, never attempted again."""
+        with self.transaction():
+            self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, given_up_at = ? WHERE id = ?",
+                              (error, iso(now), outbox_id))
+
     def outbox_counts(self) -> dict[str, int]:
-        r = self.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
-        return {"queued": r[0], "sent": r[1]}
+        r = self.conn.execute(
+            """SELECT coalesce(sum(sent_at IS NULL AND given_up_at IS NULL), 0), count(sent_at),
+                      count(given_up_at) FROM outbox""").fetchone()
+        return {"queued": r[0], "sent": r[1], "given_up": r[2]}
+
+    def outbox_problems(self) -> list[dict]:
+        """Why notifications are not going out, per channel: the queued ones that failed (how many,
+        since when, the last error, the next attempt) and the given-up ones."""
+        cur = self.conn.execute(
+            """SELECT channel, given_up_at IS NOT NULL AS given_up, count(*) AS count, min(created_at) AS oldest,
+                      min(next_attempt_at) AS next_attempt_at,
+                      (SELECT o2.last_error FROM outbox o2 WHERE o2.channel = o.channel AND o2.sent_at IS NULL
+                         AND (o2.given_up_at IS NOT NULL) = (o.given_up_at IS NOT NULL) AND o2.last_error IS NOT NULL
+                       ORDER BY o2.id DESC LIMIT 1) AS last_error
+               FROM outbox o WHERE sent_at IS NULL AND (last_error IS NOT NULL OR given_up_at IS NOT NULL)
+               GROUP BY channel, given_up ORDER BY given_up, channel""")
+        names = [c[0] for c in cur.description]
+        return [{**dict(zip(names, r)), "given_up": bool(r[1])} for r in cur]
 
 
     # ------------------------------------------------------------ retention and jobs
@@ -1095,7 +1130,7 @@ class Store:
             "fetches": self._delete_batched("fetches", "started_at < ?", cutoff, batch),
             "alert_events": self._delete_batched("alert_events", "at < ?", cutoff, batch),
             "incidents": self._delete_batched("incidents", "state = 'closed' AND closed_at < ?", cutoff, batch),
-            "outbox": self._delete_batched("outbox", "sent_at IS NOT NULL AND sent_at < ?", cutoff, batch),
+            "outbox": self._delete_batched("outbox", "coalesce(sent_at, given_up_at) < ?", cutoff, batch),
         }
 
     def _delete_batched(self, table: str, where: str, params: tuple, batch: int,
@@ -1163,6 +1198,43 @@ class _Transaction:
 
 
 # ---------------------------------------------------------------- read-only SQL
+READONLY_CACHE_KB = 16_384  # page cache of a read-only query
+READONLY_MAX_VALUE = 10_000_000  # bytes: the longest string or blob a read-only query may make
+# PRAGMAs that only describe the schema: the ones read-only SQL may use (without setting anything).
+READONLY_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+    "collation_list", "function_list", "pragma_list", "compile_options", "user_version", "schema_version",
+    "data_version", "page_count", "page_size", "freelist_count", "encoding",
+})
+_DENIED = {
+    sqlite3.SQLITE_ATTACH: "ATTACH", sqlite3.SQLITE_DETACH: "DETACH",
+    **{getattr(sqlite3, f"SQLITE_{a}"): a.replace("_", " ") for a in (
+        "INSERT", "UPDATE", "DELETE", "CREATE_TABLE", "CREATE_INDEX", "CREATE_VIEW", "CREATE_TRIGGER",
+        "CREATE_TEMP_TABLE", "CREATE_TEMP_INDEX", "CREATE_TEMP_VIEW", "CREATE_TEMP_TRIGGER", "DROP_TABLE",
+        "DROP_INDEX", "DROP_VIEW", "DROP_TRIGGER", "DROP_TEMP_TABLE", "DROP_TEMP_INDEX", "DROP_TEMP_VIEW",
+        "DROP_TEMP_TRIGGER", "ALTER_TABLE", "REINDEX", "ANALYZE", "CREATE_VTABLE", "DROP_VTABLE")},
+}
+
+
+def _readonly_authorizer(denied: list[str], action: int, arg1, arg2, db_name, trigger) -> int:
+    """SQLite's authorizer for user SQL: reads of the main database only. ATTACH (which creates
+    files, also as `file:...?mode=rwc` and inside VACUUM INTO), writes, and PRAGMAs that set
+    something are refused before they run."""
+    name = _DENIED.get(action)
+    if name is None and action == sqlite3.SQLITE_PRAGMA:
+        pragma = (arg1 or "").lower()
+        if pragma not in READONLY_PRAGMAS or (arg2 is not None and pragma not in (
+                "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list")):
+            name = f"PRAGMA {pragma}"
+    if name is None and action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in ("load_extension", "readfile",
+                                                                                        "writefile", "edit"):
+        name = f"the function {arg2}"
+    if name is None:
+        return sqlite3.SQLITE_OK
+    denied.append(name)
+    return sqlite3.SQLITE_DENY
+
+
 def check_select(sql: str, params: Sequence[str] = ()) -> str | None:
     """Why `sql` would fail on the mention database (compiled against the real schema), or None."""
     conn = sqlite3.connect(":memory:")
@@ -1195,19 +1267,29 @@ def run_readonly(path: str | Path, sql: str, params: dict[str, Any] | Sequence[A
     conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute("PRAGMA query_only = 1")
+        conn.execute(f"PRAGMA cache_size = -{READONLY_CACHE_KB}")
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, READONLY_MAX_VALUE)  # no gigabyte strings or blobs
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        denied: list[str] = []
+        conn.set_authorizer(lambda *args: _readonly_authorizer(denied, *args))
         deadline = time.monotonic() + time_limit
         conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
         try:
             cur = conn.execute(sql, params or ())
             columns = [c[0] for c in cur.description] if cur.description else []
             rows = cur.fetchmany(max_rows) if max_rows else cur.fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            if denied:
+                raise StoreError(f"{denied[0]} is not allowed: the database is read-only here (SELECT queries on "
+                                 "the mention database only: no writes, no ATTACH, no PRAGMA that sets anything)") from exc
+            if "too big" in str(exc):
+                raise StoreError(f"SQL error: {exc} (a value may be at most {READONLY_MAX_VALUE:,} bytes here)") from exc
+            if not isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(f"SQL error: {exc}") from exc
             if "interrupted" in str(exc):
                 raise StoreError(f"query stopped after the {time_limit:g}s time limit") from exc
             if "readonly" in str(exc) or "read-only" in str(exc) or "attempt to write" in str(exc):
                 raise StoreError("the database is opened read-only here: only SELECT queries are allowed") from exc
-            raise StoreError(f"SQL error: {exc}") from exc
-        except sqlite3.ProgrammingError as exc:
             raise StoreError(f"SQL error: {exc}") from exc
         return QueryResult(columns, rows)
     finally:

@@ -58,14 +58,15 @@ def test_init_writes_a_working_config_and_database(runner, tmp_path):
     assert check.exit_code == 0 and ": OK (" in check.output
 
 
-def test_check_config_reports_every_problem_on_one_line(runner, tmp_path):
+def test_check_config_reports_every_problem_on_its_own_line(runner, tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text('[[sources]]\nname = "a"\nkind = "rss"\nurl = "x"\nevery = "10 min"\n[[topics]]\nname = "t"\nquery = "(a"\n')
     result = runner.invoke(cli, ["--config", str(cfg), "check-config"])
     assert result.exit_code == 1
-    line = result.output.strip()
-    assert "\n" not in line
-    assert 'sources[0].every: "10 min" is not a duration' in line and "sources[0].url" in line and "topics[0].query" in line
+    lines = result.output.splitlines()
+    assert lines[0] == f"Error: {cfg}: 3 problems:"
+    assert sorted(line.split(":")[0] for line in lines[1:]) == ["  sources[0].every", "  sources[0].url", "  topics[0].query"]
+    assert '  sources[0].every: "10 min" is not a duration like 30s, 10m, 1h, 7d' in lines
 
 
 def test_missing_config_is_a_clear_error(runner, tmp_path):

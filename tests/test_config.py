@@ -329,7 +329,7 @@ def alert(body: str) -> str:
     "text, expected",
     [
         # unknown keys, everywhere
-        ("[databse]\n", "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)"),
+        ("[databse]\n", "databse: unknown section (known sections: database, model, fetch, topics, sources, email, notify, digest, alerts, webhooks)"),
         ("[database]\npaht = 'x'\n", "database.paht: unknown key (known: path, keep)"),
         ("[model]\nbatch = 1\n", "model.batch: unknown key (known: name, batch_size, max_length, cache_dir, threads)"),
         ("[fetch]\nretries = 1\n", "fetch.retries: unknown key (known: timeout, max_bytes, per_host, concurrency, user_agent)"),
@@ -339,7 +339,7 @@ def alert(body: str) -> str:
         (FAKE + "endpont = 'x'\n", "sources[0].endpont: unknown key (known: endpoint, token_env, limit, threshold, include_replies, tags, lookback, name, kind, every, topics, enabled, backfill)"),
         # section shapes
         ("database = 5\n", "database: expected a table ([database]), got integer 5"),
-        ("debug = true\n", "debug: unknown key (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)"),
+        ("debug = true\n", "debug: unknown key (known sections: database, model, fetch, topics, sources, email, notify, digest, alerts, webhooks)"),
         ("[topics]\nname = 'acme'\n", "topics: expected an array of tables ([[topics]]), got a table ([topics])"),
         # types and values
         ("[database]\nkeep = 90\n", 'database.keep: expected a duration string like "15m", got integer 90'),
@@ -479,7 +479,7 @@ def test_all_problems_are_reported_together(tmp_path, fake_kind):
     error = info.value
     assert error.file == str(path)
     assert error.problems == [
-        "databse: unknown section (known sections: database, model, fetch, topics, sources, email, digest, alerts, webhooks)",
+        "databse: unknown section (known sections: database, model, fetch, topics, sources, email, notify, digest, alerts, webhooks)",
         "topics[0].query: 'OR' needs a term after it at position 5",
         'sources[0].every: "10 min" is not a duration like 30s, 10m, 1h, 7d',
         "sources[1].kind: unknown kind 'tweeter' (known: bluesky, fake, hackernews, lemmy, mastodon, reddit, rss)",
@@ -604,7 +604,7 @@ def test_dump_is_toml_with_every_section_and_reloads_equal(tmp_path, fake_kind, 
     )
     dump = dump_config(config)
     data = tomllib.loads(dump)
-    assert set(data) == {"database", "model", "fetch", "topics", "sources", "email", "digest", "alerts"}
+    assert set(data) == {"database", "model", "fetch", "topics", "sources", "email", "notify", "digest", "alerts"}
     assert data["fetch"]["timeout"] == "20s" and data["digest"]["at"] == "08:00"
     assert data["email"]["port"] == 25 and data["alerts"][0]["for"] == "0s"
     assert "ratio" not in data["alerts"][0]

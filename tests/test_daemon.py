@@ -57,10 +57,10 @@ def test_an_hour_of_smtp_outage_loses_nothing_and_sends_each_message_once(tmp_pa
         smtp_server.start()
         delivered = 0
         while t < now + timedelta(hours=1, minutes=6):
-            delivered += job_deliver(config, store, t)[0]
+            delivered += job_deliver(config, store, t).sent
             t += timedelta(seconds=15)
         assert delivered == 3
-        assert job_deliver(config, store, t + timedelta(hours=1)) == (0, 0)
+        assert tuple(job_deliver(config, store, t + timedelta(hours=1))) == (0, 0)
     assert sorted(str(m["Message-ID"]) for m in smtp_server.messages) == ["<m0@test>", "<m1@test>", "<m2@test>"]
     assert [str(m["Subject"]) for m in smtp_server.messages][0] == "[listener] FIRING test 0"
 
@@ -69,7 +69,7 @@ def test_email_has_text_and_html_parts(tmp_path, smtp_server, now):
     config = email_config(tmp_path, smtp_server.port)
     with Store(config.database.path) as store:
         queue(store, 1, now)
-        assert job_deliver(config, store, now) == (1, 0)
+        assert tuple(job_deliver(config, store, now)) == (1, 0)
     msg = smtp_server.messages[0]
     types = [p.get_content_type() for p in msg.walk()]
     assert "text/plain" in types and "text/html" in types

@@ -68,12 +68,12 @@ timeout = "2s"
             with store.transaction():
                 store.enqueue(message_id="<tls@test>", channel="email", kind="alert", recipients=["pr@example.org"],
                               subject="[listener] FIRING tls", body_text="body", body_html=None, payload=None, now=now)
-            assert deliver(config, store, now) == (1, 0), store.conn.execute("SELECT last_error FROM outbox").fetchall()
+            assert tuple(deliver(config, store, now)) == (1, 0), store.conn.execute("SELECT last_error FROM outbox").fetchall()
             monkeypatch.setenv("SMTP_PASSWORD", "wrong")
             with store.transaction():
                 store.enqueue(message_id="<tls2@test>", channel="email", kind="alert", recipients=["pr@example.org"],
                               subject="[listener] FIRING tls 2", body_text="body", body_html=None, payload=None, now=now)
-            assert deliver(config, store, now) == (0, 1)  # a refused login stays queued, with the reason
+            assert tuple(deliver(config, store, now)) == (0, 1)  # a refused login stays queued, with the reason
             error = store.conn.execute("SELECT last_error FROM outbox WHERE message_id = '<tls2@test>'").fetchone()[0]
             assert error.startswith(f"SMTP server 127.0.0.1:{port} refused the login of $SMTP_USER: (535"), error
             assert "s3cret" not in error and "wrong" not in error

@@ -41,13 +41,13 @@ channels = ["slack"]
         store.save_scores([(ids[0], Sentiment.from_probs(0.8, 0.1, 0.1))], "test", now)
         assert [t.state for t in evaluate(config, store, now + timedelta(minutes=1))] == ["pending", "firing"]
         # the URL's variable is not set: recorded, kept
-        assert deliver(config, store, now + timedelta(minutes=1)) == (0, 1)
+        assert tuple(deliver(config, store, now + timedelta(minutes=1))) == (0, 1)
         error = store.conn.execute("SELECT last_error FROM outbox").fetchone()[0]
         assert "TEST_SLACK_URL" in error
         monkeypatch.setenv("TEST_SLACK_URL", http_server.url("/hook"))
-        assert deliver(config, store, now + timedelta(minutes=2)) == (0, 1)  # the server answers 500
-        assert deliver(config, store, now + timedelta(minutes=10)) == (1, 0)
-        assert deliver(config, store, now + timedelta(minutes=20)) == (0, 0)
+        assert tuple(deliver(config, store, now + timedelta(minutes=2))) == (0, 1)  # the server answers 500
+        assert tuple(deliver(config, store, now + timedelta(minutes=10))) == (1, 0)
+        assert tuple(deliver(config, store, now + timedelta(minutes=20))) == (0, 0)
     posted = http_server.requests_to("/hook")
     assert len(posted) == 2 and posted[0].headers["idempotency-key"] == posted[1].headers["idempotency-key"]
     body = json.loads(posted[-1].body)
