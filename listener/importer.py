@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from listener.config import Config, SourceConfig
+from listener.errors import ListenerError
 from listener.pipeline import score_pending, to_rows
-from listener.replay import read_jsonl
+from listener.jsonl import read_jsonl
 from listener.store import Store
 from sources import Mention
 
@@ -28,22 +29,36 @@ BATCH = 500  # lines per transaction
 @dataclass
 class ImportReport:
     lines: int = 0
+    bad: int = 0  # lines that could not be read (reported one by one, left out)
     new: int = 0
     duplicates: int = 0  # already stored: same source and id, or same URL (engagement refreshed)
     unmatched: int = 0  # matched no topic: not stored
     scored: int = 0
 
     def summary(self) -> str:
+        bad = f", {self.bad} bad (left out)" if self.bad else ""
         return (f"{self.lines} line{'s' if self.lines != 1 else ''} read: {self.new} new, "
-                f"{self.duplicates} already stored, {self.unmatched} matching no topic; {self.scored} scored")
+                f"{self.duplicates} already stored, {self.unmatched} matching no topic{bad}; {self.scored} scored")
 
 
 def import_jsonl(config: Config, store: Store, path: str | Path, model_factory: Callable[[], object] | None,
-                 now: datetime, *, on_batch: Callable[[ImportReport], None] | None = None) -> ImportReport:
-    """Import a JSON Lines file, BATCH lines per transaction; score what is new when a model is given."""
+                 now: datetime, *, on_batch: Callable[[ImportReport], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> ImportReport:
+    """Import a JSON Lines file, BATCH lines per transaction; score what is new when a model is given.
+
+    A bad line is passed to `on_error` ("FILE:LINE: what is wrong") and left out; without
+    `on_error` the first one stops the import (ListenerError)."""
     report = ImportReport()
     sources: dict[str, SourceConfig] = {}
-    lines = iter(read_jsonl(path))
+
+    def bad(message: str) -> None:
+        report.bad += 1
+        report.lines += 1
+        if on_error is None:
+            raise ListenerError(message)
+        on_error(message)
+
+    lines = iter(read_jsonl(path, on_error=bad))
     while chunk := list(islice(lines, BATCH)):
         report.lines += len(chunk)
         by_source: dict[str, list[Mention]] = {}

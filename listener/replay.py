@@ -1,11 +1,7 @@
 """Rule testing: replay a stream of mentions in accelerated time through scoring and the rules.
 
-Input is JSON Lines, one mention per line (the format `listener export --format jsonl` writes):
-
-    {"source": "mastodon", "id": "1", "published_at": "2026-11-20T10:00:00Z", "text": "..."}
-
-with optional `url`, `author`, `title`, `language`, `hashtags`, `likes`, `reposts`, `replies`
-(and `score`). Hashtags in the text count even when the field is absent. Mentions are matched
+Input is JSON Lines, one mention per line (the format `listener export --format jsonl` writes,
+read by `listener.jsonl`). Hashtags in the text count even when the field is absent. Mentions are matched
 to the config's topics and stored in a scratch database, scored with the configured model, and
 the rules are evaluated every `step` of simulated time, exactly as the daemon would. What comes
 out is every transition and every notification that would be sent, in order.
@@ -13,51 +9,17 @@ out is every transition and every notification that would be sent, in order.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from listener.alerts import NoticeRecord, Transition, evaluate_all
 from listener.config import Config, DatabaseConfig, SourceConfig
-from listener.errors import ListenerError
 from listener.pipeline import score_pending, to_rows
 from listener.store import Store
 from sources import Mention, SourceState
-from sources.text import parse_datetime
-
-REQUIRED = ("source", "id", "published_at", "text")
-
-
-def read_jsonl(path: str | Path) -> Iterator[Mention | tuple[str, Mention]]:
-    """(source, Mention) per line; a bad line is an error naming the file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise ListenerError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ListenerError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not isinstance(d, dict):
-                raise ListenerError(f"{path}:{n}: expected a JSON object")
-            missing = [k for k in REQUIRED if d.get(k) in (None, "")]
-            if missing:
-                raise ListenerError(f"{path}:{n}: missing {', '.join(missing)}")
-            published = parse_datetime(d["published_at"])
-            if published is None:
-                raise ListenerError(f"{path}:{n}: published_at {d['published_at']!r} is not an ISO-8601 time")
-            yield str(d["source"]), Mention(
-                source_id=str(d["id"]), text=str(d["text"]), url=d.get("url"), title=d.get("title"),
-                author=d.get("author"), published_at=published, language=d.get("language"),
-                hashtags=tuple(d.get("hashtags") or ()), likes=d.get("likes"), reposts=d.get("reposts"),
-                replies=d.get("replies"), score=d.get("score"))
-
 
 def replay(config: Config, items: Iterable[tuple[str, Mention]], model, *, step: timedelta = timedelta(minutes=1),
            tail: timedelta | None = None, on_event: Callable[[Transition | NoticeRecord], None] | None = None,

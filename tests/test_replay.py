@@ -74,7 +74,7 @@ def test_replay_input_errors_name_the_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source": "s", "id": "1", "published_at": "2026-11-02T10:00:00Z", "text": "ok"}\n{"source": "s", "id": "2"}\n')
     result = CliRunner().invoke(cli, ["alerts", "test", "--replay", str(bad), "--rules", str(rules)])
-    assert result.exit_code == 1 and "bad.jsonl:2: missing published_at, text" in result.output
+    assert result.exit_code == 1 and 'bad.jsonl:2: missing "published_at", "text"' in result.output
 
 
 def test_export_writes_the_replay_format_and_alerts_shows_state(tmp_path, bundled_model):
@@ -85,7 +85,7 @@ def test_export_writes_the_replay_format_and_alerts_shows_state(tmp_path, bundle
     # load the stream into a real database through the same path as fetched mentions
     from listener.config import load_config
     from listener.pipeline import score_pending, to_rows
-    from listener.replay import read_jsonl
+    from listener.jsonl import read_jsonl
     from listener.store import Store
     from sources import SourceState
 
