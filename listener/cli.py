@@ -33,6 +33,25 @@ class ListenerGroup(click.Group):
         except ListenerError as exc:
             raise click.ClickException(error_message(exc)) from None
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """As click's, but a usage error is one line (`Error: No such option: --x (see `listener
+        sources --help`)`), exit code 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else (prog_name or "listener")
+            click.echo(f"Error: {exc.format_message().rstrip('.')} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(0)
+
 
 def error_message(exc: ListenerError) -> str:
     if isinstance(exc, ConfigError) and len(exc.problems) > 1:
@@ -83,10 +102,13 @@ def model_factory(model_cfg):
     return make
 
 
-def fmt_time(dt: datetime | None, now: datetime | None = None) -> str:
-    if dt is None:
-        return "-"
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+def shown_time(dt: datetime | str | None, config, default: str = "-") -> str:
+    """A time for people: in the display zone (`[digest] timezone`), named (`Mon 23 Nov 14:05 CET`)."""
+    from listener.alerts.wording import local_time
+    from listener.store import parse_iso
+
+    at = parse_iso(dt) if isinstance(dt, str) else dt
+    return local_time(at, config.digest.tzinfo, with_day=True) if at is not None else default
 
 
 # ---------------------------------------------------------------- init / config
@@ -98,14 +120,18 @@ def init(ctx: click.Context, force: bool) -> None:
     from listener.config import load_config, starter_config
 
     path: Path = ctx.obj["config_path"]
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} already exists (use --force to overwrite it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter_config(), encoding="utf-8")
+    starter = starter_config()
+    unedited = path.is_file() and path.read_text(encoding="utf-8", errors="replace") == starter
+    if path.exists() and not force and not unedited:
+        raise click.ClickException(f"{path} already exists and is not the unedited starter config (use --force to "
+                                   f"overwrite it, or --config OTHER.toml to start another)")
+    if not unedited:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter, encoding="utf-8")
     config = load_config(path)
     with open_store(config):
         pass
-    click.echo(f"wrote {path} and created {config.database.path}")
+    click.echo(f"{'kept the starter' if unedited else 'wrote'} {path} and created {config.database.path}")
     click.echo("next: edit the topics and sources, then run `listener check-config` and `listener fetch`")
 
 
@@ -166,10 +192,36 @@ def fetch(ctx: click.Context, only: str | None, since: datetime | None, no_score
             report = run_cycle(config, store, None if no_score else model_factory(config.model),
                                only=only, since=since.replace(tzinfo=timezone.utc) if since else None,
                                on_outcome=on_outcome, on_scored=on_scored)
+        waiting = store.source_health() if not report.outcomes and only is None else {}
+    if not report.outcomes and only is None:
+        _explain_nothing_due(config, waiting, report)
+        return
     click.echo(report.summary())
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} source(s) failed: " +
                                    "; ".join(f"{o.source}: {o.error}" for o in report.failed))
+
+
+def _explain_nothing_due(config, health: dict, report) -> None:
+    """`listener fetch` with no source due: when each one is, why (backed off after failures), and
+    how to fetch one now. Exits 1 while a source is failing."""
+    enabled = [s for s in config.sources if s.enabled]
+    if not enabled:
+        raise click.ClickException(f"no enabled sources in {config.path or 'the config'}: add a [[sources]] table")
+    click.echo(f"no source was due; {report.scored} scored. Next checks:")
+    failing = []
+    for src in enabled:
+        h = health.get(src.name)
+        when = shown_time(h.next_check_at if h else None, config, "now")
+        if h and h.consecutive_errors:
+            failing.append(src.name)
+            click.echo(terminal.plain(f"  {src.name}: backed off until {when} after {h.consecutive_errors} failure"
+                                      f"{'s' if h.consecutive_errors != 1 else ''} in a row (last: {h.last_error})"))
+        else:
+            click.echo(f"  {src.name}: {when}")
+    click.echo("`listener fetch --source NAME` fetches one now, due or not.")
+    if failing:
+        raise SystemExit(1)
 
 
 # ---------------------------------------------------------------- scoring
@@ -197,18 +249,21 @@ def score(ctx: click.Context, texts: tuple[str, ...], as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- search / sql
-@cli.command()
-@click.argument("query")
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("query", nargs=-1, required=True)
 @click.option("--topic", help="Only mentions of this topic.")
 @click.option("--limit", default=50, show_default=True, help="At most this many mentions, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per mention.")
 @click.pass_context
-def search(ctx: click.Context, query: str, topic: str | None, limit: int, as_json: bool) -> None:
-    """Search stored mentions with the topic query syntax (words, "phrases", #tags, @handles, OR, NOT...)."""
+def search(ctx: click.Context, query: tuple[str, ...], topic: str | None, limit: int, as_json: bool) -> None:
+    """Search stored mentions with the topic query syntax (words, "phrases", #tags, @handles, OR, -exclusions).
+
+    The QUERY may start with an exclusion: listener search '-"we are hiring" acme'.
+    """
     from listener.query import parse, prepare
 
     config = load(ctx)
-    q = parse(query)
+    q = parse(" ".join(query))
 
     def accept(row: dict) -> bool:
         tags = (row.get("hashtag_list") or "").split()
@@ -221,12 +276,15 @@ def search(ctx: click.Context, query: str, topic: str | None, limit: int, as_jso
             r.pop("hashtag_list", None)
             click.echo(json.dumps(r, ensure_ascii=False))
         return
-    table = Table("published", "source", "sentiment", "author", "text", "url")
-    for r in rows:
-        table.add_row(r["published_at"], r["source"], r["sentiment"] or "-", r["author"] or "",
-                      (r["title"] + ": " if r["title"] else "") + r["text"][:200], r["url"] or "")
-    terminal.console().print(table)
-    click.echo(f"{len(rows)} mention{'s' if len(rows) != 1 else ''}", err=True)
+    out = terminal.console()
+    for r in rows:  # one block per mention: its link whole, on a line of its own
+        head = f"{shown_time(r['published_at'], config)}  {r['source']}  {r['sentiment'] or 'not scored'}"
+        out.print(terminal.styled(head + (f"  {r['author']}" if r["author"] else ""), "bold"))
+        text = (r["title"] + ": " if r["title"] and r["title"] not in r["text"] else "") + r["text"]
+        out.print("  " + (text if len(text) <= 280 else text[:279] + "…"))
+        if r["url"]:
+            out.print(terminal.styled("  " + r["url"], "cyan"), soft_wrap=True)
+    click.echo(f"{len(rows)} mention{'s' if len(rows) != 1 else ''} (times in {config.digest.timezone})", err=True)
 
 
 @cli.command()
@@ -266,6 +324,7 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
     if "now" not in bound and re.search(r":now\b", sql):
         bound["now"] = iso(datetime.now(timezone.utc))
     result = run_readonly(config.database.path, sql, bound, time_limit=time_limit)
+    result.rows[:] = [tuple(_tidy(v) for v in r) for r in result.rows]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -281,6 +340,15 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
         terminal.console(min_width=120).print(table)
 
 
+def _tidy(value):
+    """A value as people read it: -0.0 (SQLite's round(-0.001, 2)) is 0.0; blobs are shown by size."""
+    if isinstance(value, float) and value == 0:
+        return 0.0
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
 # ---------------------------------------------------------------- sources
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
@@ -290,29 +358,38 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     config = load(ctx)
     with open_store(config) as store:
         health = store.source_health(with_counts=True)
+    from listener.store import iso
+
     rows = []
     for src in config.sources:
         h = health.get(src.name)
         rows.append({
-            "name": src.name, "kind": src.kind, "enabled": src.enabled, "every": str(src.every),
-            "last_success": fmt_time(h.last_success_at) if h else "-",
-            "last_error": (h.last_error or "-") if h else "-",
-            "last_error_at": fmt_time(h.last_error_at) if h else "-",
+            "name": src.name, "kind": src.kind, "enabled": src.enabled, "every_seconds": int(src.every.total_seconds()),
+            "last_success_at": iso(h.last_success_at) if h else None,
+            "last_error": (h.last_error or None) if h else None,
+            "last_error_at": iso(h.last_error_at) if h else None,
             "consecutive_errors": h.consecutive_errors if h else 0,
-            "next_check": fmt_time(h.next_check_at) if h and h.next_check_at else "now",
+            "next_check_at": iso(h.next_check_at) if h else None,  # null: due now
             "mentions": h.mentions if h else 0,
         })
     if as_json:
         for r in rows:
-            click.echo(json.dumps(r))
+            click.echo(json.dumps(r, ensure_ascii=False))
         return
-    table = Table("source", "kind", "last success", "errors", "last error", "next check", "mentions")
+    table = Table("source", "kind", "last success", "errors", "next check", "mentions",
+                  title=f"sources (times in {config.digest.timezone})")
     for r in rows:
         errors = str(r["consecutive_errors"])
-        table.add_row(r["name"] + ("" if r["enabled"] else " (disabled)"), r["kind"], r["last_success"],
+        table.add_row(r["name"] + ("" if r["enabled"] else " (disabled)"), r["kind"],
+                      shown_time(r["last_success_at"], config, "never"),
                       terminal.styled(errors, "red") if r["consecutive_errors"] else errors,
-                      r["last_error"] if r["consecutive_errors"] else "-", r["next_check"], str(r["mentions"]))
-    terminal.console(min_width=120).print(table)
+                      shown_time(r["next_check_at"], config, "now"), str(r["mentions"]))
+    out = terminal.console()
+    out.print(table)
+    for r in rows:  # errors in full, on their own lines: they are what to act on
+        if r["consecutive_errors"]:
+            out.print(terminal.styled(f"{r['name']}: {r['consecutive_errors']} failed in a row, last at "
+                                      f"{shown_time(r['last_error_at'], config)}: {r['last_error']}", "red"))
 
 
 # ---------------------------------------------------------------- daemon and alerts
@@ -589,6 +666,27 @@ def demo(folder: Path, days: int) -> None:
     from listener.demo import run_demo
 
     run_demo(folder, model_factory(ModelConfig()), click.echo, days=days)
+
+
+def _config_here(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """`--config` given after the subcommand (`listener sources --config X`) counts as given before it."""
+    if value is not None:
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "config_path": value}
+        ctx.obj = root.obj
+
+
+def _take_config_everywhere(group: click.Group) -> None:
+    for command in group.commands.values():
+        if not any(p.name == "config_here" for p in command.params):
+            command.params.append(click.Option(["--config", "config_here"], type=click.Path(dir_okay=False, path_type=Path),
+                                               expose_value=False, callback=_config_here, is_eager=True,
+                                               help="The configuration file (as before the command)."))
+        if isinstance(command, click.Group):
+            _take_config_everywhere(command)
+
+
+_take_config_everywhere(cli)
 
 
 def main() -> None:  # pragma: no cover

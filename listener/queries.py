@@ -77,7 +77,7 @@ SENTIMENT_TREND = ReadyQuery(
     "sentiment-trend",
     "How does sentiment move? Per topic and UTC day, the 30 days up to :now: mentions, the split and net sentiment.",
     """\
-select topic, day, mentions, negative, neutral, positive, net_sentiment
+select topic, day, mentions, negative, neutral, positive, round(net_sentiment, 2) as net_sentiment
 from topic_daily
 where day > date(:now, '-30 days') and day <= date(:now)
 order by topic, day""")

@@ -52,8 +52,13 @@ def test_init_writes_a_working_config_and_database(runner, tmp_path):
     result = runner.invoke(cli, ["--config", str(cfg), "init"])
     assert result.exit_code == 0, result.output
     assert cfg.exists() and (tmp_path / "data" / "mentions.db").exists()
+    # the repository ships config.toml as the unedited starter: init keeps it and goes on
     again = runner.invoke(cli, ["--config", str(cfg), "init"])
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 0 and again.output.startswith(f"kept the starter {cfg} and created "), again.output
+    cfg.write_text(cfg.read_text() + "# my own edit\n")
+    edited = runner.invoke(cli, ["--config", str(cfg), "init"])
+    assert edited.exit_code == 1 and "already exists and is not the unedited starter config" in edited.output
+    assert cfg.read_text().endswith("# my own edit\n")
     check = runner.invoke(cli, ["--config", str(cfg), "check-config"])
     assert check.exit_code == 0 and ": OK (" in check.output
 
