@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/listener demo
+	@echo "listener is installed in .venv: run '. .venv/bin/activate' to have listener and sqlite-utils on your PATH"
 
 test: setup browser
 	$(BIN)/pytest -q
 
 # Headless Chromium for the digest's rendering test (Debian's package; the test skips without it).
+# As root it is installed system-wide with apt-get, and says so; otherwise nothing is installed.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ; } || echo "chromium not installed: the browser test will be skipped"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && echo "make test: installing Debian's chromium system-wide (apt-get, as root) for the browser test" && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ; } || echo "make test: chromium not installed (run as root to have it installed): the browser test will be skipped"
 
 clean:
 	rm -rf $(VENV)

@@ -727,6 +727,8 @@ def send_digest_if_due(config: Config, store: Store, now: datetime) -> bool:
     True when it queued one. Nothing when the digest is disabled or there is no [email]; never
     twice for the same day and recipients (the outbox has its message id), also after a restart.
     A run missed at `at` is made up later the same day; a day that has passed is not sent late.
+    A day on which nothing was collected (no fetch, no mention stored: listener was not installed
+    or not running) gets no digest, rather than an empty one.
     """
     d = config.digest
     if not d.enabled or config.email is None or not (d.to or config.email.to) or not _topics(config, None):
@@ -734,4 +736,7 @@ def send_digest_if_due(config: Config, store: Store, now: datetime) -> bool:
     local = now.astimezone(d.tzinfo)
     if local.time() < d.at:
         return False
-    return queue_digest(config, store, local.date() - timedelta(days=1), now)[1]
+    day = local.date() - timedelta(days=1)
+    if not store.collected_between(*day_bounds(day, d.tzinfo)):
+        return False  # listener was not running that day (a fresh install): nothing to report on
+    return queue_digest(config, store, day, now)[1]

@@ -1085,6 +1085,13 @@ class Store:
             self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
                               (error, iso(next_attempt_at), outbox_id))
 
+    def collected_between(self, start: datetime, end: datetime) -> bool:
+        """Whether listener collected anything in [start, end): a fetch attempt, or a mention stored."""
+        fetched = self.conn.execute("SELECT 1 FROM fetches WHERE started_at >= ? AND started_at < ? LIMIT 1",
+                                    (iso(start), iso(end))).fetchone()
+        return fetched is not None or self.conn.execute(
+            "SELECT 1 FROM mentions WHERE fetched_at >= ? AND fetched_at < ? LIMIT 1", (iso(start), iso(end))).fetchone() is not None
+
     def mark_given_up(self, outbox_id: int, error: str, now: datetime) -> None:
         """A notification no retry can deliver: kept with its error, never attempted again."""
         with self.transaction():

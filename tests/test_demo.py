@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from listener.demo import run_demo, split_posts
 from listener.simulate import generate
@@ -32,6 +33,27 @@ def test_demo_tells_the_whole_story(tmp_path, bundled_model):
     assert len(alert_mails) == 4, alert_mails  # source down and back, the incident opened and closed
     assert "recall" not in text.split("ALERT")[-1]
     assert (tmp_path / "demo" / "demo-config.toml").exists()
+    # the phases are labelled as they happen, times are in the config's zone, named
+    phases = [line for line in lines if line.startswith("-- ")]
+    assert len(phases) == 4 and all(any(name in p for p in phases) for name in (
+        "a loved product launch", "the Mastodon-style service goes down", "the #burgerlystories campaign starts",
+        "#burgerlystories is hijacked with horror stories: a backlash alert expected within minutes"))
+    assert text.index("is hijacked with horror stories") < text.index("ALERT FIRING   backlash")
+    assert all(p.split(": ")[0].endswith(" CET") for p in phases) and " UTC ALERT" not in text
+    # every email is saved as a file a mail client opens; the first alert mail is shown whole
+    import email
+    import email.policy
+
+    mails = sorted((tmp_path / "demo" / "mail").glob("*.eml"))
+    sent = [line for line in lines if " email to " in line]
+    assert len(mails) == len(sent) and all(f"(saved as {m.name})" in text for m in mails)
+    parsed = [email.message_from_bytes(m.read_bytes(), policy=email.policy.default) for m in mails]
+    assert all(p["Subject"] and p["Message-ID"] and p.get_body(preferencelist=("plain",)) for p in parsed)
+    firing = next(p for p in parsed if str(p["Subject"]).startswith("[listener] FIRING #"))
+    body = firing.get_body(preferencelist=("plain",)).get_content().strip().splitlines()
+    assert all(f"      | {line}" in lines for line in body)
+    hint = lines[-1]
+    assert hint.startswith("try: ") and Path(hint.split()[1]).name == "listener"
     # a digest mailed each simulated morning, and the hijack day's digest at the end
     assert "[listener] Daily digest " in text
     assert "the daily digest for Sat 21 Nov:" in text and "#burgerlystories" in text.split("the daily digest for")[-1]

@@ -387,6 +387,10 @@ def test_send_digest_if_due_queues_once_a_day(tmp_path):
     assert digests() == [message_id(DAY, config.digest.to, ["acme", "globex"])]
     # the next day: 00:30 local is before `at`; a late run (20:00 local) still sends that day's
     assert send_digest_if_due(config, store, datetime(2026, 11, 22, 23, 30, tzinfo=UTC)) is False
+    # nothing was collected on the 22nd (listener not running): no empty digest
+    assert send_digest_if_due(config, store, datetime(2026, 11, 23, 18, 0, tzinfo=UTC)) is False
+    noon = datetime(2026, 11, 22, 11, tzinfo=UTC)
+    store.save_fetch("feed", "rss", [], SourceState(), started_at=noon, now=noon, next_check_at=noon, items=0, requests=1)
     assert send_digest_if_due(config, store, datetime(2026, 11, 23, 19, 0, tzinfo=UTC)) is True
     assert send_digest_if_due(config, store, datetime(2026, 11, 23, 19, 1, tzinfo=UTC)) is False
     assert [m.split(".")[0] for m in digests()] == ["<digest-2026-11-21", "<digest-2026-11-22"]
