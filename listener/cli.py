@@ -446,13 +446,14 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
                                    "at": e["at"], "summary": e["summary"], "incident": e["incident_id"]},
                                   ensure_ascii=False))
         return
-    table = Table("rule", "kind", "topic", "state", "last evaluated", "status", title="alert rules")
+    table = Table("rule", "kind", "topic", "state", "last evaluated", "status",
+                  title=f"alert rules (times in {config.digest.timezone})")
     for name, kind, topic in rules:
         mine = [s for s in states if s["rule"] == name]
         state = ", ".join(f"{s['state']} {_labels_short(s['labels'])}" for s in mine) or "inactive"
         ev = evals.get(name, {})
         status = f"error: {ev['last_error']}" if ev.get("last_error") else (ev.get("status") or "")
-        table.add_row(name, kind, topic, state, ev.get("last_evaluated_at") or "never",
+        table.add_row(name, kind, topic, state, shown_time(ev.get("last_evaluated_at"), config, "never"),
                       status)
     console = terminal.console(min_width=120)
     console.print(table)
@@ -468,7 +469,7 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
         console.print(inc)
     history = Table("at", "rule", "labels", "state", "summary", title=f"alerts of the last {days} days")
     for e in events:
-        history.add_row(e["at"], e["rule"], _labels_short(e["labels"]), e["state"],
+        history.add_row(shown_time(e["at"], config), e["rule"], _labels_short(e["labels"]), e["state"],
                         e["summary"] or "")
     console.print(history)
     tz = config.digest.tzinfo
