@@ -441,7 +441,8 @@ class _Reader:
         self.problems: list[str] = []
 
     def problem(self, path: str, message: str) -> Any:
-        self.problems.append(f"{path}: {message}")
+        """Record a problem: one line whatever a value echoed in it holds (controls escaped)."""
+        self.problems.append(_one_line(f"{path}: {message}"))
         return INVALID
 
     def get(self, table: Mapping[str, Any], path: str, key: str, check: Check, default: Any) -> Any:
@@ -486,6 +487,16 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "table"
     return "date/time"
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """Text for a one-line message: control characters, line and paragraph separators escaped,
+    lone surrogates replaced."""
+    text = _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+    return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
 
 
 def _show(value: Any) -> str:
@@ -547,7 +558,10 @@ def _number(*, minimum: float | None = None, maximum: float | None = None, above
     def check(r: _Reader, path: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return r.problem(path, f"expected a number, {_got(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # a TOML integer beyond 1e308
+            return r.problem(path, f"{str(value)[:20]}... is too large a number")
         if not math.isfinite(value):
             return r.problem(path, f"expected a finite number, got {value}")
         if above is not None and value <= above:
@@ -611,7 +625,10 @@ def _path(r: _Reader, path: str, value: Any) -> Any:
         return r.problem(path, f"expected a path string, {_got(value)}")
     if not value.strip():
         return r.problem(path, "must not be empty")
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # ~name of a user that does not exist
+        return r.problem(path, f"{_show(value)}: no such user's home folder")
     return p if p.is_absolute() else r.base_dir.absolute() / p
 
 
@@ -668,7 +685,7 @@ def _timezone(r: _Reader, path: str, value: Any) -> Any:
         return r.problem(path, f"expected a time zone name, {_got(value)}")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, or too long a name
         return r.problem(path, f"unknown time zone {_show(value)} (use an IANA name like \"Europe/Amsterdam\")")
     return value
 

@@ -399,8 +399,9 @@ def render_text(digest: dict, width: int = 100) -> str:
 
 # ---------------------------------------------------------------- Markdown
 def _md(text: str) -> str:
-    """Escape what would break a Markdown table or turn into markup."""
-    out = text.replace("\\", "\\\\").replace("|", "\\|")
+    """Escape what would break a Markdown table or turn into markup; one line (a newline in an
+    author or a post must not start a line of its own)."""
+    out = " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
     for ch in "*_`[]<>#":
         out = out.replace(ch, "\\" + ch)
     return out

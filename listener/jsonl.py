@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from listener.errors import ListenerError
 from sources import Mention
-from sources.text import parse_datetime
+from sources.text import clean_text, parse_datetime
 
 REQUIRED = ("source", "id", "published_at", "text")
 TEXT_FIELDS = ("url", "author", "title", "language")
@@ -48,6 +48,9 @@ def parse_line(data: dict) -> tuple[str, Mention]:
     source, raw_id, text = data["source"], data["id"], data["text"]
     if not isinstance(source, str):
         raise LineError(f'"source" must be a string, not {_kind(source)}')
+    source = clean_text(source).strip()
+    if not source:
+        raise LineError('"source" must be a name, not only control characters or spaces')
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise LineError(f'"id" must be a string or a whole number, not {_kind(raw_id)}')
     if not isinstance(text, str):
@@ -79,7 +82,7 @@ def parse_line(data: dict) -> tuple[str, Mention]:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else ascii(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -125,7 +126,7 @@ def to_rows(source: SourceConfig, mentions: Iterable[Mention], topics: Sequence[
         if since is not None and m.published_at is not None and m.published_at < since:
             unmatched += 1
             continue
-        hashtags = tuple(dict.fromkeys([*(h.lower().lstrip("#") for h in m.hashtags if h.strip("#")),
+        hashtags = tuple(dict.fromkeys([*filter(None, map(_source_hashtag, m.hashtags)),
                                         *extract_hashtags(m.text), *extract_hashtags(m.title or "")]))
         doc = prepare(m.text, title=m.title, hashtags=hashtags, author=m.author)
         language = normalise_language(m.language)
@@ -146,6 +147,16 @@ def to_rows(source: SourceConfig, mentions: Iterable[Mention], topics: Sequence[
             author=m.author, title=m.title, language=language, language_detected=detected,
             likes=m.likes, reposts=m.reposts, replies=m.replies, score=m.score))
     return rows, unmatched
+
+
+_TAG_WORD = re.compile(r"\w+")
+
+
+def _source_hashtag(tag: str) -> str | None:
+    """A hashtag as a source gives it (`#Acme`, `acme`), as the text's are stored: its leading word,
+    lower case; None when it has none. A tag never holds a space or a line break."""
+    word = _TAG_WORD.match(tag.lstrip("#"))
+    return word[0].lower() if word else None
 
 
 def _fallback_id(m: Mention) -> str:

@@ -25,6 +25,8 @@ _HASHTAG = re.compile(r"(?<![\w&/])#(\w+)")
 _HANDLE = re.compile(r"(?<![\w@])@(\w+)")
 _NAME = re.compile(r"\w+")
 _KEYWORDS = ("AND", "OR", "NOT")
+# Groups and exclusions nest at most this deep: the parser and the matcher recurse once per level.
+MAX_NESTING = 50
 
 
 def normalise(text: str) -> str:
@@ -365,12 +367,22 @@ class _Parser:
 
     or := and ('OR' and)*;  and := unary (['AND'] unary)*;  unary := ('NOT' | '-') unary | primary;
     primary := word | "phrase" | #hashtag | @handle | '(' or ')'
+
+    A '(' or an exclusion inside MAX_NESTING others is an error, not a RecursionError.
     """
 
     def __init__(self, query: str, lexemes: list[_Lexeme]):
         self.query = query
         self.lexemes = lexemes
         self.index = 0
+        self.depth = 0  # groups and exclusions open around the current lexeme
+
+    def nest(self, lexeme: _Lexeme) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(
+                f"nested too deeply: at most {MAX_NESTING} levels of parentheses and exclusions", lexeme.position
+            )
 
     def peek(self) -> _Lexeme | None:
         return self.lexemes[self.index] if self.index < len(self.lexemes) else None
@@ -408,7 +420,10 @@ class _Parser:
         lexeme = self.peek()
         if lexeme is not None and lexeme.kind == "NOT":
             self.index += 1
-            return _Not(self.parse_unary(), lexeme.position)
+            self.nest(lexeme)
+            node = _Not(self.parse_unary(), lexeme.position)
+            self.depth -= 1
+            return node
         return self.parse_primary()
 
     def parse_primary(self) -> _Node:
@@ -426,8 +441,10 @@ class _Parser:
             raise self.error(f"'{lexeme.text}' needs a term before it", lexeme.position)
         self.index += 1
         if lexeme.kind == "(":
+            self.nest(lexeme)
             node = self.parse_or()
             self.index += 1  # the ')' is there: parentheses were checked before parsing
+            self.depth -= 1
             return node
         if lexeme.kind == "PHRASE":
             words = tuple(_WORD.findall(normalise(lexeme.text)))

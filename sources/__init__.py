@@ -64,12 +64,15 @@ class Mention:
     def __post_init__(self) -> None:
         # The one place text from outside is made valid (sources.text.clean_text): whatever a
         # source or an import line holds, what is stored encodes as UTF-8 and has no controls.
-        for name in ("source_id", "text", "url", "title", "author", "language"):
+        # The text keeps its lines; every other field is one line.
+        for name in ("text", "source_id", "url", "title", "author", "language"):
             value = getattr(self, name)
             if isinstance(value, str):
-                object.__setattr__(self, name, clean_text(value))
+                value = clean_text(value)
+                object.__setattr__(self, name, value if name in ("text", "source_id") else " ".join(value.split()))
         for name in ("hashtags", "topics"):
-            object.__setattr__(self, name, tuple(clean_text(v) if isinstance(v, str) else v for v in getattr(self, name)))
+            object.__setattr__(self, name, tuple(" ".join(clean_text(v).split()) if isinstance(v, str) else v
+                                                 for v in getattr(self, name)))
 
 
 @dataclass(frozen=True)

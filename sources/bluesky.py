@@ -487,7 +487,7 @@ def post_mention(post: Any) -> Mention | None:
     handle = _str(author.get("handle")).strip().lower()
     author_did = _str(author.get("did")).strip() or did
     profile = handle if handle and handle != "handle.invalid" else author_did
-    # quote() encodes strictly: a lone surrogate ("\\ud800" in the JSON) becomes U+FFFD first
+    # quote() encodes strictly: a lone surrogate ("\ud800" in the JSON) becomes U+FFFD first
     url = canonical_url(f"{WEB_APP}/profile/{quote(clean_text(profile), safe=':.')}/post/"
                         f"{quote(clean_text(rkey), safe='')}")
     extra: dict[str, Any] = {"did": author_did}

@@ -71,9 +71,10 @@ def _tags_problem(tags: tuple[str, ...]) -> str | None:
         if not tag.strip():
             return "tags: a tag is empty"
         if tag.startswith("#"):
-            return f"tags: write tags without '#' ('{tag.lstrip('#')}', not '{tag}')"
+            # repr: a tag is echoed on one line whatever it holds ('#a\nb' in the config)
+            return f"tags: write tags without '#' ({tag.lstrip('#')!r}, not {tag!r})"
         if _BAD_TAG.search(tag):
-            return f"tags: '{tag}' is not a hashtag (letters, digits and _ only)"
+            return f"tags: {tag!r} is not a hashtag (letters, digits and _ only)"
     return None
 
 

@@ -110,17 +110,25 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
     if _is_json(body, http_headers.get("content-type", "")):
         return _parse_json_feed(body, url)
     check_entities(body, http_headers)
+    original = body  # line numbers in errors are the document's own
+    if _convert_to_utf8 is not None:  # decoded as feedparser decodes it (also UTF-16/32), now UTF-8
+        body = _convert_to_utf8(http_headers, body, {})
+        media = http_headers.get("content-type", "application/xml").split(";")[0]
+        http_headers = {**http_headers, "content-type": f"{media}; charset=utf-8"}
     body = _valid_char_refs(body)
     # A stream, never bytes: feedparser.parse(bytes) opens the bytes as a file name if one exists.
     stream = io.BytesIO(body)
-    parsed = feedparser.parse(stream, response_headers=http_headers, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(stream, response_headers=http_headers, resolve_relative_uris=False)
+    except Exception as exc:  # noqa: BLE001 - whatever feedparser trips on is this feed's failure, one line
+        raise FetchError(f"not a feed: the feed parser failed on it ({type(exc).__name__})") from None
     if not parsed.entries:
         if not parsed.get("version"):
             if parsed.get("bozo"):
-                raise FetchError(f"not a feed: {_bozo_reason(parsed, body)}")
+                raise FetchError(f"not a feed: {_bozo_reason(parsed, original)}")
             raise FetchError("not a feed: no RSS, Atom or JSON Feed document found")
         if parsed.get("bozo") and not parsed.feed.get("title"):
-            raise FetchError(f"not a feed: {_bozo_reason(parsed, body)}")
+            raise FetchError(f"not a feed: {_bozo_reason(parsed, original)}")
     feed_language = _language_code(parsed.feed.get("language"))
     mentions = (_entry_or_none(entry, feed_language, url) for entry in parsed.entries)
     return [m for m in mentions if m is not None]
@@ -129,13 +137,14 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
 # A numeric character reference to a code point no text may hold: NUL and other controls XML
 # forbids, a UTF-16 surrogate, beyond U+10FFFF. feedparser's fallback parser raises on them
 # (UnicodeEncodeError for &#xD800;), which would cost the whole feed; they become U+FFFD.
-_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _CHAR_REF_BYTES = re.compile(_CHAR_REF.pattern.encode())
 
 
 def _valid_char_refs(body: bytes | str) -> bytes | str:
     def fix(m: re.Match):
-        code = int(m[1], 16) if m[1] else int(m[2])
+        digits = m[1] or m[2]
+        code = -1 if len(digits) > 8 else int(digits, 16) if m[1] else int(digits)  # -1: far beyond U+10FFFF
         ok = code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
         return m[0] if ok else type(m[0])("&#xFFFD;" if isinstance(m[0], str) else b"&#xFFFD;")
 

@@ -14,7 +14,7 @@ import re
 import time
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 __all__ = ["clean_text", "html_to_text", "canonical_url", "web_url", "is_web_url", "parse_datetime",
            "TRACKING_PARAMS"]
@@ -152,6 +152,9 @@ def canonical_url(url: str) -> str:
 
 
 WEB_SCHEMES = ("http", "https")
+_URL_UNSAFE = frozenset('<>"{}|\\^`')  # never raw in a URL (RFC 3986); they end an href or an autolink
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are by web_url; the rest is percent-encoded
+_PATH_SAFE = ":/@!$&'()*+,;=%~"  # ... and in the path and query, [ and ] are encoded too
 
 
 def web_url(url: object, base: str = "") -> str | None:
@@ -160,19 +163,24 @@ def web_url(url: object, base: str = "") -> str | None:
     or malformed URL, not a string), which must never become a link."""
     if not isinstance(url, str) or not url.strip():
         return None
-    raw = clean_text(url.strip())
+    raw = quote(clean_text(url.strip()), safe=_URL_SAFE)  # spaces, <, >, " and the like: percent-encoded
     if base:
         try:
             raw = urljoin(base, raw)
         except ValueError:
             return None
     candidate = canonical_url(raw)
-    return candidate if is_web_url(candidate) else None
+    if not is_web_url(candidate):
+        return None
+    parts = urlsplit(candidate)  # [ and ] belong to an IPv6 host only: encoded in the rest
+    return urlunsplit((parts.scheme, parts.netloc, quote(parts.path, safe=_PATH_SAFE),
+                       quote(parts.query, safe=_PATH_SAFE + "?"), ""))
 
 
 def is_web_url(url: object) -> bool:
-    """Whether `url` is an absolute http(s) URL with a host, safe to write as a link."""
-    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 for c in url):
+    """Whether `url` is an absolute http(s) URL with a host, safe to write as a link (in an href, a
+    Markdown <autolink>, a chat message): no spaces, controls or characters a URL must encode."""
+    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or c in _URL_UNSAFE for c in url):
         return False
     try:
         parts = urlsplit(url)

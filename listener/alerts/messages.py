@@ -29,10 +29,13 @@ NEW_HASHTAG_WITHIN = timedelta(days=1)  # "the hashtag was unknown until ..." wh
 
 @dataclass(frozen=True)
 class Message:
-    subject: str
+    subject: str  # one line, whatever a hashtag or a summary in it holds
     text: str
     html: str
     payload: dict  # the webhook JSON, less `text`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", " ".join(self.subject.split()))
 
 
 def describe(labels: Mapping[str, str], kind: str = "") -> str:
