@@ -85,6 +85,9 @@ class SimulatedServices:
                         self.reply(200, services.statuses(tags, query), "application/json")
                 elif url.path == "/api/v1/search_by_date":
                     self.reply(200, services.hn_hits(query), "application/json")
+                elif url.path == "/hn/item":  # where the demo's Hacker-News-style links lead
+                    page = services.hn_item(query.get("id", [""])[0])
+                    self.reply(200 if page else 404, page or b"no such item", "text/html; charset=utf-8")
                 else:
                     self.reply(404, b"not found", "text/plain")
 
@@ -171,6 +174,16 @@ class SimulatedServices:
         return json.dumps(body).encode()
 
 
+    def hn_item(self, object_id: str) -> bytes | None:
+        """A page for one Hacker-News-style comment (the links in the demo's mails lead here)."""
+        post = next((p for p in self.posts["hn"] if p.id.split("-")[1] == object_id), None)
+        if post is None:
+            return None
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{BRAND} discussion</title></head>"
+                f"<body><p><b>{html_escape(post.author)}</b> on {post.published_at:%Y-%m-%d %H:%M} UTC</p>"
+                f"<p>{html_escape(post.text)}</p><p><i>simulated by listener demo</i></p></body></html>").encode()
+
+
 def demo_config(folder: Path, url: str, smtp_port: int) -> str:
     return f"""# Written by `listener demo`: every source is a simulated service on 127.0.0.1.
 [database]
@@ -204,6 +217,7 @@ name = "hn"
 kind = "hackernews"
 query = "burgerly"
 base_url = "{url}"
+item_url = "{url}/hn/item?id={{}}"
 every = "10m"
 
 [email]

@@ -79,6 +79,10 @@ class HackerNewsSource:
         base_url: str = field(
             default="https://hn.algolia.com", metadata={"help": "Address of the HN Search API", "url": True}
         )
+        item_url: str = field(
+            default=ITEM_URL,
+            metadata={"help": "Where a story or comment is read, {} standing for its id (a mirror, or a test server)"},
+        )
 
         def __post_init__(self) -> None:
             if not self.query.strip():
@@ -87,6 +91,8 @@ class HackerNewsSource:
                 raise ValueError("stories and comments are both false: nothing would be fetched")
             if self.max_pages < 1:
                 raise ValueError(f"max_pages: must be at least 1, got {self.max_pages}")
+            if self.item_url.count("{}") != 1 or not self.item_url.startswith(("http://", "https://")):
+                raise ValueError("item_url: an http(s) URL with one {} where the item's id goes")
 
     def __init__(self, name: str, options: Options):
         self.name = name
@@ -194,7 +200,7 @@ class _Run:
                     stamps.append(stamp)
                 if object_id is None or object_id in skip:
                     continue
-                mention = hit_mention(hit)
+                mention = hit_mention(hit, self.source.options.item_url)
                 if mention is None:
                     continue
                 self.mentions.setdefault(object_id, mention)
@@ -258,7 +264,7 @@ def parse_hits(body: Any, base_url: str = "https://hn.algolia.com") -> list[Ment
     return [m for m in mentions if m is not None]
 
 
-def hit_mention(hit: dict[str, Any]) -> Mention | None:
+def hit_mention(hit: dict[str, Any], item_url: str = ITEM_URL) -> Mention | None:
     """One Algolia hit (story or comment, any schema since 2014) as a Mention; None without an id."""
     object_id = _object_id(hit)
     if object_id is None:
@@ -289,7 +295,7 @@ def hit_mention(hit: dict[str, Any]) -> Mention | None:
     return Mention(
         source_id=object_id,
         text=text,
-        url=ITEM_URL.format(object_id),
+        url=item_url.format(object_id),
         title=mention_title,
         author=_str(hit.get("author")),
         published_at=published or parse_datetime(hit.get("created_at")),

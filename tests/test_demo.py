@@ -18,6 +18,9 @@ def test_demo_tells_the_whole_story(tmp_path, bundled_model):
     # the three simulated services were read by the real rss, mastodon and hackernews sources
     sources = dict(run_readonly(db, "SELECT source, count(*) FROM mentions GROUP BY 1").rows)
     assert set(sources) == {"news", "mastodon", "hn"} and min(sources.values()) > 20
+    # its Hacker-News-style links lead to the simulated service, not to the real site
+    hn_urls = [u for (u,) in run_readonly(db, "SELECT url FROM mentions WHERE source = 'hn'").rows]
+    assert all(u.startswith("http://127.0.0.1:") and "/hn/item?id=" in u for u in hn_urls), hn_urls[:3]
     assert run_readonly(db, "SELECT count(*) - count(sentiment) FROM mentions").rows == [(0,)]
     # the outage, the hijack and the emails about them
     assert "ALERT FIRING   source-down {source=mastodon}" in text
