@@ -67,3 +67,62 @@ def test_html_digest_renders_with_its_charts_in_chromium(tmp_path):
     chart = image.crop((left, top, left + width, top + height)).getcolors(maxcolors=1 << 24)
     for sentiment, colour in COLORS.items():  # the stacked bars are drawn in the sentiment colours
         assert sum(n for n, c in chart if near(c, colour)) >= 20, f"no {sentiment} bars in the chart"
+
+
+# after load: every link's scheme, and whether any script of the data ran
+LINK_PROBE = """<script>
+window.addEventListener("load", function () {
+  var links = Array.prototype.map.call(document.querySelectorAll("[href]"), function (e) {
+    return e.getAttribute("href").split(":")[0].toLowerCase();
+  });
+  var sources = Array.prototype.map.call(document.querySelectorAll("[src]"), function (e) {
+    return e.getAttribute("src").slice(0, 15).toLowerCase();
+  });
+  document.body.setAttribute("data-schemes", links.join(" "));
+  document.body.setAttribute("data-sources", sources.join(" "));
+  document.body.setAttribute("data-pwned", String(window.pwned === true));
+});
+</script>"""
+HOSTILE = ['<img src=x onerror="window.pwned=true">', '"><script>window.pwned=true</script>',
+           "[x](javascript:window.pwned=true)", "\x1b[2J <b>bold</b>"]
+
+
+def test_hostile_posts_are_text_in_the_digest_and_alert_pages_in_chromium(tmp_path):
+    """Stored posts with HTML, scripts and javascript:/data: links: in the browser nothing runs
+    and every link is http(s)."""
+    from datetime import timedelta
+
+    from listener.alerts.messages import instance_message
+    from listener.alerts.machine import RuleSpec, Transition
+    from listener.store import MentionRow
+    from models import Sentiment
+    from sources import SourceState
+    from tests.test_digest import PROBS, SETUP
+
+    config = make_config(tmp_path)
+    at = SETUP - timedelta(hours=12)
+    day = at.astimezone(config.digest.tzinfo).date()
+    examples = []
+    with Store(config.database.path) as store:
+        for n, url in enumerate(["https://ok.example/fine", "javascript:window.pwned=true",
+                                 "data:text/html,<script>window.pwned=true</script>", "https://ok.example/a>b"]):
+            text = f"acme {HOSTILE[n]}"
+            row = MentionRow("feed", f"h{n}", text, at, SETUP, ("acme",), url=url, author=HOSTILE[(n + 1) % 4], likes=9 - n)
+            ids = store.save_fetch("feed", "rss", [row], SourceState(), started_at=SETUP, now=SETUP,
+                                   next_check_at=SETUP, items=1, requests=1).new_ids
+            store.save_scores([(ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", SETUP)
+            examples.append({"text": text, "author": HOSTILE[n], "url": url, "source": "feed", "sentiment": "negative"})
+        digest = build_digest(store, config, day)
+    spec = RuleSpec("r", "keyword", timedelta(0), timedelta(hours=1), None, True, ("email",), "warning", {}, "acme")
+    alert = instance_message(config, spec, None, Transition("r", {"topic": "acme"}, "firing", SETUP, 4.0, HOSTILE[1]),
+                             examples)
+    for name, page in (("digest", render_html(digest, data_uris(render_charts(digest)))), ("alert", alert.html)):
+        html_file = tmp_path / f"{name}.html"
+        html_file.write_text(f"<html><body>{page}{LINK_PROBE}</body></html>" if name == "alert"
+                             else page.replace("</body>", LINK_PROBE + "</body>"), encoding="utf-8")
+        dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", html_file.as_uri()).stdout
+        assert 'data-pwned="false"' in dom, (name, dom[-1500:])
+        schemes = set(dom.split('data-schemes="')[1].split('"')[0].split())
+        assert schemes and schemes <= {"https", "http"}, (name, schemes)
+        sources = set(dom.split('data-sources="')[1].split('"')[0].split())
+        assert sources <= {"data:image/png;"}, (name, sources)  # only our own inline charts
