@@ -90,6 +90,35 @@ def poisson_llr(n: float, expected: float) -> float:
     return n * math.log(n / expected) - (n - expected)
 
 
+def rate_change(times: Sequence[datetime], end: datetime, min_after: int, min_hours: float,
+                evidence: float) -> int:
+    """How many of the last `times` (sorted, up to `end`) make up the current regime of a Poisson
+    stream that began with the first of them: the events since the likeliest rise of its rate,
+    when that rise carries `evidence` nats over one steady rate since the first event (the newer
+    segment holding at least `min_after` events over at least `min_hours`); else all of them.
+    A friendly campaign at 4/h hijacked at 20/h splits where the hijack begins; a steady story
+    stays one regime, however its posts happen to cluster."""
+
+    def loglik(k: int, hours: float) -> float:
+        return k * math.log(k / hours) - k if k > 0 else 0.0
+
+    n = len(times)
+    if n <= max(min_after, 1):
+        return n
+    steady = loglik(n, max((end - times[0]) / HOUR, min_hours))
+    best, best_i = steady + evidence, n
+    for i in range(max(min_after, 1), n):
+        at = times[n - i]
+        before = (at - times[0]) / HOUR
+        after = max((end - at) / HOUR, min_hours)
+        if before <= 0 or i / after <= (n - i) / before:
+            continue
+        ll = loglik(n - i, before) + loglik(i, after)
+        if ll >= best:
+            best, best_i = ll, i
+    return best_i
+
+
 def mean_evidence(mean: float, n: float, p: float, sd: float) -> float:
     """Evidence (nats) that n values averaging `mean` (each with spread `sd`) come from a higher
     mean than `p`: the Gaussian log likelihood ratio z^2 / 2; 0 when mean <= p. For shares of

@@ -22,8 +22,9 @@ from click.testing import CliRunner
 from listener.cli import cli
 from listener.config import parse_config
 from listener.digest import build_digest, render_text
+from listener.alerts.kinds import SHARE_SD, spread
 from listener.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
-                            predictive_size, rhythmic_expectation)
+                            predictive_size, rate_change, rhythmic_expectation)
 from listener.store import MentionRow, Store
 from models import Sentiment
 from sources import SourceState
@@ -152,6 +153,28 @@ def test_statistics():
     assert predictive_size(10, [10, 10]) < predictive_size(10, [10] * 7)
 
 
+def test_rate_change_finds_where_a_hijack_began_and_leaves_a_steady_story_whole():
+    start = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    campaign = [start + timedelta(minutes=24 * i) for i in range(5)]  # 2.5/h for two hours
+    hijack = [start + timedelta(hours=2, minutes=3 * i) for i in range(10)]  # then 20/h
+    now = hijack[-1] + timedelta(minutes=2)
+    assert rate_change(campaign + hijack, now, 8, 1 / 6, 4.6) == 10  # the hijack's ten posts, not the campaign's
+    assert rate_change(campaign + hijack[:3], now, 8, 1 / 6, 4.6) == 8  # at least min_after
+    steady = [start + timedelta(minutes=4 * i + (2 if i % 5 == 0 else 0)) for i in range(30)]  # 15/h, a bit clumped
+    assert rate_change(steady, steady[-1] + timedelta(minutes=1), 8, 1 / 6, 4.6) == 30
+    # a story that fades is one regime too: only a rise splits
+    fading = [start + timedelta(minutes=2 * i) for i in range(20)] + [start + timedelta(minutes=60 + 12 * i) for i in range(8)]
+    assert rate_change(fading, fading[-1] + timedelta(minutes=1), 8, 1 / 6, 4.6) == 28
+
+
+def test_spread_of_p_negative_per_topic():
+    # a model that hedges (every P(negative) near the mean) spreads less than the default ...
+    assert spread(1000, 1000 * 0.3, 1000 * (0.3 ** 2 + 0.2 ** 2)) == pytest.approx(0.2096, abs=0.001)
+    # ... few posts count little against the default, none not at all
+    assert spread(10, 3.0, 10 * (0.09 + 0.04)) == pytest.approx(math.sqrt((0.04 * 10 + SHARE_SD ** 2 * 50) / 60))
+    assert spread(0, 0, 0) == SHARE_SD
+
+
 # ---------------------------------------------------------------- the pure state machine and incidents
 SPEC = RuleSpec("r", "backlash", timedelta(minutes=5), timedelta(hours=1), None, True, ("email",), "warning", {}, "t")
 
@@ -272,6 +295,27 @@ def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path
     [incident] = digest["topics"][0]["incidents"]
     assert incident["hashtags"] == ["grillhofmoments"] and incident["notifications"] == 2
     assert "incident 1 #grillhofmoments (backlash" in render_text(digest)
+
+
+def test_a_friendly_campaign_hijacked_is_measured_from_the_hijack(tmp_path):
+    """The campaign's friendly posts before the hijack (3/h for six hours, then 20/h) are not part of
+    the burst: counted in, they would hold its share below a backlash's for as long again."""
+    config = config_for(tmp_path, STANDARD)
+    with Store(config.database.path) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7, tags=("lunch", "monday", "coffee"))
+        launch = T0 + timedelta(days=7, hours=7)
+        for i in range(18):  # the brand's own campaign, six hours of friendly posts
+            feed.add(launch + timedelta(minutes=20 * i), "positive", ("grillhofmoments",))
+        onset = launch + timedelta(hours=6)
+        feed.rhythm(T0 + timedelta(days=7), 1, tags=("lunch", "monday", "coffee"))
+        feed.burst(onset, 120, 20, "grillhofmoments")
+        transitions, _ = run(config, store, onset, onset + timedelta(hours=1))
+    fired = next(t for t in transitions if t.state == "firing" and t.rule == "backlash")
+    segment = fired.details["segment"]
+    hijack_posts = int((fired.at - onset) / timedelta(minutes=3)) + 1
+    assert segment["posts"] <= hijack_posts and segment["minutes"] <= (fired.at - onset).total_seconds() / 60 + 1
+    assert fired.at - onset <= timedelta(minutes=30), fired.at - onset
 
 
 def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path):

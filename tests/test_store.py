@@ -224,3 +224,31 @@ def test_rollups_follow_a_rescore_that_keeps_the_label(tmp_path):
         tag = store.conn.execute("SELECT mentions, negative, p_negative FROM hashtag_hourly").fetchone()
     assert topic[:2] == tag[:2] == (2, 1)
     assert topic[2] == pytest.approx(0.7) and tag[2] == pytest.approx(0.7)
+
+
+def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_links_and_upgrades(tmp_path):
+    """p_negative_sq follows scoring, re-scoring and a topic linked later, and is filled in on upgrade."""
+    import sqlite3
+
+    at = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+    with Store(tmp_path / "s.db") as store:
+        rows = [MentionRow("feed", str(i), f"acme {i}", at, at, ("acme",), ()) for i in range(2)]
+        ids = store.save_mentions(rows).new_ids
+        store.save_scores([(ids[0], Sentiment.from_probs(0.9, 0.05, 0.05)), (ids[1], Sentiment.from_probs(0.2, 0.7, 0.1))], "m", at)
+        store.save_scores([(ids[0], Sentiment.from_probs(0.6, 0.3, 0.1))], "m", at)  # re-scored
+        # the same mention fetched again under a second topic: its scores count there at once
+        store.save_mentions([MentionRow("feed", "0", "acme 0", at, at, ("acme", "globex"), ())])
+        hours = {t: store.topic_hours(t, at - timedelta(hours=1), at + timedelta(hours=1)) for t in ("acme", "globex")}
+    [acme], [globex] = hours["acme"].values(), hours["globex"].values()
+    assert acme.p_negative == pytest.approx(0.8) and acme.p_negative_sq == pytest.approx(0.36 + 0.04)
+    assert globex.mentions == 1 and globex.p_negative_sq == pytest.approx(0.36)
+    # a database from before the column: the migration fills it in from the mentions
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("UPDATE topic_hourly SET p_negative_sq = 0")
+        conn.execute("DELETE FROM _migrations WHERE name = 'm006_topic_negative_spread'")
+        conn.execute("DROP TRIGGER mentions_scored_spread")
+        conn.execute("DROP TRIGGER mention_topic_added_spread")
+        conn.execute("ALTER TABLE topic_hourly DROP COLUMN p_negative_sq")
+    with Store(tmp_path / "s.db") as store:
+        [again] = store.topic_hours("acme", at - timedelta(hours=1), at + timedelta(hours=1)).values()
+    assert again.p_negative_sq == pytest.approx(0.40)

@@ -12,33 +12,35 @@ on a hashtag that always has twenty are not.
   (NEW_TAG_RATE an hour, or NEW_TAG_SHARE of the topic's rate for a busy topic). A short history
   keeps the bound high; a hashtag unseen for a week gets a low one. It is scaled by the topic's
   rhythm at this time of day (a busy afternoon).
-- The burst reaches back from the stretch with the most volume evidence while its posts keep
-  BURST_DENSITY of that stretch's rate, and its share is that of all its posts: a steady news
-  story as negative as usual is not a hijack because a run of eleven of its posts happens to be
-  more negative, and a campaign's few friendly posts before a hijack do not dilute it.
+- The burst is the hashtag's current regime: its posts since the likeliest rise of their rate
+  (`stats.rate_change`, when the rise carries CHANGE_EVIDENCE), else all its posts in LOOKBACK.
+  Its share is that of all those posts: a steady news story as negative as usual is not a hijack
+  because a run of eleven of its posts happens to be more negative, and a campaign's friendly
+  posts before a hijack (2/h, then 20/h) do not dilute it.
 - Shares are the model's own: the burst's expected negatives (sum of P(negative)) against the
   most the topic's usual share, as the same model scores it, plausibly is. Where the model
-  under-counts negatives (Dutch) it does so on both sides.
+  under-counts negatives (Dutch) it does so on both sides. The evidence counts one post's
+  P(negative) spread as measured on the topic (TopicBaseline.spread: 0.29 on a Dutch topic where
+  the model hedges, 0.36 on an always-criticised one).
 - The hashtag that is the topic itself (#acme for a topic `acme`) is never a separate backlash.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
-from listener.alerts.kinds import SHARE_SD, AlertKind, Observation, Scope, is_own_hashtag, topic_baseline
+from listener.alerts.kinds import AlertKind, Observation, Scope, is_own_hashtag, topic_baseline
 from listener.alerts.wording import format_window, percent
-from listener.stats import HOUR, gamma_upper, mean_evidence, odds, poisson_llr, prorated_count
+from listener.stats import HOUR, gamma_upper, mean_evidence, odds, poisson_llr, prorated_count, rate_change
 
 NEW_TAG_RATE = 0.5  # mentions/h a hashtag with no history is assumed to have (before evidence)
 NEW_TAG_SHARE = 0.05  # ... or this share of the topic's usual rate, for a busy topic
 PRIOR_HOURS = 24.0  # the weight of that assumption, in hours of history
 MIN_SEGMENT = 10 / 60  # hours: a burst is never measured over less than ten minutes ...
 LOOKBACK = timedelta(hours=6)  # ... nor found further back than this (its share is that of all its posts)
-BURST_DENSITY = 0.5  # the burst reaches back while its posts keep half the rate of its densest stretch
+CHANGE_EVIDENCE = 4.6  # nats (a likelihood ratio of 100) that the hashtag's rate rose within the burst
 VOLUME_EVIDENCE = 9.2  # nats (a likelihood ratio of 10,000) that the hashtag's rate is up
-SHARE_EVIDENCE = 0.85  # nats (z = 1.3) that its posts are more negative than the topic's usual at most is
+SHARE_EVIDENCE = 1.0  # nats (z = 1.41) that its posts are more negative than the topic's usual at most is
 NEGATIVE_ODDS = 1.75  # the hashtag's negative odds must be this many times the topic's usual odds ...
 MIN_SHIFT = 0.12  # ... and its share this much above the usual share (the model's shares are compressed)
 
@@ -71,7 +73,7 @@ class Backlash(AlertKind):
             history = prorated_count(hourly, hist_start, now - lookback) if hist_hours > 0 else 0.0
             rate_upper = gamma_upper(history + new_rate * PRIOR_HOURS, hist_hours + PRIOR_HOURS)
             usual_rate = rate_upper * base.rhythm
-            seg, active = _burst(burst_posts, now, usual_rate, usual_upper, usual, rule)
+            seg, active = _burst(burst_posts, now, usual_rate, usual_upper, usual, base.spread, rule)
             n = len(posts)
             k = sum(p for _, p, _ in posts)
             share = k / n
@@ -126,7 +128,7 @@ def _can_hold(posts, burst_posts, usual: float, usual_upper: float, rule) -> boo
     return False
 
 
-def _segment(posts, now, i: int, usual_rate: float, usual_upper: float) -> dict:
+def _segment(posts, now, i: int, usual_rate: float, usual_upper: float, spread: float) -> dict:
     """The evidence of the last `i` posts (posts are oldest first)."""
     tail = posts[len(posts) - i:]
     hours = max((now - tail[0][0]) / HOUR, MIN_SEGMENT)
@@ -134,26 +136,21 @@ def _segment(posts, now, i: int, usual_rate: float, usual_upper: float) -> dict:
     expected = usual_rate * hours
     return {"posts": i, "minutes": round(hours * 60), "negative_share": round(k / i, 3),
             "ratio": round(i / expected, 1), "volume_evidence": round(min(poisson_llr(i, expected), 1e6), 1),
-            "share_evidence": round(min(mean_evidence(k / i, i, usual_upper, SHARE_SD), 1e6), 1)}
+            "share_evidence": round(min(mean_evidence(k / i, i, usual_upper, spread), 1e6), 1)}
 
 
-def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, rule) -> tuple[dict | None, bool]:
-    """The burst and whether it fires. The burst ends now and starts as far back as the posts keep
-    at least BURST_DENSITY of the rate of the segment with the most evidence that the hashtag's rate
-    is up (a Poisson scan): a steady news story is measured on all its posts, not on its densest
-    ten, while a campaign's few friendly posts before a hijack are left out. It fires on enough
-    evidence of the volume and its posts, all of them, negative enough: testing the share only on
-    the burst the volume found (not on whichever segment looks most negative) keeps chance out."""
-    spans = []  # (posts, hours) of each segment ending now, newest first
-    for i, (at, _, _) in enumerate(reversed(posts), 1):
-        spans.append((i, max((now - at) / HOUR, MIN_SEGMENT)))
-    scored = [(poisson_llr(i, usual_rate * hours), i, hours) for i, hours in spans if i >= rule.min_count]
-    if not scored:
+def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, spread: float,
+           rule) -> tuple[dict | None, bool]:
+    """The burst and whether it fires. The burst is the hashtag's current regime: its posts since
+    the likeliest change of their rate (`rate_change`), so a steady news story is measured on all
+    its posts, not on its densest ten, while a campaign's friendly posts before a hijack are left
+    out. It fires on enough evidence of the volume and its posts, all of them, negative enough:
+    testing the share only on the burst the rate found (not on whichever segment looks most
+    negative) keeps chance out."""
+    if len(posts) < max(rule.min_count, 1):
         return None, False
-    _, best_i, best_hours = max(scored)
-    dense = best_i / best_hours
-    burst_i = max(i for _, i, hours in scored if i / hours >= BURST_DENSITY * dense)
-    seg = _segment(posts, now, burst_i, usual_rate, usual_upper)
+    burst_i = rate_change([at for at, _, _ in posts], now, rule.min_count, MIN_SEGMENT, CHANGE_EVIDENCE)
+    seg = _segment(posts, now, burst_i, usual_rate, usual_upper, spread)
     share = seg["negative_share"]
     fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
              and share >= max(rule.negative_share or 0.0, usual + MIN_SHIFT)

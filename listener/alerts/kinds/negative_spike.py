@@ -27,6 +27,8 @@ class NegativeSpike(AlertKind):
                                 "of history", {"count": n, "learning": True})]
         usual = base.usual_negative
         needed = max(rule.negative_share, min(rule.ratio * usual, (1 + usual) / 2))
+        # SHARE_SD, not the topic's spread: a whole topic's hour is many voices, and a confident
+        # model's narrow spread would make a dozen mentions 'overwhelming' (the demo cried wolf)
         evidence = mean_evidence(share, n, base.negative_upper, SHARE_SD)
         active = n >= rule.min_count and share >= needed and evidence >= EVIDENCE
         sustained = share >= usual + (needed - usual) / 2 and evidence >= EVIDENCE / 4  # clearly gone otherwise
