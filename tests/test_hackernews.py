@@ -114,7 +114,7 @@ def fetch_error(src: HackerNewsSource, **kwargs) -> FetchError:
 def test_kind_options_and_hosts():
     assert source_class("hackernews") is HackerNewsSource
     fields = {f.name: f for f in dataclasses.fields(HackerNewsSource.Options)}
-    assert set(fields) == {"query", "stories", "comments", "max_pages", "base_url"}
+    assert set(fields) == {"query", "stories", "comments", "max_pages", "base_url", "item_url"}
     assert all(f.metadata["help"] and "\n" not in f.metadata["help"] for f in fields.values())
     assert fields["base_url"].metadata["url"] is True
     src = HackerNewsSource("hn", HackerNewsSource.Options(query="x"))
@@ -129,6 +129,8 @@ def test_kind_options_and_hosts():
         ({"query": "  "}, "query: give the words"),
         ({"query": "x", "stories": False, "comments": False}, "nothing would be fetched"),
         ({"query": "x", "max_pages": 0}, "max_pages: must be at least 1"),
+        ({"query": "x", "item_url": "https://hn.example/item"}, "item_url: an http"),
+        ({"query": "x", "item_url": "javascript:{}"}, "item_url: an http"),
     ],
 )
 def test_option_checks(options, message):
