@@ -20,12 +20,11 @@ from typing import Any, Callable, Iterator
 
 from listener.errors import ListenerError
 from sources import Mention
-from sources.text import clean_text, parse_datetime
+from sources.text import MAX_COUNT, clean_text, parse_datetime
 
 REQUIRED = ("source", "id", "published_at", "text")
 TEXT_FIELDS = ("url", "author", "title", "language")
 COUNT_FIELDS = ("likes", "reposts", "replies", "score")
-MAX_COUNT = 2**63 - 1  # what SQLite's INTEGER holds
 MAX_LINE = 10_000_000  # bytes: a longer line is refused
 
 

@@ -51,7 +51,7 @@ from urllib.parse import quote, urlsplit
 from listener.errors import FetchError, env_secret
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response, http_date
-from sources.text import canonical_url, clean_text, parse_datetime
+from sources.text import as_count, canonical_url, clean_text, parse_datetime
 
 __all__ = ["BlueskySource", "post_mention", "jwt_expiry"]
 
@@ -59,7 +59,6 @@ PAGE_SIZE = 100  # the API's maximum `limit`
 REFRESH_MARGIN = timedelta(seconds=60)  # renew an access token this long before it expires
 RATE_LIMIT_RESERVE = 1  # stop paging when this few requests remain (one left for a refresh)
 MAX_SEEN = 1000  # recently returned posts remembered in the state
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 WEB_APP = "https://bsky.app"
 POST_COLLECTION = "app.bsky.feed.post"
 STATE_VERSION = 1
@@ -577,7 +576,7 @@ def _hashtags(record: dict, text: str) -> tuple[str, ...]:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
+    return as_count(value, negative=False)
 
 
 def _list(value: Any) -> list:

@@ -40,7 +40,6 @@ cursor's is not seen (the API has no "indexed since" filter).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,12 +48,11 @@ from urllib.parse import urlsplit
 from listener.errors import FetchError
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response
-from sources.text import canonical_url, html_to_text, parse_datetime
+from sources.text import as_count, canonical_url, html_to_text, parse_datetime
 
 __all__ = ["HackerNewsSource", "parse_hits", "HITS_PER_PAGE", "MAX_HITS", "MAX_BACKLOG"]
 
 HITS_PER_PAGE = 100
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 MAX_HITS = 1000  # Algolia's paginationLimitedTo: hits beyond this in one query are never served
 MAX_BACKLOG = 20
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -326,12 +324,7 @@ def _str(value: Any) -> str | None:
 
 def _int(value: Any) -> int | None:
     """A count from an int or a float (truncated); None for anything else, inf, NaN or beyond MAX_COUNT."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    number = int(value)
-    return number if abs(number) <= MAX_COUNT else None
+    return as_count(value, floats=True)
 
 
 def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:

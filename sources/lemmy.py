@@ -46,12 +46,11 @@ from urllib.parse import urlsplit
 from listener.errors import FetchError
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient
-from sources.text import canonical_url, parse_datetime
+from sources.text import as_count, canonical_url, parse_datetime
 
 __all__ = ["LemmySource", "post_mention", "comment_mention", "markdown_to_text"]
 
 PAGE_SIZE = 50  # Lemmy's maximum `limit`
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 
 Key = tuple[datetime, int]  # (published, id): the order of the search's results
 
@@ -376,8 +375,7 @@ def _count(value: Any) -> int | None:
 
 
 def _int(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_COUNT
-    return value if ok else None
+    return as_count(value)
 
 
 def _text(value: Any) -> str | None:

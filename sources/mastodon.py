@@ -55,14 +55,13 @@ from urllib.parse import quote, urlsplit
 from listener.errors import FetchError, env_secret
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response, http_date
-from sources.text import canonical_url, html_to_text, parse_datetime
+from sources.text import as_count, canonical_url, html_to_text, parse_datetime
 
 __all__ = ["MastodonSource", "status_mention"]
 
 PAGE_SIZE = 40  # Mastodon's maximum `limit`
 TAGS_PER_REQUEST = 4  # TagFeed::LIMIT_PER_MODE: the path's tag plus three `any[]`
 RATE_LIMIT_RESERVE = 1  # stop paging an instance when it has this many requests left
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 _BAD_TAG = re.compile(r"[\s#/?&%]")
 
 
@@ -440,7 +439,7 @@ def _language(value: Any) -> str | None:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
+    return as_count(value, negative=False)
 
 
 def _text(value: Any) -> str | None:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -56,12 +55,11 @@ from urllib.parse import urlsplit
 from listener.errors import FetchError, env_secret, register_secret
 from sources import FetchResult, Mention, SourceState
 from sources.http import HttpClient, Response
-from sources.text import canonical_url, html_to_text, parse_datetime
+from sources.text import as_count, canonical_url, html_to_text, parse_datetime
 
 __all__ = ["RedditSource", "parse_listing", "thing_mention", "query_matches", "LIMIT", "TOKEN_MARGIN"]
 
 LIMIT = 100  # the most items a listing gives per request
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
 TOKEN_MARGIN = timedelta(seconds=60)  # refresh the token this long before it expires
 WEB = "https://www.reddit.com"
 _SUBREDDIT = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
@@ -582,9 +580,4 @@ def _str(value: Any) -> str | None:
 
 def _int(value: Any) -> int | None:
     """A count from an int or a float (truncated); None for anything else, inf, NaN or beyond MAX_COUNT."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    number = int(value)
-    return number if abs(number) <= MAX_COUNT else None
+    return as_count(value, floats=True)
