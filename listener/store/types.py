@@ -1,0 +1,82 @@
+"""What the store takes and gives, in the pipeline's, the alerts' and the digest's words: rows to
+store, health, hourly counts, and the one time format of the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from sources import SourceState
+
+
+def iso(dt: datetime | None) -> str | None:
+    """UTC ISO-8601 with a Z, to the second: the one time format in the database."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+Counts = tuple[int, int, int, int]  # scored mentions: (mentions, negative, neutral, positive)
+
+
+class HourCounts(NamedTuple):
+    """One hour of a rollup, as alert rules read it."""
+
+    mentions: int
+    negative: int  # labelled negative
+    p_negative: float  # sum of P(negative): the model's expected number of negatives
+    positive: int
+    p_negative_sq: float = 0.0  # sum of P(negative)^2: with the sum, how spread the model's P(negative) is (topics)
+
+# rollup_counts kinds: (key in the rollup, rollup table, the same key over the mentions, extra join)
+
+
+@dataclass(frozen=True)
+class MentionRow:
+    """A mention ready to store: matched, canonicalised, language known."""
+
+    source: str
+    source_id: str
+    text: str
+    published_at: datetime
+    fetched_at: datetime
+    topics: tuple[str, ...]
+    hashtags: tuple[str, ...] = ()
+    url: str | None = None
+    author: str | None = None
+    title: str | None = None
+    language: str | None = None
+    language_detected: bool = False
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    score: int | None = None
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    new_ids: list[int] = field(default_factory=list)
+    updated: int = 0  # already stored (same source id or same URL): engagement/topics refreshed
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    name: str
+    kind: str
+    state: SourceState
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_errors: int
+    next_check_at: datetime | None
+    mentions: int = 0
