@@ -530,23 +530,20 @@ def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, 
 @click.pass_context
 def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | None) -> None:
     """Stream stored mentions out as JSON Lines (the replay format) or CSV."""
+    from listener.jsonl import EXPORT_COLUMNS, export_line, export_record
+
     config = load(ctx)
-    columns = ["source", "id", "published_at", "text", "url", "author", "title", "language", "hashtags", "likes",
-               "reposts", "replies", "score", "topics", "sentiment", "p_negative", "p_neutral", "p_positive",
-               "sentiment_score", "model"]
     out = sys.stdout
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
-        writer.writerow(columns)
+        writer.writerow(EXPORT_COLUMNS)
     with open_store(config) as store:
         for m in store.iter_mentions(since=since.replace(tzinfo=timezone.utc) if since else None, topic=topic):
-            record = {**m, "id": m["source_id"], "hashtags": (m["hashtag_list"] or "").split(),
-                      "topics": (m["topic_list"] or "").split()}
-            row = {k: record.get(k) for k in columns}
+            row = export_record(m)
             if writer:
                 writer.writerow([" ".join(v) if isinstance(v, list) else v for v in row.values()])
             else:
-                out.write(json.dumps({k: v for k, v in row.items() if v not in (None, [])}, ensure_ascii=False) + "\n")
+                out.write(export_line(row) + "\n")
 
 
 @cli.command("import")

@@ -281,6 +281,10 @@ class SourceConfig:
     enabled: bool = True
     backfill: timedelta = timedelta(days=2)
 
+    def feeds(self, topic: str) -> bool:
+        """Whether this source's mentions can belong to `topic` (a source without `topics` feeds every one)."""
+        return not self.topics or topic in self.topics
+
 
 @dataclass(frozen=True, slots=True)
 class EmailConfig:

@@ -17,11 +17,14 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from listener.config import Config
 from listener.errors import ListenerError
 from listener.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models import SentimentModel
 
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
@@ -41,7 +44,7 @@ def job_fetch(config: Config, store: Store, now: datetime, source: str | None = 
     return fetch_due(config, store, now, names=names)
 
 
-def job_score(store: Store, model, now: datetime) -> int:
+def job_score(store: Store, model: SentimentModel, now: datetime) -> int:
     from listener.pipeline import score_pending
 
     return score_pending(store, model, now)

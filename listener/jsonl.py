@@ -1,5 +1,5 @@
-"""The JSON Lines format of mentions: what `listener export --format jsonl` writes and what
-`listener import` and `listener alerts test --replay` read, one mention per line:
+"""The JSON Lines format of mentions, written and read here: what `listener export --format jsonl`
+writes and what `listener import` and `listener alerts test --replay` read, one mention per line:
 
     {"source": "mastodon", "id": "1", "published_at": "2026-11-20T10:00:00Z", "text": "..."}
 
@@ -26,6 +26,23 @@ REQUIRED = ("source", "id", "published_at", "text")
 TEXT_FIELDS = ("url", "author", "title", "language")
 COUNT_FIELDS = ("likes", "reposts", "replies", "score")
 MAX_LINE = 10_000_000  # bytes: a longer line is refused
+
+
+EXPORT_COLUMNS = ("source", "id", "published_at", "text", "url", "author", "title", "language", "hashtags", "likes",
+                  "reposts", "replies", "score", "topics", "sentiment", "p_negative", "p_neutral", "p_positive",
+                  "sentiment_score", "model")  # what `listener export` writes, in this order
+
+
+def export_record(stored: dict) -> dict:
+    """A stored mention (Store.iter_mentions) as an export record: EXPORT_COLUMNS, lists for the lists."""
+    record = {**stored, "id": stored["source_id"], "hashtags": (stored.get("hashtag_list") or "").split(),
+              "topics": (stored.get("topic_list") or "").split()}
+    return {k: record.get(k) for k in EXPORT_COLUMNS}
+
+
+def export_line(record: dict) -> str:
+    """One JSON Lines line of an export record (empty fields left out), without the newline."""
+    return json.dumps({k: v for k, v in record.items() if v not in (None, [])}, ensure_ascii=False)
 
 
 class LineError(ListenerError):

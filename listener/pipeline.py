@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from listener.config import Config, SourceConfig, Topic
 from listener.errors import FetchError, error_text
@@ -22,6 +22,9 @@ from listener.store import MentionRow, Store
 from sources import FetchResult, Mention, source_class
 from sources.http import HttpClient, HttpSettings
 from sources.text import web_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models import SentimentModel
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
@@ -280,7 +283,7 @@ class ScoreCache:
         self.size = size
         self._entries: OrderedDict[tuple[str, str], object] = OrderedDict()
 
-    def score(self, model, texts: list[str]) -> list:
+    def score(self, model: SentimentModel, texts: list[str]) -> list:
         name = getattr(model, "name", "")
         missing = [t for t in dict.fromkeys(texts) if (name, t) not in self._entries]
         for text, sentiment in zip(missing, model.score(missing) if missing else []):
@@ -297,7 +300,7 @@ class ScoreCache:
 SCORE_CACHE = ScoreCache()
 
 
-def score_pending(store: Store, model, now: datetime | None = None, *, batch: int = 256,
+def score_pending(store: Store, model: SentimentModel, now: datetime | None = None, *, batch: int = 256,
                   on_batch: Callable[[int], None] | None = None) -> int:
     """Score every unscored mention in batches; each batch is committed on its own."""
     total = 0

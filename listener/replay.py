@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from listener.alerts import NoticeRecord, Transition, evaluate_all
 from listener.config import Config, DatabaseConfig, SourceConfig
@@ -21,7 +21,11 @@ from listener.pipeline import score_pending, to_rows
 from listener.store import Store
 from sources import Mention, SourceState
 
-def replay(config: Config, items: Iterable[tuple[str, Mention]], model, *, step: timedelta = timedelta(minutes=1),
+if TYPE_CHECKING:  # pragma: no cover
+    from models import SentimentModel
+
+
+def replay(config: Config, items: Iterable[tuple[str, Mention]], model: SentimentModel, *, step: timedelta = timedelta(minutes=1),
            tail: timedelta | None = None, on_event: Callable[[Transition | NoticeRecord], None] | None = None,
            workdir: Path | None = None) -> list[Transition | NoticeRecord]:
     """Feed mentions in published order, scoring and evaluating every `step`; returns the

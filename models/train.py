@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from listener.errors import ModelError
 from models.data import Example, read_tsv
 from models.e5base import PREFIX
 from models.metrics import expected_calibration_error, report
@@ -226,7 +227,7 @@ def read_checkpoint(path: Path, option: str) -> dict:
     try:
         return load_file(str(path))
     except Exception as exc:  # a missing file, or not safetensors
-        raise SystemExit(f"{option} {path}: cannot read it as a checkpoint ({exc})") from None
+        raise ModelError(f"{option} {path}: cannot read it as a checkpoint ({exc})") from None
 
 
 def selection_score(figures: dict) -> float:
@@ -246,7 +247,7 @@ def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_le
     try:
         manifest = load_artifact(model, folder)
     except (ModelError, OSError, ValueError, KeyError) as exc:
-        raise SystemExit(f"--teacher {folder}: not a model artifact folder ({exc})") from None
+        raise ModelError(f"--teacher {folder}: not a model artifact folder ({exc})") from None
     name = manifest.get("name", folder.name)
     distinct = list(dict.fromkeys(texts))
     log(f"teacher {name}: scoring {len(distinct)} distinct training texts")
@@ -288,13 +289,13 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not 0 <= teacher_weight <= 1:
-        raise SystemExit(f"--teacher-weight {teacher_weight}: must be between 0 and 1")
+        raise ModelError(f"--teacher-weight {teacher_weight}: must be between 0 and 1")
     if teacher_temperature <= 0:
-        raise SystemExit(f"--teacher-temperature {teacher_temperature}: must be above 0")
+        raise ModelError(f"--teacher-temperature {teacher_temperature}: must be above 0")
     if multi_repeat < 1:
-        raise SystemExit(f"--multi-repeat {multi_repeat}: must be 1 or more")
+        raise ModelError(f"--multi-repeat {multi_repeat}: must be 1 or more")
     if stop_after is not None and stop_after < 1:
-        raise SystemExit(f"--stop-after {stop_after}: must be 1 or more")
+        raise ModelError(f"--stop-after {stop_after}: must be 1 or more")
     if threads:
         torch.set_num_threads(threads)
     rng = random.Random(SEED)
@@ -305,12 +306,12 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     if init and not resume:  # (a resumed run loads its own last checkpoint instead)
         # continue from an earlier run's checkpoint (shipped_state: everything but the word embeddings)
         if load_weights(model, read_checkpoint(init, "--init")):
-            raise SystemExit(f"--init {init}: not a fine-tuning checkpoint of this model")
+            raise ModelError(f"--init {init}: not a fine-tuning checkpoint of this model")
         log(f"starting from {init}")
     if drop_layers:
         n = len(model.encoder.encoder.layer)
         if any(not 0 <= i < n for i in drop_layers) or len(set(drop_layers)) >= n:
-            raise SystemExit(f"--drop-layers {','.join(map(str, drop_layers))}: the encoder has layers 0-{n - 1}")
+            raise ModelError(f"--drop-layers {','.join(map(str, drop_layers))}: the encoder has layers 0-{n - 1}")
         keep_layers(model, [i for i in range(n) if i not in drop_layers])
         log(f"dropped encoder layers {sorted(drop_layers)}: {len(model.encoder.encoder.layer)} left")
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -320,7 +321,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     languages = {e.language for e in multi}
     for language, times in language_repeat.items():
         if language not in languages:
-            raise SystemExit(f"--language-repeat {language}={times}: multi_train has no language {language!r} "
+            raise ModelError(f"--language-repeat {language}={times}: multi_train has no language {language!r} "
                              f"(it has {', '.join(sorted(l for l in languages if l))})")
     # each language of multi_train is shown multi_repeat times, or language_repeat[language] times
     train = en + [e for e in multi for _ in range(language_repeat.get(e.language, multi_repeat))]
@@ -391,14 +392,14 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     if resume:
         resume_file = work / "resume.pt"
         if not resume_file.exists():
-            raise SystemExit(f"--resume: {resume_file} does not exist (a run saves it at every validation)")
+            raise ModelError(f"--resume: {resume_file} does not exist (a run saves it at every validation)")
         saved = torch.load(resume_file, weights_only=False)
         if saved["config"] != config:
             changed = sorted(k for k in config if saved["config"].get(k) != config[k])
-            raise SystemExit(f"--resume: {resume_file} is from a run with other settings ({', '.join(changed)})")
+            raise ModelError(f"--resume: {resume_file} is from a run with other settings ({', '.join(changed)})")
         last = work / f"step-{saved['step']}.safetensors"
         if load_weights(model, read_checkpoint(last, "--resume")):
-            raise SystemExit(f"--resume: {last} is not a checkpoint of this run")
+            raise ModelError(f"--resume: {last} is not a checkpoint of this run")
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
@@ -506,7 +507,7 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not 0 <= smooth_alpha <= 1:
-        raise SystemExit(f"--smooth-alpha {smooth_alpha}: must be between 0 (no smoothing) and 1")
+        raise ModelError(f"--smooth-alpha {smooth_alpha}: must be between 0 (no smoothing) and 1")
     checkpoint = checkpoint or work / "best.safetensors"
     state = read_checkpoint(checkpoint, "--checkpoint")
     base = ensure_base()
@@ -515,7 +516,7 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     vals = {name: read_tsv(data / name) for name in VAL_FILES}
     q = quantize_state(state)
     if load_weights(model, dequantize_state(q)):
-        raise SystemExit(f"--checkpoint {checkpoint}: not a fine-tuning checkpoint of this model")
+        raise ModelError(f"--checkpoint {checkpoint}: not a fine-tuning checkpoint of this model")
     model.eval()
     val_logits = {name: evaluate_logits(model, tokenizer, [e.text for e in ex], EVAL_MAX_LENGTH, prefix=input_prefix)
                   for name, ex in vals.items()}
@@ -641,6 +642,14 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--smooth-alpha", type=float, default=SMOOTH_ALPHA, help="smoothing for int8 (0: none)")
     ex.add_argument("--name", default=MODEL_NAME, help=f"the artifact's name in its manifest (default {MODEL_NAME})")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ModelError as exc:  # a bad option or input: one line, exit 2 like argparse's own
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "head":
         manifest = train_head(args.data, args.out, args.en_limit, args.multi_limit, args.max_length)
         print(json.dumps(manifest["validation"], indent=2))

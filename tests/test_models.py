@@ -309,7 +309,7 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
     assert straight.keys() == parts.keys()
     assert all(torch.equal(straight[k], parts[k]) for k in straight)
     assert not all(torch.equal(straight[k], before[k]) for k in straight)  # it did train after step 2
-    with pytest.raises(SystemExit, match="other settings"):
+    with pytest.raises(ModelError, match="other settings"):
         finetune(data, tmp_path / "out", tmp_path / "parts", resume=True, **{**settings, "lr": 2e-4})
 
 
@@ -370,9 +370,9 @@ def test_training_with_layers_removed(tmp_path, bundled_model):
                     multi_limit=None, threads=None, average=1)
     assert finetune(data, tmp_path / "out", tmp_path / "work", stop_after=2, drop_layers=(9, 10), **settings) is None
     assert layer_count(load_file(str(tmp_path / "work" / "step-2.safetensors"))) == 10
-    with pytest.raises(SystemExit, match="other settings"):
+    with pytest.raises(ModelError, match="other settings"):
         finetune(data, tmp_path / "out", tmp_path / "work", resume=True, drop_layers=(10,), **settings)
-    with pytest.raises(SystemExit, match="--drop-layers 12: the encoder has layers 0-11"):
+    with pytest.raises(ModelError, match="--drop-layers 12: the encoder has layers 0-11"):
         finetune(data, tmp_path / "out", tmp_path / "bad", drop_layers=(12,), **settings)
 
 
@@ -466,9 +466,9 @@ def test_distillation_learns_the_teachers_predictions_not_the_labels(tmp_path, b
     teacher_says = [2, 2, 2, 0, 0, 0]
     assert predictions(tmp_path / "teacher") == teacher_says
     assert sum(a != b for a, b in zip(predictions(tmp_path / "labels"), teacher_says)) >= 3
-    with pytest.raises(SystemExit, match="other settings"):
+    with pytest.raises(ModelError, match="other settings"):
         finetune(data, tmp_path / "out", tmp_path / "teacher", resume=True, **{**settings, "teacher_weight": 0.5})
-    with pytest.raises(SystemExit, match=f"--teacher {tmp_path}: not a model artifact folder"):
+    with pytest.raises(ModelError, match=f"--teacher {tmp_path}: not a model artifact folder"):
         finetune(data, tmp_path / "out", tmp_path / "bad", **{**settings, "teacher": tmp_path})
-    with pytest.raises(SystemExit, match="--teacher-weight 1.5: must be between 0 and 1"):
+    with pytest.raises(ModelError, match="--teacher-weight 1.5: must be between 0 and 1"):
         finetune(data, tmp_path / "out", tmp_path / "bad", **{**settings, "teacher_weight": 1.5})

@@ -289,11 +289,7 @@ def down_sources(config: Config, store: Store) -> dict[str, str]:
 
 def topics_fed_by(config: Config, sources: Iterable[str]) -> set[str]:
     """Topics that the named sources feed (a source without `topics` feeds every topic)."""
-    out: set[str] = set()
-    for name in sources:
-        src = config.source(name)
-        out |= set(src.topics) if src.topics else {t.name for t in config.topics}
-    return out
+    return {t.name for name in sources for t in config.topics if config.source(name).feeds(t.name)}
 
 
 def check_rules(config: Config) -> None:

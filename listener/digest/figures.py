@@ -107,10 +107,9 @@ def _watched(config: Config, failure: dict, topics: Sequence[str]) -> bool:
 
 def _feeds(config: Config, source: str, topic: str) -> bool:
     try:
-        src = config.source(source)
+        return config.source(source).feeds(topic)
     except KeyError:
         return False
-    return not src.topics or topic in src.topics
 
 
 def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneInfo,
