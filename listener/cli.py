@@ -355,41 +355,28 @@ def _tidy(value):
 @click.pass_context
 def sources(ctx: click.Context, as_json: bool) -> None:
     """Health of every source: last success, last error, errors in a row, next check, mentions."""
+    from listener.status import source_statuses
+
     config = load(ctx)
     with open_store(config) as store:
-        health = store.source_health(with_counts=True)
-    from listener.store import iso
-
-    rows = []
-    for src in config.sources:
-        h = health.get(src.name)
-        rows.append({
-            "name": src.name, "kind": src.kind, "enabled": src.enabled, "every_seconds": int(src.every.total_seconds()),
-            "last_success_at": iso(h.last_success_at) if h else None,
-            "last_error": (h.last_error or None) if h else None,
-            "last_error_at": iso(h.last_error_at) if h else None,
-            "consecutive_errors": h.consecutive_errors if h else 0,
-            "next_check_at": iso(h.next_check_at) if h else None,  # null: due now
-            "mentions": h.mentions if h else 0,
-        })
+        rows = source_statuses(config, store)
     if as_json:
         for r in rows:
-            click.echo(json.dumps(r, ensure_ascii=False))
+            click.echo(json.dumps(r.as_json(), ensure_ascii=False))
         return
     table = Table("source", "kind", "last success", "errors", "next check", "mentions",
                   title=f"sources (times in {config.digest.timezone})")
     for r in rows:
-        errors = str(r["consecutive_errors"])
-        table.add_row(r["name"] + ("" if r["enabled"] else " (disabled)"), r["kind"],
-                      shown_time(r["last_success_at"], config, "never"),
-                      terminal.styled(errors, "red") if r["consecutive_errors"] else errors,
-                      shown_time(r["next_check_at"], config, "now"), str(r["mentions"]))
+        errors = str(r.consecutive_errors)
+        table.add_row(r.name + ("" if r.enabled else " (disabled)"), r.kind, shown_time(r.last_success_at, config, "never"),
+                      terminal.styled(errors, "red") if r.consecutive_errors else errors,
+                      shown_time(r.next_check_at, config, "now"), str(r.mentions))
     out = terminal.console()
     out.print(table)
     for r in rows:  # errors in full, on their own lines: they are what to act on
-        if r["consecutive_errors"]:
-            out.print(terminal.styled(f"{r['name']}: {r['consecutive_errors']} failed in a row, last at "
-                                      f"{shown_time(r['last_error_at'], config)}: {r['last_error']}", "red"))
+        if r.consecutive_errors:
+            out.print(terminal.styled(f"{r.name}: {r.consecutive_errors} failed in a row, last at "
+                                      f"{shown_time(r.last_error_at, config)}: {r.last_error}", "red"))
 
 
 # ---------------------------------------------------------------- daemon and alerts
@@ -413,81 +400,47 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
     """Every rule's state, last evaluation and status (learning...), the incidents and alerts of the last days."""
     if ctx.invoked_subcommand is not None:
         return
-    from datetime import timedelta
-
-    from listener.alerts.wording import local_time
-    from listener.store import parse_iso
+    from listener.status import alert_overview, labels_words
 
     config = load(ctx)
-    now = datetime.now(timezone.utc)
     with open_store(config) as store:
-        evals = store.rule_evaluations()
-        states = store.alert_states()
-        events = store.alert_events(now - timedelta(days=days))
-        incidents = store.incidents(now - timedelta(days=days))
-        outbox = store.outbox_counts()
-        problems = store.outbox_problems()
-    rules = [(r.name, r.kind, r.topic or "") for r in config.alerts] + [("source-down", "built-in", "")]
+        view = alert_overview(config, store, datetime.now(timezone.utc), days)
     if as_json:
-        for name, kind, topic in rules:
-            ev = evals.get(name, {})
-            click.echo(json.dumps({"rule": name, "kind": kind, "topic": topic or None,
-                                   "last_evaluated_at": ev.get("last_evaluated_at"), "last_error": ev.get("last_error"),
-                                   "status": ev.get("status"),
-                                   "instances": [{"labels": json.loads(s["labels"]), "state": s["state"],
-                                                  "since": s["active_since"]} for s in states if s["rule"] == name]}))
-        for i in incidents:
-            click.echo(json.dumps({"incident": i["id"], "topic": i["topic"], "state": i["state"],
-                                   "opened_at": i["opened_at"], "closed_at": i["closed_at"], "peak": i["peak"],
-                                   "hashtags": i["hashtags"], "rules": i["rules"], "summary": i["summary"],
-                                   "notifications": i["notifications"]}, ensure_ascii=False))
-        for e in events:
-            click.echo(json.dumps({"rule": e["rule"], "labels": json.loads(e["labels"]), "state": e["state"],
-                                   "at": e["at"], "summary": e["summary"], "incident": e["incident_id"]},
-                                  ensure_ascii=False))
+        for r in view.rules:
+            click.echo(json.dumps(r.as_json(), ensure_ascii=False))
+        for record in (*view.incidents, *view.events):
+            click.echo(json.dumps(record, ensure_ascii=False))
         return
     table = Table("rule", "kind", "topic", "state", "last evaluated", "status",
                   title=f"alert rules (times in {config.digest.timezone})")
-    for name, kind, topic in rules:
-        mine = [s for s in states if s["rule"] == name]
-        state = ", ".join(f"{s['state']} {_labels_short(s['labels'])}" for s in mine) or "inactive"
-        ev = evals.get(name, {})
-        status = f"error: {ev['last_error']}" if ev.get("last_error") else (ev.get("status") or "")
-        table.add_row(name, kind, topic, state, shown_time(ev.get("last_evaluated_at"), config, "never"),
+    for r in view.rules:
+        status = f"error: {r.last_error}" if r.last_error else (r.status or "")
+        table.add_row(r.rule, r.kind, r.topic or "", r.state_words, shown_time(r.last_evaluated_at, config, "never"),
                       status)
     console = terminal.console(min_width=120)
     console.print(table)
-    if incidents:
-        tz = config.digest.tzinfo
+    if view.incidents:
         inc = Table("#", "topic", "opened", "closed", "peak/h", "hashtags", "rules", "notices",
                     title=f"incidents of the last {days} days ({config.digest.timezone})")
-        for i in incidents:
-            inc.add_row(str(i["id"]), i["topic"], local_time(parse_iso(i["opened_at"]), tz, with_day=True),
-                        local_time(parse_iso(i["closed_at"]), tz, with_day=True) if i["closed_at"] else "open",
-                        f"{i['peak'] or 0:.0f}", " ".join(f"#{h}" for h in i["hashtags"]),
-                        ", ".join(i["rules"]), str(i["notifications"]))
+        for i in view.incidents:
+            inc.add_row(str(i["incident"]), i["topic"], shown_time(i["opened_at"], config),
+                        shown_time(i["closed_at"], config, "open"), f"{i['peak'] or 0:.0f}",
+                        " ".join(f"#{h}" for h in i["hashtags"]), ", ".join(i["rules"]), str(i["notifications"]))
         console.print(inc)
     history = Table("at", "rule", "labels", "state", "summary", title=f"alerts of the last {days} days")
-    for e in events:
-        history.add_row(shown_time(e["at"], config), e["rule"], _labels_short(e["labels"]), e["state"],
-                        e["summary"] or "")
+    for e in view.events:
+        history.add_row(shown_time(e["at"], config), e["rule"], labels_words(e["labels"]), e["state"], e["summary"] or "")
     console.print(history)
-    tz = config.digest.tzinfo
+    outbox = view.outbox
     given_up = f", {outbox['given_up']} given up" if outbox["given_up"] else ""
     click.echo(f"outbox: {outbox['queued']} queued, {outbox['sent']} sent{given_up}")
-    for p in problems:
+    for p in view.outbox_problems:
         if p["given_up"]:
             click.echo(terminal.plain(f"  {p['channel']}: {p['count']} given up (no retry can deliver them): "
                                       f"{p['last_error']}"))
         else:
-            next_at = local_time(parse_iso(p["next_attempt_at"]), tz, with_day=True)
-            click.echo(terminal.plain(f"  {p['channel']}: {p['count']} waiting since "
-                                      f"{local_time(parse_iso(p['oldest']), tz, with_day=True)}, next attempt "
-                                      f"{next_at}: {p['last_error']}"))
-
-
-def _labels_short(labels_json: str) -> str:
-    return ", ".join(f"{k}={v}" for k, v in json.loads(labels_json).items())
+            click.echo(terminal.plain(f"  {p['channel']}: {p['count']} waiting since {shown_time(p['oldest'], config)}, "
+                                      f"next attempt {shown_time(p['next_attempt_at'], config)}: {p['last_error']}"))
 
 
 @alerts.command("test")
