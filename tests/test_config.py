@@ -640,3 +640,28 @@ def test_resolve_secret(monkeypatch):
     with pytest.raises(ConfigError) as info:
         resolve_secret("email.password_env", "SMTP_PASSWORD")
     assert str(info.value) == "email.password_env: environment variable SMTP_PASSWORD is not set"
+
+
+def test_the_dataclass_defaults_are_the_documented_defaults(tmp_path):
+    """Each key's default is written twice today (the KEYS table the parser and README read, and the
+    dataclass): a config with only the required keys must equal the dataclasses' own defaults."""
+    import dataclasses
+
+    from listener.config import (AlertRule, EmailConfig, FetchConfig, ModelConfig, NotifyConfig, SourceConfig,
+                                 WebhookConfig)
+
+    config = parse_config({
+        "topics": [{"name": "acme", "query": "acme"}],
+        "sources": [{"name": "s", "kind": "rss", "url": "https://x.example/feed"}],
+        "email": {"from": "a@example.org", "to": ["b@example.org"]},
+        "webhooks": [{"name": "h", "url_env": "HOOK_URL"}],
+        "alerts": [{"name": "k", "kind": "keyword", "topic": "acme", "query": "recall"}],
+    }, base_dir=tmp_path)
+    assert config.fetch == FetchConfig() and config.model == ModelConfig() and config.notify == NotifyConfig()
+    source = config.sources[0]
+    assert dataclasses.replace(SourceConfig("s", "rss", source.options)) == source
+    assert config.email == EmailConfig(sender="a@example.org", to=("b@example.org",))
+    assert config.webhooks[0] == WebhookConfig("h", "HOOK_URL")
+    rule = config.alerts[0]
+    defaults = AlertRule("k", "keyword", "acme", query="recall", min_count=1, matcher=rule.matcher)
+    assert rule == defaults
