@@ -334,7 +334,9 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
     elif fmt == "json":
         click.echo(json.dumps([dict(zip(result.columns, r)) for r in result.rows], ensure_ascii=False, indent=2))
     else:
-        table = Table(*result.columns)
+        from rich.table import Column
+
+        table = Table(*(Column(c, overflow="fold") for c in result.columns))  # a link folds, never cut with "…"
         for r in result.rows:
             table.add_row(*["" if v is None else str(v) for v in r])
         terminal.console(min_width=120).print(table)
