@@ -170,8 +170,16 @@ def as_count(value: object, *, floats: bool = False, negative: bool = True) -> i
 
 WEB_SCHEMES = ("http", "https")
 _URL_UNSAFE = frozenset('<>"{}|\\^`')  # never raw in a URL (RFC 3986); they end an href or an autolink
-_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are by web_url; the rest is percent-encoded
-_PATH_SAFE = ":/@!$&'()*+,;=%~"  # ... and in the path and query, [ and ] are encoded too
+_BRACKETS = frozenset("[]")  # belong to an IPv6 host only: encoded in the path and query
+
+
+def _encode(text: str, unsafe: frozenset[str] = _URL_UNSAFE) -> str:
+    """`text` with spaces, controls and `unsafe` characters percent-encoded, and nothing else:
+    letters beyond ASCII and existing %-escapes stay as they are (the canonical form of a URL
+    stored before is unchanged, so deduplication by URL still finds it)."""
+    if not any(c.isspace() or ord(c) < 32 or c in unsafe for c in text):
+        return text
+    return "".join(quote(c, safe="") if c.isspace() or ord(c) < 32 or c in unsafe else c for c in text)
 
 
 def web_url(url: object, base: str = "") -> str | None:
@@ -180,7 +188,7 @@ def web_url(url: object, base: str = "") -> str | None:
     or malformed URL, not a string), which must never become a link."""
     if not isinstance(url, str) or not url.strip():
         return None
-    raw = quote(clean_text(url.strip()), safe=_URL_SAFE)  # spaces, <, >, " and the like: percent-encoded
+    raw = _encode(clean_text(url.strip()))  # spaces, <, >, " and the like: percent-encoded
     if base:
         try:
             raw = urljoin(base, raw)
@@ -190,8 +198,7 @@ def web_url(url: object, base: str = "") -> str | None:
     if not is_web_url(candidate):
         return None
     parts = urlsplit(candidate)  # [ and ] belong to an IPv6 host only: encoded in the rest
-    return urlunsplit((parts.scheme, parts.netloc, quote(parts.path, safe=_PATH_SAFE),
-                       quote(parts.query, safe=_PATH_SAFE + "?"), ""))
+    return urlunsplit((parts.scheme, parts.netloc, _encode(parts.path, _BRACKETS), _encode(parts.query, _BRACKETS), ""))
 
 
 def is_web_url(url: object) -> bool:

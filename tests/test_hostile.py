@@ -365,3 +365,14 @@ base_url = "{http_server.url('')}"
     for text in (fetched.output, listed.output, json.dumps(stored)):
         assert basic not in text and "my-very-secret-value" not in text, text
     assert "REDACTED" in stored[0][0]
+
+
+def test_web_urls_keep_their_stored_canonical_form():
+    """Only what a URL must not hold raw is encoded: a link stored before (non-ASCII letters,
+    %-escapes) keeps its canonical form, so deduplication by URL still finds it."""
+    from sources.text import canonical_url, web_url
+
+    for url in ["https://nl.example/café?q=één", "https://x.org/a%20b?c=%5B", "https://news.example/acme?id=1&b=2"]:
+        assert web_url(url) == canonical_url(url)
+    assert web_url("https://ok.example/a b>c") == "https://ok.example/a%20b%3Ec"
+    assert web_url("http://[::1]:8080/p[1]") == "http://[::1]:8080/p%5B1%5D"
