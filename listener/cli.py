@@ -40,6 +40,9 @@ class ListenerGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `listener`: its help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else (prog_name or "listener")
             click.echo(f"Error: {exc.format_message().rstrip('.')} (see `{where} --help`)", err=True)

@@ -139,6 +139,8 @@ def _decode(raw: bytes) -> tuple[str, Mention] | None:
         raise LineError("not JSON (nested too deeply)") from None
     except json.JSONDecodeError as exc:
         raise LineError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise LineError(f"not JSON we read ({' '.join(str(exc).split())[:80]})") from None
     if not isinstance(data, dict):
         raise LineError(f"expected a JSON object, not {_kind(data)}")
     return parse_line(data)

@@ -293,7 +293,7 @@ def hit_mention(hit: dict[str, Any], item_url: str = ITEM_URL) -> Mention | None
     return Mention(
         source_id=object_id,
         text=text,
-        url=item_url.format(object_id),
+        url=item_url.replace("{}", object_id),
         title=mention_title,
         author=_str(hit.get("author")),
         published_at=published or parse_datetime(hit.get("created_at")),

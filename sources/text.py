@@ -169,14 +169,11 @@ def as_count(value: object, *, floats: bool = False, negative: bool = True) -> i
 
 
 WEB_SCHEMES = ("http", "https")
-_URL_UNSAFE = frozenset('<>"{}|\\^`')  # never raw in a URL (RFC 3986); they end an href or an autolink
-_BRACKETS = frozenset("[]")  # belong to an IPv6 host only: encoded in the path and query
-
-
+_URL_UNSAFE = frozenset('<>"`')  # never raw in a link we write: they would end an href or a Markdown autolink
 def _encode(text: str, unsafe: frozenset[str] = _URL_UNSAFE) -> str:
     """`text` with spaces, controls and `unsafe` characters percent-encoded, and nothing else:
-    letters beyond ASCII and existing %-escapes stay as they are (the canonical form of a URL
-    stored before is unchanged, so deduplication by URL still finds it)."""
+    letters beyond ASCII, brackets, | and existing %-escapes stay as they are (the canonical form
+    of a URL stored before is unchanged, so deduplication by URL still finds it)."""
     if not any(c.isspace() or ord(c) < 32 or c in unsafe for c in text):
         return text
     return "".join(quote(c, safe="") if c.isspace() or ord(c) < 32 or c in unsafe else c for c in text)
@@ -188,17 +185,15 @@ def web_url(url: object, base: str = "") -> str | None:
     or malformed URL, not a string), which must never become a link."""
     if not isinstance(url, str) or not url.strip():
         return None
-    raw = _encode(clean_text(url.strip()))  # spaces, <, >, " and the like: percent-encoded
+    # tabs and line breaks are dropped (as urlsplit does); spaces, <, >, " and ` are percent-encoded
+    raw = _encode(clean_text(url.strip()).replace("\t", "").replace("\n", "").replace("\r", ""))
     if base:
         try:
             raw = urljoin(base, raw)
         except ValueError:
             return None
     candidate = canonical_url(raw)
-    if not is_web_url(candidate):
-        return None
-    parts = urlsplit(candidate)  # [ and ] belong to an IPv6 host only: encoded in the rest
-    return urlunsplit((parts.scheme, parts.netloc, _encode(parts.path, _BRACKETS), _encode(parts.query, _BRACKETS), ""))
+    return candidate if is_web_url(candidate) else None
 
 
 def is_web_url(url: object) -> bool:
@@ -253,7 +248,10 @@ def parse_datetime(value: object) -> datetime | None:
         return None
     if dt.tzinfo is None or dt.utcoffset() is None:
         return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # 9999-12-31T23:59:59-01:00 is beyond datetime's range in UTC
+        return None
 
 
 def _from_epoch(seconds: float) -> datetime | None:

@@ -372,7 +372,71 @@ def test_web_urls_keep_their_stored_canonical_form():
     %-escapes) keeps its canonical form, so deduplication by URL still finds it."""
     from sources.text import canonical_url, web_url
 
-    for url in ["https://nl.example/café?q=één", "https://x.org/a%20b?c=%5B", "https://news.example/acme?id=1&b=2"]:
-        assert web_url(url) == canonical_url(url)
+    for url in ["https://nl.example/café?q=één", "https://x.org/a%20b?c=%5B", "https://news.example/acme?id=1&b=2",
+                "https://shop.example/a[1]?page[n]=2&q=a|b", "https://x.org/a\tb"]:
+        assert web_url(url) == canonical_url(url), url
     assert web_url("https://ok.example/a b>c") == "https://ok.example/a%20b%3Ec"
-    assert web_url("http://[::1]:8080/p[1]") == "http://[::1]:8080/p%5B1%5D"
+    assert web_url("http://[::1]:8080/p[1]") == "http://[::1]:8080/p[1]"
+
+
+def test_read_only_sql_still_reads_virtual_tables(tmp_path):
+    """FTS5, json_each and the pragma table functions connect through the schema table: allowed."""
+    from listener.errors import StoreError
+    from listener.store import run_readonly
+
+    with Store(tmp_path / "m.db") as store:
+        store.save_mentions([MentionRow("feed", "1", "acme recall", NOW, NOW, ("acme",))])
+    db = tmp_path / "m.db"
+    assert run_readonly(db, "select count(*) from mentions where id in "
+                            "(select rowid from mentions_fts where mentions_fts match 'recall')").rows == [(1,)]
+    assert run_readonly(db, "select value from json_each('[1, 2]')").rows == [(1,), (2,)]
+    assert ("source_id",) in run_readonly(db, "select name from pragma_table_info('mentions')").rows
+    for sql in ("update sqlite_master set sql = ''", "delete from mentions", "create temp table t(x)"):
+        with pytest.raises(StoreError):
+            run_readonly(db, sql)
+
+
+def test_a_temporary_smtp_refusal_is_retried_and_a_permanent_one_given_up(tmp_path, now):
+    """Greylisting (450) keeps the mail queued; 550 gives it up."""
+    from aiosmtpd.controller import Controller
+
+    from tests.smtpserver import free_port
+
+    class Refusing:
+        code = "450 4.7.1 greylisted, try again later"
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+            return self.code
+
+    handler, port = Refusing(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        text = NOTIFY_CONFIG.format(db=tmp_path / "m.db", port=port).replace(
+            'channels = ["broken", "gone", "busy", "email"]', 'channels = ["email"]')
+        config = parse_config(tomllib.loads(text), base_dir=tmp_path)
+        with Store(config.database.path) as store:
+            fire_recall(store, config, now)
+            t = now + timedelta(minutes=1)
+            first = deliver(config, store, t)
+            assert (first.sent, first.failed, first.given_up) == (0, 1, 0) and "450" in first.errors["email"]
+            handler.code = "550 5.1.1 no such user"
+            second = deliver(config, store, t + timedelta(minutes=5))
+            assert (second.sent, second.failed, second.given_up) == (0, 0, 1)
+    finally:
+        controller.stop()
+
+
+def test_an_import_line_with_a_huge_number_or_a_far_date_is_one_bad_line(tmp_path):
+    cfg = write_config(tmp_path, "")
+    good = {"source": "feed", "id": "1", "published_at": "2026-11-20T10:00:00Z", "text": "acme ok"}
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join([
+        json.dumps(good),
+        '{"source": "feed", "id": "2", "published_at": "2026-11-20T10:00:00Z", "text": "acme", "likes": ' + "9" * 5000 + "}",
+        json.dumps({**good, "id": "3", "published_at": "9999-12-31T23:59:59-01:00"}),
+    ]) + "\n")
+    result = CliRunner().invoke(cli, ["--config", cfg, "import", "--no-score", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"{path}:2: not JSON we read" in result.output and f"{path}:3: \"published_at\"" in result.output
+    assert "3 lines read: 1 new" in result.output

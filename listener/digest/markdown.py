@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 from listener.digest.format import (alert_line, day_hours, engagement, failing_line, fmt_change, fmt_net,
                                     fmt_share, incident_line, net_line, sentiment_line, sparkline,
                                     volume_line)
+from sources.text import clean_text
 
 
 def _md(text: str) -> str:
     """Escape what would break a Markdown table or turn into markup; one line (a newline in an
     author or a post must not start a line of its own)."""
-    out = " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+    out = " ".join(clean_text(text).split()).replace("\\", "\\\\").replace("|", "\\|")
     for ch in "*_`[]<>#":
         out = out.replace(ch, "\\" + ch)
     return out

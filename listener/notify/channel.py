@@ -34,6 +34,10 @@ class Delivery:
     error: str | None = None
     retry: bool = True
 
+    def __post_init__(self) -> None:
+        if self.error is not None:  # what is stored and logged: one line, secrets redacted
+            object.__setattr__(self, "error", error_text(self.error))
+
     @property
     def delivered(self) -> bool:
         return self.error is None

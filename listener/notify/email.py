@@ -88,7 +88,12 @@ class EmailChannel(Channel):
                 try:
                     conn.send_message(message)
                 except smtplib.SMTPRecipientsRefused as exc:
-                    yield row, Delivery(f"SMTP: every recipient refused: {one_line(exc)}", retry=False)
+                    codes = [code for code, _ in exc.recipients.values()]
+                    permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+                    yield row, Delivery(f"SMTP: every recipient refused: {one_line(exc)}", retry=not permanent)
+                    if 421 in codes:  # the server closed the session: the rest waits for the retry
+                        yield from ((r, Delivery(f"SMTP: {one_line(exc)}")) for r in rows[i + 1:])
+                        return
                     continue
                 except (smtplib.SMTPException, OSError, socket.timeout) as exc:
                     permanent = isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600

@@ -38,7 +38,10 @@ class WebhookChannel(Channel):
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {name}: {type(exc).__name__}: {one_line(exc)}") from exc
         status = response.status_code
+        if 300 <= status < 400:
+            raise DeliveryError(f"webhook {name}: HTTP {status} {response.reason_phrase} (redirects are not followed: "
+                                f"set ${hook.url_env} to the final URL)", retry=False)
         if not 200 <= status < 300:
-            retry = status >= 500 or status in RETRYABLE_STATUS or status < 400
+            retry = status >= 500 or status in RETRYABLE_STATUS
             raise DeliveryError(f"webhook {name}: HTTP {status} {response.reason_phrase}"
                                 + ("" if retry else " (the server refuses it: not retried)"), retry=retry)

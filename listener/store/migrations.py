@@ -416,7 +416,9 @@ def m006_topic_negative_spread(db: sqlite_utils.Database) -> None:
         UPDATE topic_hourly SET p_negative_sq = coalesce((
             SELECT sum(m.p_negative * m.p_negative) FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
             WHERE t.topic = topic_hourly.topic AND m.sentiment IS NOT NULL
-              AND substr(t.published_at, 1, 13) || ':00:00Z' = topic_hourly.hour), 0);
+              AND substr(t.published_at, 1, 13) || ':00:00Z' = topic_hourly.hour),
+            -- an hour whose mentions were pruned: the default spread (0.35) around its mean, not none
+            CASE WHEN mentions > 0 THEN p_negative * p_negative / mentions + mentions * 0.1225 ELSE 0 END);
 
         CREATE TRIGGER mentions_scored_spread AFTER UPDATE OF sentiment, p_negative ON mentions
         WHEN old.sentiment IS NOT new.sentiment OR old.p_negative IS NOT new.p_negative

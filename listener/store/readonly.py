@@ -38,6 +38,8 @@ def _readonly_authorizer(denied: list[str], action: int, arg1, arg2, db_name, tr
     files, also as `file:...?mode=rwc` and inside VACUUM INTO), writes, and PRAGMAs that set
     something are refused before they run."""
     name = _DENIED.get(action)
+    if action == sqlite3.SQLITE_UPDATE and arg1 in ("sqlite_master", "sqlite_temp_master") and trigger is None:
+        name = None  # SQLite asks this when a virtual table (FTS5, json_each, pragma_*) is first used
     if name is None and action == sqlite3.SQLITE_PRAGMA:
         pragma = (arg1 or "").lower()
         if pragma not in READONLY_PRAGMAS or (arg2 is not None and pragma not in (
