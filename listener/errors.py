@@ -6,6 +6,8 @@ import os
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from sources.text import CONTROLS
+
 
 class ListenerError(Exception):
     """Base class: an error a user can act on, shown as one line."""
@@ -65,7 +67,6 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}(\.[A-Za-z0-9_\-]
 _SECRET_FIELD = re.compile(
     r"""(?ix)(["']?[\w\-]*(?:token|secret|passw|pwd|api[_\-]?key|credential|session)[\w\-]*["']?\s*[:=]\s*["']?)
         ([^"'&\s,;}]+)""")
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 MAX_ERROR = 500  # characters of an error text kept
 
 
@@ -120,5 +121,5 @@ def error_text(error: BaseException | str, limit: int = MAX_ERROR) -> str:
     redacted, at most `limit` characters."""
     text = str(error) if not isinstance(error, BaseException) or str(error) else type(error).__name__
     text = text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
-    text = " ".join(_CONTROLS.sub(" ", redact(text)).split())
+    text = " ".join(CONTROLS.sub(" ", redact(text)).split())  # tabs and line breaks: split() joins them
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,7 +12,6 @@ width their content needs (links stay whole).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import IO, Any
 
@@ -20,8 +19,8 @@ from rich.console import Console
 from rich.text import Text
 
 from listener.errors import redact
+from sources.text import CONTROLS
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 UNWRAPPED = 100_000  # the width of a console that is not a terminal: nothing wraps
 
 
@@ -30,7 +29,7 @@ def plain(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8")
-    return _CONTROLS.sub("\ufffd", text)
+    return CONTROLS.sub("\ufffd", text)
 
 
 class DataConsole(Console):

@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["clean_text", "as_count", "MAX_COUNT", "html_to_text", "canonical_url", "web_url", "is_web_url",
-           "parse_datetime", "TRACKING_PARAMS"]
+__all__ = ["CONTROLS", "clean_text", "as_count", "MAX_COUNT", "html_to_text", "canonical_url", "web_url",
+           "is_web_url", "parse_datetime", "TRACKING_PARAMS"]
 
-# C0 controls but tab and newline, DEL, C1 controls, and the non-characters U+FFFE/U+FFFF:
-# never text a reader sees, and an ESC in a terminal is markup.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+# C0 controls but tab and newline, DEL and C1 controls: never text a reader sees, and an ESC in a
+# terminal is markup. Dropped from what is stored, shown as U+FFFD by listener.terminal, a space in
+# an error text (listener.errors).
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NONCHARACTERS = {0xFFFE: None, 0xFFFF: None}  # dropped from what is stored too
 
 
 def clean_text(text: str) -> str:
@@ -32,10 +34,10 @@ def clean_text(text: str) -> str:
         return text
     if not text.isascii():
         # UTF-16 pairs a high and a low surrogate that came as two escapes; lone ones are replaced
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").translate(_NONCHARACTERS)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROLS.sub("", text)
+    return CONTROLS.sub("", text)
 
 
 # Elements whose content is never text a reader sees.
@@ -170,13 +172,20 @@ def as_count(value: object, *, floats: bool = False, negative: bool = True) -> i
 
 WEB_SCHEMES = ("http", "https")
 _URL_UNSAFE = frozenset('<>"`')  # never raw in a link we write: they would end an href or a Markdown autolink
-def _encode(text: str, unsafe: frozenset[str] = _URL_UNSAFE) -> str:
-    """`text` with spaces, controls and `unsafe` characters percent-encoded, and nothing else:
-    letters beyond ASCII, brackets, | and existing %-escapes stay as they are (the canonical form
-    of a URL stored before is unchanged, so deduplication by URL still finds it)."""
-    if not any(c.isspace() or ord(c) < 32 or c in unsafe for c in text):
+
+
+def _unsafe_in_url(c: str) -> bool:
+    """A character a link we write may not hold raw: white space, a control, or one of _URL_UNSAFE."""
+    return c.isspace() or ord(c) < 32 or c in _URL_UNSAFE
+
+
+def _encode(text: str) -> str:
+    """`text` with the characters `_unsafe_in_url` names percent-encoded, and nothing else: letters
+    beyond ASCII, brackets, | and existing %-escapes stay as they are (the canonical form of a URL
+    stored before is unchanged, so deduplication by URL still finds it)."""
+    if not any(map(_unsafe_in_url, text)):
         return text
-    return "".join(quote(c, safe="") if c.isspace() or ord(c) < 32 or c in unsafe else c for c in text)
+    return "".join(quote(c, safe="") if _unsafe_in_url(c) else c for c in text)
 
 
 def web_url(url: object, base: str = "") -> str | None:
@@ -199,7 +208,7 @@ def web_url(url: object, base: str = "") -> str | None:
 def is_web_url(url: object) -> bool:
     """Whether `url` is an absolute http(s) URL with a host, safe to write as a link (in an href, a
     Markdown <autolink>, a chat message): no spaces, controls or characters a URL must encode."""
-    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or c in _URL_UNSAFE for c in url):
+    if not isinstance(url, str) or any(map(_unsafe_in_url, url)):
         return False
     try:
         parts = urlsplit(url)

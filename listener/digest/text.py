@@ -6,6 +6,8 @@ import io
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from rich.text import Text
+
 from listener.digest.figures import COLORS, SENTIMENTS
 from listener.digest.format import (alert_line, day_hours, engagement, failing_line, fmt_change, fmt_net,
                                     fmt_share, incident_line, net_line, sentiment_line, sparkline,
@@ -15,7 +17,6 @@ from listener.digest.format import (alert_line, day_hours, engagement, failing_l
 def print_text(digest: dict, console) -> None:
     """Print the digest to a rich console: tables, a sentiment bar, daily bars and an hourly sparkline."""
     from rich.table import Table
-    from rich.text import Text
 
     from listener.terminal import styled
 
@@ -71,29 +72,22 @@ def print_text(digest: dict, console) -> None:
                     console.print(f"  {i}. {e['text']}", highlight=False)
                     meta = ", ".join(x for x in [e["author"] or "", e["source"], engagement(e)] if x)
                     console.print(styled(f"     ({meta}) {e['url'] or ''}".rstrip(), style="dim"))
-        if t["incidents"]:
-            console.print()
-            console.print(Text("Incidents:", style="bold"))
-            for i in t["incidents"]:
-                console.print(styled(f"  {incident_line(i, tz)}"))
-        if t["alerts"]:
-            console.print()
-            console.print(Text("Alerts:", style="bold"))
-            for a in t["alerts"]:
-                console.print(f"  {alert_line(a, tz)}", highlight=False)
+        _section(console, "Incidents:", [incident_line(i, tz) for i in t["incidents"]])
+        _section(console, "Alerts:", [alert_line(a, tz) for a in t["alerts"]])
         if t["failing_sources"]:
             console.print()
             console.print(Text("Data may be incomplete: failing " + ", ".join(t["failing_sources"]), style="yellow"))
-    if digest["other_alerts"]:
+    _section(console, "Other alerts:", [alert_line(a, tz) for a in digest["other_alerts"]])
+    _section(console, "Failing sources:", [failing_line(f, tz) for f in digest["failing_sources"]], "bold yellow")
+
+
+def _section(console, heading: str, lines: list[str], style: str = "bold") -> None:
+    """A headed list of lines (data: shown as typed), after a blank line; nothing when it is empty."""
+    if lines:
         console.print()
-        console.print(Text("Other alerts:", style="bold"))
-        for a in digest["other_alerts"]:
-            console.print(f"  {alert_line(a, tz)}", highlight=False)
-    if digest["failing_sources"]:
-        console.print()
-        console.print(Text("Failing sources:", style="bold yellow"))
-        for f in digest["failing_sources"]:
-            console.print(f"  {failing_line(f, tz)}", highlight=False)
+        console.print(Text(heading, style=style))
+        for line in lines:
+            console.print(f"  {line}", highlight=False)
 
 
 def render_text(digest: dict, width: int = 100) -> str:

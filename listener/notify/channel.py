@@ -44,7 +44,7 @@ class Delivery:
 
     @classmethod
     def failed(cls, exc: BaseException) -> Delivery:
-        return cls(error_text(exc), getattr(exc, "retry", True))
+        return cls(str(exc) or type(exc).__name__, getattr(exc, "retry", True))
 
 
 DELIVERED = Delivery()
