@@ -1208,9 +1208,10 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, file=str(path), base_dir=path.absolute().parent)
 
 
-def resolve_secret(config_path_label: str, env_name: str) -> str:
-    """The value of the environment variable a config key names; ConfigError if it is not set."""
-    value = env_secret(env_name)
+def resolve_secret(config_path_label: str, env_name: str, *, secret: bool = True) -> str:
+    """The value of the environment variable a config key names; ConfigError if it is not set.
+    `secret` (the default) keeps it out of every error text (listener.errors.env_secret)."""
+    value = env_secret(env_name, secret=secret)
     if value is None:
         raise ConfigError([f"{config_path_label}: environment variable {env_name} is not set"])
     if not value:

@@ -76,10 +76,13 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value.strip())
 
 
-def env_secret(name: str) -> str | None:
-    """The value of environment variable `name` (None when unset), remembered as a secret."""
+def env_secret(name: str, *, secret: bool = True) -> str | None:
+    """The value of environment variable `name` (None when unset), remembered as a secret unless
+    `secret` is False: a user name, a client id or a handle is not one, and registering a common
+    word ("listener", "admin") would blank it out of every message."""
     value = os.environ.get(name)
-    register_secret(value)
+    if secret:
+        register_secret(value)
     return value
 
 

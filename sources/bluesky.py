@@ -328,7 +328,7 @@ def _credentials(options: BlueskySource.Options) -> tuple[str, str]:
     values = []
     for option in ("handle_env", "app_password_env"):
         name = getattr(options, option)
-        value = env_secret(name)
+        value = env_secret(name, secret=option == "app_password_env")
         if value is None:
             raise FetchError(f"environment variable {name} is not set (needed by {option})")
         if not value.strip():

@@ -171,7 +171,7 @@ class RedditSource:
         values = []
         for option in ("client_id_env", "client_secret_env"):
             env_name = getattr(self.options, option)
-            value = env_secret(env_name) or ""
+            value = env_secret(env_name, secret=option == "client_secret_env") or ""
             if not value:
                 raise FetchError(f"environment variable {env_name} is not set (needed by {option})")
             values.append(value)

@@ -249,7 +249,7 @@ def test_the_daemon_log_and_alerts_say_why_mail_is_stuck(tmp_path, now):
     path.write_text(NOTIFY_CONFIG.format(db=tmp_path / "m.db", port=port))
     shown = CliRunner().invoke(cli, ["--config", str(path), "alerts"])
     assert "outbox: 1 queued, 0 sent" in shown.output
-    assert f"email: 1 waiting since" in shown.output and f"cannot reach SMTP server 127.0.0.1:{port}" in shown.output
+    assert "email: 1 waiting since" in shown.output and f"cannot reach SMTP server 127.0.0.1:{port}" in shown.output
 
 
 # ---------------------------------------------------------------- 4. import: every bad line named
@@ -440,3 +440,18 @@ def test_an_import_line_with_a_huge_number_or_a_far_date_is_one_bad_line(tmp_pat
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert f"{path}:2: not JSON we read" in result.output and f"{path}:3: \"published_at\"" in result.output
     assert "3 lines read: 1 new" in result.output
+
+
+def test_only_secrets_are_redacted_not_user_names(monkeypatch):
+    """A password is kept out of every error text; a user name that is a common word is not blanked
+    out of unrelated messages ('run `listener init`' stayed 'run `REDACTED init`' after an SMTP login
+    as 'listener')."""
+    from listener.config import resolve_secret
+    from listener.errors import error_text
+
+    monkeypatch.setenv("TEST_SMTP_USER", "listener")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "pa55word-value")
+    resolve_secret("email.username_env", "TEST_SMTP_USER", secret=False)
+    resolve_secret("email.password_env", "TEST_SMTP_PASSWORD")
+    assert error_text("config.toml not found (run `listener init`)") == "config.toml not found (run `listener init`)"
+    assert error_text("login failed for pa55word-value") == "login failed for REDACTED"

@@ -50,7 +50,7 @@ def smtp_connect(config: EmailConfig) -> smtplib.SMTP:
                 conn.starttls(context=ssl.create_default_context())
         if config.username_env and config.password_env:
             try:
-                conn.login(resolve_secret("email.username_env", config.username_env),
+                conn.login(resolve_secret("email.username_env", config.username_env, secret=False),
                            resolve_secret("email.password_env", config.password_env))
             except smtplib.SMTPAuthenticationError as exc:
                 conn.close()
