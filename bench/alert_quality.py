@@ -3,7 +3,7 @@
     .venv/bin/python bench/alert_quality.py [--only NAME[,NAME]] [--quick] [--seed 1] [--split tune]
         [--step 1m] [--rules FILE] [--jobs 1] [--data ../shared/data/sentiment] [--list 10] [--json]
 
-Each scenario is a generated stream of posts about one brand, replayed by `listener.replay` on
+Each scenario is a generated stream of posts about one brand, replayed by `listener.tools.replay` on
 its own fresh scratch database (a new install) with the real sentiment model, the rules
 evaluated every `--step`. The config has one topic, `brand OR #brand OR @brand`, and the three
 standard rules at their defaults:
@@ -79,9 +79,9 @@ sys.path.insert(0, str(REPO))
 
 from listener.config import parse_config, parse_duration  # noqa: E402
 from listener.errors import ListenerError  # noqa: E402
-from listener.replay import replay  # noqa: E402
-from models.data import read_tsv  # noqa: E402
-from sources import Mention  # noqa: E402
+from listener.tools.replay import replay  # noqa: E402
+from listener.models.data import read_tsv  # noqa: E402
+from listener.sources import Mention  # noqa: E402
 
 UTC = timezone.utc
 HOUR = timedelta(hours=1)
@@ -407,7 +407,7 @@ _process: dict = {}  # per process: the model and the texts, loaded once
 
 def process_state(data: Path, split: str, threads: int | None) -> tuple[object, dict]:
     if "model" not in _process:
-        from models import load_model
+        from listener.models import load_model
 
         t0 = time.perf_counter()
         _process["model"] = load_model("bundled", threads=threads)

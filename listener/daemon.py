@@ -24,7 +24,7 @@ from listener.errors import ListenerError
 from listener.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from models import SentimentModel
+    from listener.models import SentimentModel
 
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
@@ -73,7 +73,7 @@ def job_digest(config: Config, store: Store, now: datetime) -> bool:
 
 def job_prune(config: Config, store: Store, now: datetime):
     """Delete mentions older than `[database] keep`, once a day."""
-    from listener.retention import prune_if_due
+    from listener.store.retention import prune_if_due
 
     return prune_if_due(config, store, now)
 

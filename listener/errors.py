@@ -6,7 +6,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from sources.text import CONTROLS
+from listener.sources.text import CONTROLS
 
 
 class ListenerError(Exception):

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from listener.errors import redact
-from sources.text import CONTROLS
+from listener.sources.text import CONTROLS
 
 UNWRAPPED = 100_000  # the width of a console that is not a terminal: nothing wraps
 

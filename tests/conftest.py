@@ -27,6 +27,6 @@ def now() -> datetime:
 @pytest.fixture(scope="session")
 def bundled_model():
     """The real bundled model, loaded once for the whole run."""
-    from models import load_model
+    from listener.models import load_model
 
     return load_model("bundled")

@@ -23,11 +23,11 @@ from listener.cli import cli
 from listener.config import parse_config
 from listener.digest import build_digest, render_text
 from listener.alerts.kinds import SHARE_SD, spread
-from listener.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
+from listener.alerts.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
                             predictive_size, rate_change, rhythmic_expectation)
 from listener.store import MentionRow, Store
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 
 T0 = datetime(2026, 11, 9, 0, 0, tzinfo=timezone.utc)  # a Monday
 PROBS = {"negative": (0.9, 0.05, 0.05), "neutral": (0.05, 0.9, 0.05), "positive": (0.05, 0.05, 0.9)}

@@ -15,9 +15,9 @@ import pytest
 
 from listener.config import parse_config
 from listener.errors import ConfigError, FetchError
-from sources import FetchResult, SourceState, source_class
-from sources.bluesky import BlueskySource, jwt_expiry, post_mention
-from sources.http import HttpClient
+from listener.sources import FetchResult, SourceState, source_class
+from listener.sources.bluesky import BlueskySource, jwt_expiry, post_mention
+from listener.sources.http import HttpClient
 from tests.httpserver import RecordedRequest, Reply, http_server  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

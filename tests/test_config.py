@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import sources
+from listener import sources
 from listener.config import (
     REFERENCE,
     AlertRule,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from listener.demo import run_demo, split_posts
-from listener.simulate import generate
+from listener.tools.demo import run_demo, split_posts
+from listener.tools.simulate import generate
 from listener.store import run_readonly
 
 

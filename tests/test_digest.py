@@ -17,8 +17,8 @@ from listener.digest import (build_digest, day_bounds, message_id, queue_digest,
                              render_markdown, render_text, send_digest_if_due)
 from listener.errors import ListenerError
 from listener.store import MentionRow, Store
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 from tests.smtpserver import html_body, text_body
 
 UTC = timezone.utc

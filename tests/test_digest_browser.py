@@ -95,8 +95,8 @@ def test_hostile_posts_are_text_in_the_digest_and_alert_pages_in_chromium(tmp_pa
     from listener.alerts.messages import instance_message
     from listener.alerts.machine import RuleSpec, Transition
     from listener.store import MentionRow
-    from models import Sentiment
-    from sources import SourceState
+    from listener.models import Sentiment
+    from listener.sources import SourceState
     from tests.test_digest import PROBS, SETUP
 
     config = make_config(tmp_path)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from listener.errors import FetchError
-from sources import FetchResult, SourceState
-from sources.http import HttpClient
-from sources.rss import RSSSource
+from listener.sources import FetchResult, SourceState
+from listener.sources.http import HttpClient
+from listener.sources.rss import RSSSource
 from tests.httpserver import http_server  # noqa: F401  (fixture)
 
 FEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "feeds"

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from listener.errors import FetchError
-from sources import FetchResult, SourceState, source_class
-from sources.hackernews import HackerNewsSource, hit_mention, parse_hits
-from sources.http import HttpClient
+from listener.sources import FetchResult, SourceState, source_class
+from listener.sources.hackernews import HackerNewsSource, hit_mention, parse_hits
+from listener.sources.http import HttpClient
 from tests.httpserver import Reply, http_server  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

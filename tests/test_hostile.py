@@ -18,8 +18,8 @@ from listener.cli import cli
 from listener.config import parse_config
 from listener.notify import deliver
 from listener.store import MentionRow, Store
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 from tests.httpserver import Reply
 from tests.smtpserver import html_body, text_body
 from tests.test_pipeline import rss
@@ -114,7 +114,7 @@ def test_a_lone_surrogate_costs_nothing_but_itself(tmp_path, http_server):
 
 def test_a_source_whose_mentions_cannot_be_stored_fails_alone(tmp_path, now):
     from listener.pipeline import record
-    from sources import FetchResult, Mention
+    from listener.sources import FetchResult, Mention
 
     config = parse_config(tomllib.loads(write_config_text(tmp_path)), base_dir=tmp_path)
     huge = Mention(source_id="x", text="acme", likes=2**70)  # no SQLite integer holds it
@@ -370,7 +370,7 @@ base_url = "{http_server.url('')}"
 def test_web_urls_keep_their_stored_canonical_form():
     """Only what a URL must not hold raw is encoded: a link stored before (non-ASCII letters,
     %-escapes) keeps its canonical form, so deduplication by URL still finds it."""
-    from sources.text import canonical_url, web_url
+    from listener.sources.text import canonical_url, web_url
 
     for url in ["https://nl.example/café?q=één", "https://x.org/a%20b?c=%5B", "https://news.example/acme?id=1&b=2",
                 "https://shop.example/a[1]?page[n]=2&q=a|b", "https://x.org/a\tb"]:

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 
 from listener.errors import FetchError
-from sources.http import HttpClient, HttpSettings, Response, retry_after_seconds
+from listener.sources.http import HttpClient, HttpSettings, Response, retry_after_seconds
 from tests.httpserver import Reply, http_server  # noqa: F401  (fixture)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from click.testing import CliRunner
 
 from listener.cli import cli
-from listener.importer import import_jsonl
+from listener.tools.importer import import_jsonl
 from listener.store import Store
 from tests.test_digest import Writer, make_config
 from tests.test_sql_queries import DATA

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from listener.errors import FetchError
-from sources import FetchResult, SourceState, source_class
-from sources.http import HttpClient
-from sources.lemmy import LemmySource, markdown_to_text, post_mention
+from listener.sources import FetchResult, SourceState, source_class
+from listener.sources.http import HttpClient
+from listener.sources.lemmy import LemmySource, markdown_to_text, post_mention
 from tests.httpserver import LoopbackServer, RecordedRequest, Reply, http_server  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

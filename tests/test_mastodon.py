@@ -13,9 +13,9 @@ import pytest
 
 from listener.config import parse_config
 from listener.errors import ConfigError, FetchError
-from sources import FetchResult, SourceState, source_class
-from sources.http import HttpClient
-from sources.mastodon import MastodonSource, status_mention
+from listener.sources import FetchResult, SourceState, source_class
+from listener.sources.http import HttpClient
+from listener.sources.mastodon import MastodonSource, status_mention
 from tests.httpserver import LoopbackServer, RecordedRequest, Reply, http_server  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

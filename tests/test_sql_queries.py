@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from listener.cli import cli
-from listener.queries import QUERIES, queries_markdown
+from listener.store.queries import QUERIES, queries_markdown
 from listener.store import Store, run_readonly
-from sources import SourceState
+from listener.sources import SourceState
 from tests.test_digest import Writer, make_config
 
 UTC = timezone.utc
@@ -140,4 +140,4 @@ def test_sql_command_runs_ready_queries(db, tmp_path):
 
 def test_readme_shows_the_ready_queries():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert queries_markdown() in readme, "paste listener.queries.queries_markdown() into the README"
+    assert queries_markdown() in readme, "paste listener.store.queries.queries_markdown() into the README"

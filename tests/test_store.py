@@ -12,8 +12,8 @@ import pytest
 
 from listener.errors import StoreError
 from listener.store import MIGRATIONS, MentionRow, Store, iso, run_readonly
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 
 
 def row(now, source="feed", sid="1", url=None, topics=("acme",), hashtags=(), text="Acme is great", **kw):
@@ -97,7 +97,7 @@ def test_a_killed_writer_leaves_all_or_nothing(tmp_path, now):
         import os, signal
         from datetime import datetime, timedelta, timezone
         from listener.store import Store, MentionRow
-        from sources import SourceState
+        from listener.sources import SourceState
         now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
         store = Store({str(path)!r})
         rows = [MentionRow("feed", str(i), "text", now, now, ("acme",)) for i in range(100)]

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from listener.store import MentionRow, Store
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 
 T = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
 NEG, NEU, POS = Sentiment.from_probs(0.8, 0.1, 0.1), Sentiment.from_probs(0.1, 0.8, 0.1), Sentiment.from_probs(0.1, 0.2, 0.7)

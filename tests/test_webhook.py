@@ -10,8 +10,8 @@ from listener.alerts import evaluate
 from listener.config import parse_config
 from listener.notify import deliver
 from listener.store import MentionRow, Store
-from models import Sentiment
-from sources import SourceState
+from listener.models import Sentiment
+from listener.sources import SourceState
 from tests.httpserver import Reply
 
 

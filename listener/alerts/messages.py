@@ -20,7 +20,7 @@ from listener.alerts.machine import RuleSpec, Transition, label_order
 from listener.alerts.wording import duration_words, fmt_rate, local_time
 from listener.config import Config
 from listener.store import iso, parse_iso
-from sources.text import is_web_url
+from listener.sources.text import is_web_url
 
 STATE_WORD = {"firing": "FIRING", "update": "UPDATE", "repeat": "FIRING", "resolved": "RESOLVED"}
 SEVERITY_ORDER = ("info", "warning", "critical")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from listener.config import Config
 from listener.errors import ListenerError
 from listener.store import Store, iso
-from sources.text import is_web_url
+from listener.sources.text import is_web_url
 
 
 SENTIMENTS = ("negative", "neutral", "positive")

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from listener.digest.format import (alert_line, day_hours, engagement, failing_line, fmt_change, fmt_net,
                                     fmt_share, incident_line, net_line, sentiment_line, sparkline,
                                     volume_line)
-from sources.text import clean_text
+from listener.sources.text import clean_text
 
 
 def _md(text: str) -> str:

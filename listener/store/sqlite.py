@@ -22,7 +22,7 @@ from listener.errors import StoreError
 from listener.store.migrations import MIGRATIONS
 from listener.store.types import (Counts, HourCounts, MentionRow, SaveResult, SourceHealth, iso,  # noqa: F401
                                   parse_iso)
-from sources import SourceState
+from listener.sources import SourceState
 
 BUSY_TIMEOUT_MS = 10_000
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from sources import SourceState
+from listener.sources import SourceState
 
 
 def iso(dt: datetime | None) -> str | None:

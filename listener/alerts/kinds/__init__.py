@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from listener.query import normalise
-from listener.stats import DAY, HOUR, prorated_sums, rhythmic_expectation
+from listener.alerts.stats import DAY, HOUR, prorated_sums, rhythmic_expectation
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.config import AlertRule

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from listener.alerts.kinds import AlertKind, Observation, Scope, is_own_hashtag, topic_baseline
 from listener.alerts.wording import format_window, percent
-from listener.stats import HOUR, gamma_upper, mean_evidence, odds, poisson_llr, prorated_count, rate_change
+from listener.alerts.stats import HOUR, gamma_upper, mean_evidence, odds, poisson_llr, prorated_count, rate_change
 
 NEW_TAG_RATE = 0.5  # mentions/h a hashtag with no history is assumed to have (before evidence)
 NEW_TAG_SHARE = 0.05  # ... or this share of the topic's usual rate, for a busy topic

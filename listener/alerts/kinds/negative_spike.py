@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from listener.alerts.kinds import SHARE_SD, AlertKind, Observation, Scope, topic_baseline, window_negatives
 from listener.alerts.wording import fmt_count, format_window, percent
-from listener.stats import HOUR, mean_evidence
+from listener.alerts.stats import HOUR, mean_evidence
 
 EVIDENCE = 6.9  # nats (z = 3.7) against the most the usual share plausibly is
 MIN_HISTORY = 30  # mentions in the baseline before the usual share is known

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from listener.alerts.kinds import AlertKind, Observation, Scope, learning_text, topic_baseline, window_negatives
 from listener.alerts.wording import fmt_count, format_window, percent
-from listener.stats import HOUR, negbin_sf, predictive_size
+from listener.alerts.stats import HOUR, negbin_sf, predictive_size
 
 ALPHA = 1e-4  # the count must be this unlikely under the usual (over-dispersed) rate
 FLOOR_PER_HOUR = 0.5  # the usual rate of a quiet hour is never taken as lower than this

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from listener.errors import ListenerError
-from sources import Mention
-from sources.text import MAX_COUNT, clean_text, parse_datetime
+from listener.sources import Mention
+from listener.sources.text import MAX_COUNT, clean_text, parse_datetime
 
 REQUIRED = ("source", "id", "published_at", "text")
 TEXT_FIELDS = ("url", "author", "title", "language")

@@ -1,8 +1,8 @@
 """Train the bundled sentiment model's shipped weights.
 
-    python -m models.train finetune --data ../shared/data/sentiment --epochs 2
-    python -m models.train export --data ../shared/data/sentiment --work data/train [--checkpoint FILE]
-    python -m models.train head --data ../shared/data/sentiment --out models/bundled
+    python -m listener.models.train finetune --data ../shared/data/sentiment --epochs 2
+    python -m listener.models.train export --data ../shared/data/sentiment --work data/train [--checkpoint FILE]
+    python -m listener.models.train head --data ../shared/data/sentiment --out listener/models/bundled
 
 `finetune`: the encoder (word embeddings frozen) and a linear head are trained on en_train +
 multi_train, validated every --eval-every steps (checkpoints in --work), and the best checkpoint
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from listener.errors import ModelError
-from models.data import Example, read_tsv
-from models.e5base import PREFIX
-from models.metrics import expected_calibration_error, report
+from listener.models.data import Example, read_tsv
+from listener.models.e5base import PREFIX
+from listener.models.metrics import expected_calibration_error, report
 
 SEED = 13
 VAL_FILES = ("en_val.tsv", "multi_val.tsv", "nl_val.tsv")
@@ -50,7 +50,7 @@ def embed(model, tokenizer, texts: list[str], max_length: int, batch_size: int =
     """Mean-pooled encoder embeddings (n x H), frozen encoder, length-sorted batches."""
     import torch
 
-    from models.textprep import length_batches, normalise_for_model
+    from listener.models.textprep import length_batches, normalise_for_model
 
     prepared = [PREFIX + normalise_for_model(t) for t in texts]
     out = np.zeros((len(prepared), model.encoder.config.hidden_size), dtype=np.float32)
@@ -130,8 +130,8 @@ def train_head(data: Path, out: Path, en_limit: int | None, multi_limit: int | N
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import build_classifier
-    from models.e5base import ensure_base
+    from listener.models.bundled import build_classifier
+    from listener.models.e5base import ensure_base
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     rng = random.Random(SEED)
@@ -193,7 +193,7 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
     """Logits (n x 3) of the classifier in eval mode, input order; each text read as `prefix` + text."""
     import torch
 
-    from models.textprep import length_batches, normalise_for_model
+    from listener.models.textprep import length_batches, normalise_for_model
 
     prepared = [prefix + normalise_for_model(t) for t in texts]
     out = np.zeros((len(prepared), 3), dtype=np.float32)
@@ -208,7 +208,7 @@ def evaluate_logits(model, tokenizer, texts: list[str], max_length: int, batch_s
 
 def quantize_state(state: dict, skip: tuple[str, ...] = ()) -> dict:
     """int8 per-output-row for 2-D weights (`name.q8` + `name.scale`), everything else as is."""
-    from models.bundled import quantize_rows
+    from listener.models.bundled import quantize_rows
 
     out = {}
     for name, t in state.items():
@@ -241,7 +241,7 @@ def teacher_logits(folder: Path, base: Path, tokenizer, texts: list[str], max_le
     """The logits of a shipped artifact (`finetune --teacher`: its weights in fp32, its own layers and
     input prefix) on the training texts, for distillation, and its name; each distinct text is read once."""
     from listener.errors import ModelError
-    from models.bundled import build_classifier, input_prefix, load_artifact
+    from listener.models.bundled import build_classifier, input_prefix, load_artifact
 
     model = build_classifier(base)
     try:
@@ -283,9 +283,9 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import build_classifier, keep_layers, load_weights
-    from models.e5base import ensure_base
-    from models.textprep import normalise_for_model
+    from listener.models.bundled import build_classifier, keep_layers, load_weights
+    from listener.models.e5base import ensure_base
+    from listener.models.textprep import normalise_for_model
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not 0 <= teacher_weight <= 1:
@@ -480,7 +480,7 @@ def finetune(data: Path, out: Path, work: Path, *, epochs: float, lr: float, hea
 
 def calibration_batches(tokenizer, data: Path, batch_size: int = 32, prefix: str = PREFIX):
     """A seeded sample of training texts (CALIBRATION), tokenized as validation reads them."""
-    from models.textprep import normalise_for_model
+    from listener.models.textprep import normalise_for_model
 
     rng = random.Random(SEED)
     texts = [prefix + normalise_for_model(e.text)
@@ -500,10 +500,10 @@ def export(data: Path, out: Path, work: Path, *, checkpoint: Path | None = None,
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from models.bundled import (BundledModel, build_classifier, dequantize_state, layer_count, load_weights,
+    from listener.models.bundled import (BundledModel, build_classifier, dequantize_state, layer_count, load_weights,
                                 smoothing_scales)
-    from models.e5base import ensure_base
-    from models.metrics import evaluate
+    from listener.models.e5base import ensure_base
+    from listener.models.metrics import evaluate
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not 0 <= smooth_alpha <= 1:
@@ -592,7 +592,7 @@ def language_repeat_arg(value: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m listener.models.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     head = sub.add_parser("head", help="fit the logistic-regression head on the frozen base")
@@ -629,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"what every input starts with (default {PREFIX!r}, e5's convention; '' saves 3 tokens a text); "
                          "recorded in the artifact, which listener then applies")
     ft.add_argument("--teacher", type=Path, default=None, metavar="ARTIFACT",
-                    help="distil from this model artifact folder (e.g. models/bundled) as well as the labels")
+                    help="distil from this model artifact folder (e.g. listener/models/bundled) as well as the labels")
     ft.add_argument("--teacher-weight", type=float, default=0.8, help="share of the distillation loss (default 0.8)")
     ft.add_argument("--teacher-temperature", type=float, default=2.0, help="distillation temperature (default 2)")
     ft.add_argument("--name", default=MODEL_NAME, help=f"the artifact's name in its manifest (default {MODEL_NAME})")

@@ -54,7 +54,7 @@ def int8_rows(embedding):
     import torch
     from torch import nn
 
-    from models.bundled import quantize_rows
+    from listener.models.bundled import quantize_rows
 
     class RowInt8Embedding(nn.Module):
         def __init__(self, weight: torch.Tensor):

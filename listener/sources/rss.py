@@ -33,9 +33,9 @@ from xml.sax import SAXParseException
 import feedparser
 
 from listener.errors import FetchError
-from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient
-from sources.text import html_to_text, parse_datetime, web_url
+from listener.sources import FetchResult, Mention, SourceState
+from listener.sources.http import HttpClient
+from listener.sources.text import html_to_text, parse_datetime, web_url
 
 try:  # the exact decoding feedparser applies before its own DOCTYPE handling
     from feedparser.encodings import convert_to_utf8 as _convert_to_utf8

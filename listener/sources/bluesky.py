@@ -49,9 +49,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from listener.errors import FetchError, env_secret
-from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient, Response, http_date
-from sources.text import as_count, canonical_url, clean_text, parse_datetime
+from listener.sources import FetchResult, Mention, SourceState
+from listener.sources.http import HttpClient, Response, http_date
+from listener.sources.text import as_count, canonical_url, clean_text, parse_datetime
 
 __all__ = ["BlueskySource", "post_mention", "jwt_expiry"]
 

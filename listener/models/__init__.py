@@ -45,9 +45,9 @@ def load_model(name: str = "bundled", **options) -> SentimentModel:
     Options: batch_size, max_length, cache_dir (where the bundled base is built), threads.
     """
     if name == "bundled":
-        from models.bundled import BundledModel
+        from listener.models.bundled import BundledModel
 
         return BundledModel(**options)
-    from models.hf import TransformersModel
+    from listener.models.hf import TransformersModel
 
     return TransformersModel(name, **options)

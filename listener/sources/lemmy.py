@@ -44,9 +44,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from listener.errors import FetchError
-from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient
-from sources.text import as_count, canonical_url, parse_datetime
+from listener.sources import FetchResult, Mention, SourceState
+from listener.sources.http import HttpClient
+from listener.sources.text import as_count, canonical_url, parse_datetime
 
 __all__ = ["LemmySource", "post_mention", "comment_mention", "markdown_to_text"]
 

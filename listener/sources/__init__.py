@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from sources.text import clean_text
+from listener.sources.text import clean_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sources.http import HttpClient
+    from listener.sources.http import HttpClient
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,12 @@ class Source(Protocol):
 
 # kind -> "module:Class". Modules are imported on first use.
 KINDS: dict[str, str] = {
-    "rss": "sources.rss:RSSSource",
-    "mastodon": "sources.mastodon:MastodonSource",
-    "hackernews": "sources.hackernews:HackerNewsSource",
-    "reddit": "sources.reddit:RedditSource",
-    "bluesky": "sources.bluesky:BlueskySource",
-    "lemmy": "sources.lemmy:LemmySource",
+    "rss": "listener.sources.rss:RSSSource",
+    "mastodon": "listener.sources.mastodon:MastodonSource",
+    "hackernews": "listener.sources.hackernews:HackerNewsSource",
+    "reddit": "listener.sources.reddit:RedditSource",
+    "bluesky": "listener.sources.bluesky:BlueskySource",
+    "lemmy": "listener.sources.lemmy:LemmySource",
 }
 
 

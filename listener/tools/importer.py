@@ -19,9 +19,9 @@ from typing import Callable
 from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
 from listener.pipeline import score_pending, to_rows
-from listener.jsonl import read_jsonl
+from listener.tools.jsonl import read_jsonl
 from listener.store import Store
-from sources import Mention
+from listener.sources import Mention
 
 BATCH = 500  # lines per transaction
 

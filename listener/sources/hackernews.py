@@ -46,9 +46,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from listener.errors import FetchError
-from sources import FetchResult, Mention, SourceState
-from sources.http import HttpClient, Response
-from sources.text import as_count, canonical_url, html_to_text, parse_datetime
+from listener.sources import FetchResult, Mention, SourceState
+from listener.sources.http import HttpClient, Response
+from listener.sources.text import as_count, canonical_url, html_to_text, parse_datetime
 
 __all__ = ["HackerNewsSource", "parse_hits", "HITS_PER_PAGE", "MAX_HITS", "MAX_BACKLOG"]
 

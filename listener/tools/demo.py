@@ -27,7 +27,7 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from listener.simulate import BRAND, SimPost, generate
+from listener.tools.simulate import BRAND, SimPost, generate
 
 STEP = timedelta(minutes=5)
 

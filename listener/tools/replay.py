@@ -1,7 +1,7 @@
 """Rule testing: replay a stream of mentions in accelerated time through scoring and the rules.
 
 Input is JSON Lines, one mention per line (the format `listener export --format jsonl` writes,
-read by `listener.jsonl`). Hashtags in the text count even when the field is absent. Mentions are matched
+read by `listener.tools.jsonl`). Hashtags in the text count even when the field is absent. Mentions are matched
 to the config's topics and stored in a scratch database, scored with the configured model, and
 the rules are evaluated every `step` of simulated time, exactly as the daemon would. What comes
 out is every transition and every notification that would be sent, in order.
@@ -19,10 +19,10 @@ from listener.alerts import NoticeRecord, Transition, evaluate_all
 from listener.config import Config, DatabaseConfig, SourceConfig
 from listener.pipeline import score_pending, to_rows
 from listener.store import Store
-from sources import Mention, SourceState
+from listener.sources import Mention, SourceState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from models import SentimentModel
+    from listener.models import SentimentModel
 
 
 def replay(config: Config, items: Iterable[tuple[str, Mention]], model: SentimentModel, *, step: timedelta = timedelta(minutes=1),

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models import LABELS
+from listener.models import LABELS
 
 
 def confusion(gold: Sequence[int], pred: Sequence[int], n: int = 3) -> np.ndarray:
@@ -60,7 +60,7 @@ def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int
 
 def evaluate(model, examples) -> dict:
     """Score labelled examples with `model`; the report overall and per language (when given)."""
-    from models import LABELS
+    from listener.models import LABELS
 
     predictions = model.score([e.text for e in examples])
     pred = [LABELS.index(p.label) for p in predictions]

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from listener.config import Config, SourceConfig, Topic
 from listener.errors import FetchError, error_text
-from listener.language import detect_language, normalise_language
+from listener.pipeline.language import detect_language, normalise_language
 from listener.query import Document, extract_hashtags, prepare
 from listener.store import MentionRow, Store
-from sources import FetchResult, Mention, source_class
-from sources.http import HttpClient, HttpSettings
-from sources.text import web_url
+from listener.sources import FetchResult, Mention, source_class
+from listener.sources.http import HttpClient, HttpSettings
+from listener.sources.text import web_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from models import SentimentModel
+    from listener.models import SentimentModel
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
