@@ -643,8 +643,8 @@ def test_resolve_secret(monkeypatch):
 
 
 def test_the_dataclass_defaults_are_the_documented_defaults(tmp_path):
-    """Each key's default is written twice today (the KEYS table the parser and README read, and the
-    dataclass): a config with only the required keys must equal the dataclasses' own defaults."""
+    """Each key's default is declared once (listener.config.schema) and is both what the parser fills
+    in and the dataclass's own default: a config with only the required keys equals the defaults."""
     import dataclasses
 
     from listener.config import (AlertRule, EmailConfig, FetchConfig, ModelConfig, NotifyConfig, SourceConfig,
