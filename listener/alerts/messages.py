@@ -17,7 +17,7 @@ from typing import Mapping
 from listener.alerts.incidents import Member, Notice, member_key
 from listener.alerts.kinds import AlertKind, Observation
 from listener.alerts.machine import RuleSpec, Transition, label_order
-from listener.alerts.wording import duration_words, fmt_rate, local_time
+from listener.alerts.wording import duration_words, fmt_rate, local_time, mention_meta
 from listener.config import Config
 from listener.store import iso, parse_iso
 from listener.sources.text import is_web_url
@@ -170,8 +170,7 @@ def _bodies(lines: list[str], heading: str, examples: list[dict], numbers: list[
         text += ["", heading]
         items = []
         for i, e in enumerate(examples, 1):
-            meta = ", ".join(x for x in [e.get("author") or "", e.get("source") or "", _engagement(e),
-                                         f"{e.get('sentiment') or 'unscored'}"] if x)
+            meta = mention_meta(e, e.get("sentiment") or "unscored")
             body = " ".join((e.get("text") or e.get("title") or "").split())[:280]
             text.append(f"{i}. {body}")
             url = _link(e)
@@ -188,13 +187,6 @@ def _bodies(lines: list[str], heading: str, examples: list[dict], numbers: list[
             html_parts.append(f"<p><b>{escape(name)}</b><br>" + "<br>".join(escape(x) for x in explained) + "</p>")
     text += ["", "-- listener"]
     return "\n".join(text) + "\n", "<html><body>" + "".join(html_parts) + "<p>-- listener</p></body></html>"
-
-
-def _engagement(e: dict) -> str:
-    parts = [f"{e[k]} {k}" for k in ("likes", "reposts", "replies") if e.get(k)]
-    if e.get("score"):
-        parts.append(f"score {e['score']}")
-    return ", ".join(parts)
 
 
 def slack_escape(text: str) -> str:

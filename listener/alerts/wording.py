@@ -43,3 +43,16 @@ def duration_words(d: timedelta) -> str:
     if hours:
         return f"{hours} h" + (f" {mins} min" if mins else "")
     return f"{mins} min"
+
+
+def engagement_text(e: dict, none: str = "") -> str:
+    """`12 likes, 3 reposts, score 40`: a mention's engagement as people read it; `none` when it has none."""
+    parts = [f"{e[k]} {k}" for k in ("likes", "reposts", "replies") if e.get(k)]
+    if e.get("score"):
+        parts.append(f"score {e['score']}")
+    return ", ".join(parts) or none
+
+
+def mention_meta(e: dict, *more: str, none: str = "") -> str:
+    """`author, source, engagement[, more]`: the line under a quoted mention, empty parts left out."""
+    return ", ".join(x for x in [e.get("author") or "", e.get("source") or "", engagement_text(e, none), *more] if x)

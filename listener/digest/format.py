@@ -41,13 +41,6 @@ def incident_line(i: dict, tz: ZoneInfo) -> str:
             + (f": {i['summary']}" if i["summary"] else ""))
 
 
-def engagement(e: dict) -> str:
-    parts = [f"{e[k]} {k}" for k in ("likes", "reposts", "replies") if e.get(k)]
-    if e.get("score"):
-        parts.append(f"score {e['score']}")
-    return ", ".join(parts) or "no engagement"
-
-
 def volume_line(t: dict) -> str:
     return (f"{fmt_change(t['change_vs_previous_day'])} vs previous day ({t['previous_day']}), "
             f"{fmt_change(t['change_vs_average_7d'])} vs 7-day average ({t['average_7d']:g})")

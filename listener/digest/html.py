@@ -7,7 +7,8 @@ from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from listener.digest.figures import COLORS, SENTIMENTS
-from listener.digest.format import (alert_line, engagement, failing_line, fmt_change, fmt_net, fmt_share,
+from listener.alerts.wording import mention_meta
+from listener.digest.format import (alert_line, failing_line, fmt_change, fmt_net, fmt_share,
                                     incident_line)
 
 
@@ -53,7 +54,7 @@ def _h3(text: str) -> str:
 def _examples_html(items: list[dict], sentiment: str) -> str:
     lis = []
     for e in items:
-        meta = ", ".join(x for x in [e["author"] or "", e["source"], engagement(e)] if x)
+        meta = mention_meta(e, none="no engagement")
         link = (f' <a href="{_e(e["url"])}" style="color:#1c64d9;">{_e(e["url"])}</a>' if e["url"] else "")
         lis.append(f'<li style="margin:0 0 8px;">{_e(e["text"])}<br><span style="font-size:12px;color:#52606d;">'
                    f"{_e(meta)}</span>{link}</li>")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from listener.digest.format import (alert_line, day_hours, engagement, failing_line, fmt_change, fmt_net,
+from listener.alerts.wording import mention_meta
+from listener.digest.format import (alert_line, day_hours, failing_line, fmt_change, fmt_net,
                                     fmt_share, incident_line, net_line, sentiment_line, sparkline,
                                     volume_line)
 from listener.sources.text import clean_text
@@ -53,7 +54,7 @@ def render_markdown(digest: dict) -> str:
             if t["most_engaged"][s]:
                 out += [f"**Most engaged {s}**", ""]
                 for i, e in enumerate(t["most_engaged"][s], 1):
-                    meta = ", ".join(x for x in [e["author"] or "", e["source"], engagement(e)] if x)
+                    meta = mention_meta(e, none="no engagement")
                     link = f" <{e['url']}>" if e["url"] else ""
                     out.append(f"{i}. {_md(e['text'])} ({_md(meta)}){link}")
                 out.append("")

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from rich.text import Text
 
 from listener.digest.figures import COLORS, SENTIMENTS
-from listener.digest.format import (alert_line, day_hours, engagement, failing_line, fmt_change, fmt_net,
+from listener.alerts.wording import mention_meta
+from listener.digest.format import (alert_line, day_hours, failing_line, fmt_change, fmt_net,
                                     fmt_share, incident_line, net_line, sentiment_line, sparkline,
                                     volume_line)
 
@@ -70,7 +71,7 @@ def print_text(digest: dict, console) -> None:
                 console.print(styled(f"Most engaged {s}:", style=f"bold {COLORS[s]}"))
                 for i, e in enumerate(t["most_engaged"][s], 1):
                     console.print(f"  {i}. {e['text']}", highlight=False)
-                    meta = ", ".join(x for x in [e["author"] or "", e["source"], engagement(e)] if x)
+                    meta = mention_meta(e, none="no engagement")
                     console.print(styled(f"     ({meta}) {e['url'] or ''}".rstrip(), style="dim"))
         _section(console, "Incidents:", [incident_line(i, tz) for i in t["incidents"]])
         _section(console, "Alerts:", [alert_line(a, tz) for a in t["alerts"]])

@@ -36,13 +36,12 @@ LOUDEST_COMPLAINTS = ReadyQuery(
     "loudest-complaints",
     "Which complaints got the most attention this week? The most engaged negative mentions of the 7 days before :now.",
     """\
-select t.topic, m.published_at, m.source, m.author,
-       coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0) as engagement,
+select t.topic, m.published_at, m.source, m.author, m.engagement,
        substr(coalesce(m.title || ': ', '') || m.text, 1, 200) as text, m.url
-from mention_topics t join mentions m on m.id = t.mention_id
+from mention_topics t join mention_details m on m.id = t.mention_id
 where t.published_at >= strftime('%Y-%m-%dT%H:%M:%SZ', :now, '-7 days') and t.published_at < :now
   and m.sentiment = 'negative'
-order by engagement desc, m.published_at desc, m.id
+order by m.engagement desc, m.published_at desc, m.id
 limit 20""")
 
 SHARE_OF_VOICE = ReadyQuery(
@@ -65,8 +64,8 @@ TOP_AUTHORS = ReadyQuery(
     """\
 select t.topic, m.author, m.source, count(*) as mentions,
        sum(m.sentiment = 'negative') as negative, sum(m.sentiment = 'positive') as positive,
-       sum(coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)) as engagement
-from mention_topics t join mentions m on m.id = t.mention_id
+       sum(m.engagement) as engagement
+from mention_topics t join mention_details m on m.id = t.mention_id
 where t.published_at >= strftime('%Y-%m-%dT%H:%M:%SZ', :now, '-30 days') and t.published_at < :now
   and coalesce(m.author, '') != ''
 group by t.topic, m.author, m.source
