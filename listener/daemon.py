@@ -25,6 +25,7 @@ from listener.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.models import SentimentModel
+    from listener.pipeline import ScoreCache, SourcePool
 
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
@@ -36,18 +37,21 @@ def utcnow() -> datetime:
 
 
 # ---------------------------------------------------------------- the jobs
-def job_fetch(config: Config, store: Store, now: datetime, source: str | None = None) -> list:
-    """Fetch what is due (one source, or all); failures are recorded by the pipeline."""
+def job_fetch(config: Config, store: Store, now: datetime, source: str | None = None,
+              pool: SourcePool | None = None) -> list:
+    """Fetch what is due (one source, or all); failures are recorded by the pipeline. `pool` keeps
+    the source objects from one fetch to the next (the daemon's)."""
     from listener.pipeline import fetch_due
 
     names = {source} if source else None
-    return fetch_due(config, store, now, names=names)
+    return fetch_due(config, store, now, names=names, pool=pool)
 
 
-def job_score(store: Store, model: SentimentModel, now: datetime) -> int:
+def job_score(store: Store, model: SentimentModel, now: datetime, cache: ScoreCache | None = None) -> int:
+    """Score the new mentions; `cache` remembers texts already scored (the daemon's)."""
     from listener.pipeline import score_pending
 
-    return score_pending(store, model, now)
+    return score_pending(store, model, now, cache=cache)
 
 
 def job_evaluate(config: Config, store: Store, now: datetime):
@@ -118,8 +122,12 @@ class Daemon:
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
+        from listener.pipeline import ScoreCache, SourcePool
+
         self._model = None
         self._model_lock = threading.Lock()
+        self._sources = SourcePool()  # source objects (a login token, say) kept for the daemon's life
+        self._scores = ScoreCache()  # reposts and copies are scored once
         self._evaluate_lock = threading.Lock()  # two evaluations at once would notify twice
         self._deliver_lock = threading.Lock()  # two deliveries at once would send a message twice
 
@@ -142,13 +150,13 @@ class Daemon:
 
     # jobs as the scheduler calls them
     def fetch(self, store: Store, source: str) -> None:
-        for o in job_fetch(self.config, store, self.clock(), source):
+        for o in job_fetch(self.config, store, self.clock(), source, self._sources):
             self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
 
     def score(self, store: Store) -> None:
         """Score new mentions; when there were any, evaluate and deliver at once (minutes matter)."""
         if store.count_unscored():
-            n = job_score(store, self.model(), self.clock())
+            n = job_score(store, self.model(), self.clock(), self._scores)
             self.log(f"scored {n} mentions")
             self.evaluate(store)
             self.deliver(store)

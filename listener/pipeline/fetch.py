@@ -1,0 +1,178 @@
+"""Fetching: which sources are due, each fetched concurrently within the limits, its result (or its
+failure, with backoff) stored in one transaction as it lands."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from listener.config import Config, SourceConfig
+from listener.errors import FetchError, error_text
+from listener.pipeline.match import to_rows
+from listener.sources import FetchResult, source_class
+from listener.sources.http import HttpClient, HttpSettings
+from listener.store import Store
+
+MAX_BACKOFF = timedelta(hours=6)
+MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """What one source's fetch did in this cycle."""
+
+    source: str
+    ok: bool
+    items: int = 0  # what the source returned
+    new: int = 0  # stored as new mentions
+    duplicates: int = 0  # already stored (same id or URL)
+    unmatched: int = 0  # matched no topic, or older than the first fetch's backfill: not stored
+    not_modified: bool = False
+    error: str | None = None
+    next_check_at: datetime | None = None
+
+
+def backoff(every: timedelta, consecutive_errors: int, retry_after: float | None = None) -> timedelta:
+    """Delay before the next try after `consecutive_errors` failures in a row (1 = first failure).
+
+    Exponential from the source's interval (x1, x2, x4), capped at 4 intervals and 6 hours (or the
+    interval when that is longer), so a recovered source is noticed within minutes; a server's
+    Retry-After wins when it asks for longer.
+    """
+    cap = max(min(MAX_BACKOFF, every * MAX_BACKOFF_FACTOR), every)
+    delay = min(every * (2 ** min(max(consecutive_errors - 1, 0), 16)), cap)
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def due_sources(config: Config, store: Store, now: datetime, only: str | None = None,
+                names: set[str] | None = None) -> list[SourceConfig]:
+    """Enabled sources whose next check time has come (among `names`, when given).
+
+    `only` names one source and ignores its timing (`listener fetch --source NAME`).
+    """
+    if only is not None:
+        return [config.source(only)]
+    health = store.source_health()
+    due = []
+    for src in config.sources:
+        if not src.enabled or (names is not None and src.name not in names):
+            continue
+        h = health.get(src.name)
+        if h is None or h.next_check_at is None or h.next_check_at <= now:
+            due.append(src)
+    return due
+
+
+def http_settings(config: Config) -> HttpSettings:
+    defaults = HttpSettings()
+    return HttpSettings(timeout=config.fetch.timeout.total_seconds(), max_bytes=config.fetch.max_bytes,
+                        per_host=config.fetch.per_host, user_agent=config.fetch.user_agent or defaults.user_agent)
+
+
+class SourcePool:
+    """The source objects of one process's fetches, kept from cycle to cycle (a source may keep a
+    login token or a cursor cache). The daemon keeps one for its life; a one-off fetch makes its own."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str, object], object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, src: SourceConfig):
+        """The source object for `src`; a changed config (kind or options) gets a new one."""
+        key = (src.name, src.kind, src.options)
+        with self._lock:
+            if key not in self._objects:
+                self._objects[key] = source_class(src.kind)(src.name, src.options)
+            return self._objects[key]
+
+
+def fetch_since(src: SourceConfig, store: Store, now: datetime, since: datetime | None = None) -> datetime | None:
+    """How far back a fetch looks: the explicit `since`, else `backfill` until the first success."""
+    if since is not None:
+        return since
+    health = store.source_health(src.name).get(src.name)
+    return now - src.backfill if health is None or health.last_success_at is None else None
+
+
+async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: datetime,
+                     since: datetime | None, pool: SourcePool) -> FetchResult | Exception:
+    try:
+        return await pool.get(src).fetch(store.source_state(src.name), http, now, since=since)
+    except FetchError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a bug in one source must not stop the others
+        return FetchError(f"internal error in {src.kind} source: {type(exc).__name__}: {exc}")
+
+
+async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: str | None = None,
+                          names: set[str] | None = None, since: datetime | None = None,
+                          on_outcome: Callable[[SourceOutcome], None] | None = None,
+                          clock: Callable[[], datetime] | None = None,
+                          pool: SourcePool | None = None) -> list[SourceOutcome]:
+    """Fetch all due sources concurrently (global and per-host limits) and store each as it lands.
+
+    `since` asks for a backfill from that time (where the source's API allows it); `pool` keeps
+    the source objects across calls (the daemon's), else they live for this call.
+    """
+    due = due_sources(config, store, now, only, names)
+    pool = pool if pool is not None else SourcePool()
+    outcomes: list[SourceOutcome] = []
+    if not due:
+        return outcomes
+    limit = asyncio.Semaphore(config.fetch.concurrency)
+    async with HttpClient(http_settings(config)) as http:
+
+        async def run(src: SourceConfig) -> None:
+            lower = fetch_since(src, store, now, since)
+            async with limit:
+                result = await _fetch_one(src, store, http, now, lower, pool)
+            finished = clock() if clock else now
+            outcome = record(config, store, src, result, started_at=now, now=finished, since=lower)
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+        await asyncio.gather(*(run(src) for src in due))
+    return outcomes
+
+
+def record(config: Config, store: Store, src: SourceConfig, result: FetchResult | Exception, *,
+           started_at: datetime, now: datetime, since: datetime | None = None) -> SourceOutcome:
+    """Store one source's fetch result (success or failure) in one transaction.
+
+    Mentions published before `since` are left out (the backfill bound).
+    """
+    if not isinstance(result, Exception):
+        try:
+            return _record_success(config, store, src, result, started_at=started_at, now=now, since=since)
+        except Exception as exc:  # noqa: BLE001 - what one source returned must not cost the others
+            result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
+    errors = store.source_health(src.name).get(src.name)
+    count = (errors.consecutive_errors if errors else 0) + 1
+    retry_after = getattr(result, "retry_after", None)
+    next_check = now + backoff(src.every, count, retry_after)
+    message = error_text(result)
+    store.record_failure(src.name, src.kind, message, started_at=started_at, now=now, next_check_at=next_check)
+    return SourceOutcome(src.name, ok=False, error=message, next_check_at=next_check)
+
+
+def _record_success(config: Config, store: Store, src: SourceConfig, result: FetchResult, *,
+                    started_at: datetime, now: datetime, since: datetime | None) -> SourceOutcome:
+    rows, unmatched = to_rows(src, result.mentions, config.topics, now, since=since)
+    next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
+    saved = store.save_fetch(src.name, src.kind, rows, result.state, started_at=started_at, now=now,
+                             next_check_at=next_check, items=len(result.mentions), requests=result.requests,
+                             not_modified=result.not_modified)
+    return SourceOutcome(src.name, ok=True, items=len(result.mentions), new=len(saved.new_ids),
+                         duplicates=saved.updated, unmatched=unmatched, not_modified=result.not_modified,
+                         next_check_at=next_check)
+
+
+def fetch_due(config: Config, store: Store, now: datetime | None = None, **kwargs) -> list[SourceOutcome]:
+    """Synchronous wrapper around `fetch_due_async`."""
+    return asyncio.run(fetch_due_async(config, store, now or datetime.now(timezone.utc), **kwargs))

@@ -1,0 +1,82 @@
+"""Matching: a source's mentions become rows to store, each with its hashtags, its language (detected
+when the source does not say) and the topics it belongs to; the rest is left out."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+from listener.config import SourceConfig, Topic
+from listener.pipeline.language import detect_language, normalise_language
+from listener.query import Document, extract_hashtags, prepare
+from listener.sources import Mention
+from listener.sources.text import web_url
+from listener.store import MentionRow
+
+FUTURE_TOLERANCE = timedelta(hours=1)  # a date further ahead than this is a feed's mistake
+
+
+def topics_for(mention: Mention, doc: Document, language: str | None, source: SourceConfig,
+               topics: Sequence[Topic]) -> tuple[str, ...]:
+    """Topics a mention belongs to: the source's own `topics` without matching, else every match.
+
+    A topic restricted to `languages` accepts only mentions in those languages.
+    """
+    def language_ok(t: Topic) -> bool:
+        return not t.languages or (language is not None and language in t.languages)
+
+    if source.topics or mention.topics:
+        names = set(source.topics) | set(mention.topics)
+        return tuple(t.name for t in topics if t.name in names and language_ok(t))
+    return tuple(t.name for t in topics if language_ok(t) and t.matcher.matches(doc))
+
+
+def to_rows(source: SourceConfig, mentions: Iterable[Mention], topics: Sequence[Topic],
+            now: datetime, *, since: datetime | None = None) -> tuple[list[MentionRow], int]:
+    """Turn a source's mentions into rows to store; returns (rows, how many were left out).
+
+    Left out: mentions matching no topic, and mentions published before `since` (the backfill
+    limit of a source's first fetch).
+    """
+    rows, unmatched = [], 0
+    for m in mentions:
+        if since is not None and m.published_at is not None and m.published_at < since:
+            unmatched += 1
+            continue
+        hashtags = tuple(dict.fromkeys([*filter(None, map(_source_hashtag, m.hashtags)),
+                                        *extract_hashtags(m.text), *extract_hashtags(m.title or "")]))
+        doc = prepare(m.text, title=m.title, hashtags=hashtags, author=m.author)
+        language = normalise_language(m.language)
+        detected = False
+        if language is None:
+            language = detect_language(" ".join(filter(None, [m.title, m.text])))
+            detected = language is not None
+        matched = topics_for(m, doc, language, source, topics)
+        if not matched:
+            unmatched += 1
+            continue
+        published = m.published_at
+        if published is None or published > now + FUTURE_TOLERANCE:
+            published = now
+        rows.append(MentionRow(
+            source=source.name, source_id=m.source_id or _fallback_id(m), text=m.text, published_at=published,
+            fetched_at=now, topics=matched, hashtags=hashtags, url=web_url(m.url),
+            author=m.author, title=m.title, language=language, language_detected=detected,
+            likes=m.likes, reposts=m.reposts, replies=m.replies, score=m.score))
+    return rows, unmatched
+
+
+_TAG_WORD = re.compile(r"\w+")
+
+
+def _source_hashtag(tag: str) -> str | None:
+    """A hashtag as a source gives it (`#Acme`, `acme`), as the text's are stored: its leading word,
+    lower case; None when it has none. A tag never holds a space or a line break."""
+    word = _TAG_WORD.match(tag.lstrip("#"))
+    return word[0].lower() if word else None
+
+
+def _fallback_id(m: Mention) -> str:
+    return "sha1:" + hashlib.sha1(f"{m.url}|{m.title}|{m.text}".encode("utf-8", "replace")).hexdigest()
