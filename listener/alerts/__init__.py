@@ -10,10 +10,10 @@ alerts decide").
 """
 
 from listener.alerts.engine import (SOURCE_DOWN_AFTER, SOURCE_DOWN_RULE, Evaluation, NoticeRecord, check_rules,
-                                    down_sources, evaluate, evaluate_all, spec_of, topics_fed_by)
+                                    down_sources, evaluate, evaluate_all, spec_of)
 from listener.alerts.kinds import Observation, kind_class
 from listener.alerts.machine import RuleSpec, Transition, label_order, labels_key
 
 __all__ = ["SOURCE_DOWN_AFTER", "SOURCE_DOWN_RULE", "Evaluation", "NoticeRecord", "Observation", "RuleSpec",
            "Transition", "check_rules", "down_sources", "evaluate", "evaluate_all", "kind_class", "label_order",
-           "labels_key", "spec_of", "topics_fed_by"]
+           "labels_key", "spec_of"]

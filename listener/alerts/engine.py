@@ -86,7 +86,7 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
 
     # 1. source health
     down = down_sources(config, store)
-    held = topics_fed_by(config, down)
+    held = config.topics_fed_by(down)
     source_obs = [Observation({"source": name}, True, None, f"failing: {error}", {"error": error, "source": name})
                   for name, error in sorted(down.items())]
     step = advance(SOURCE_DOWN_SPEC, states.get(SOURCE_DOWN_RULE, {}), source_obs, now)
@@ -285,11 +285,6 @@ def down_sources(config: Config, store: Store) -> dict[str, str]:
     health = store.source_health()
     return {s.name: health[s.name].last_error or "" for s in config.sources
             if s.enabled and s.name in health and health[s.name].consecutive_errors >= SOURCE_DOWN_AFTER}
-
-
-def topics_fed_by(config: Config, sources: Iterable[str]) -> set[str]:
-    """Topics that the named sources feed (a source without `topics` feeds every topic)."""
-    return {t.name for name in sources for t in config.topics if config.source(name).feeds(t.name)}
 
 
 def check_rules(config: Config) -> None:

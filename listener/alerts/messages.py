@@ -7,7 +7,6 @@ outbox rows are written by the engine in the same transaction as the state chang
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 from dataclasses import dataclass
@@ -17,9 +16,10 @@ from typing import Mapping
 from listener.alerts.incidents import Member, Notice, member_key
 from listener.alerts.kinds import AlertKind, Observation
 from listener.alerts.machine import RuleSpec, Transition, label_order
+from listener.notify.message_ids import alert_message_id
 from listener.alerts.wording import duration_words, fmt_rate, local_time, mention_meta
 from listener.config import Config
-from listener.store import iso, parse_iso
+from listener.store import parse_iso
 from listener.sources.text import is_web_url
 
 STATE_WORD = {"firing": "FIRING", "update": "UPDATE", "repeat": "FIRING", "resolved": "RESOLVED"}
@@ -194,18 +194,12 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def message_id(identity: tuple[str, ...], now: datetime, channel: str) -> str:
-    """A fixed Message-ID for a notice (identity ends with its state): a re-delivery is the same message."""
-    digest = hashlib.sha1("|".join((*identity, iso(now), channel)).encode()).hexdigest()[:20]
-    return f"<{digest}.{identity[-1]}@listener>"
-
-
 def outbox_rows(config: Config, channels: tuple[str, ...], message: Message, kind: str, identity: tuple[str, ...],
                 now: datetime) -> list[dict]:
     """One outbox row per channel (no [email] section: email is skipped, the alert is only recorded)."""
     rows = []
     for channel in dict.fromkeys(channels):
-        mid = message_id(identity, now, channel)
+        mid = alert_message_id(identity, now, channel)
         if channel == "email":
             if config.email is None:
                 continue

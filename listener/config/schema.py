@@ -9,7 +9,7 @@ without a `key(...)` (a parsed query, a source's options) is filled in by the pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -287,6 +287,13 @@ class Config:
     alerts: tuple[AlertRule, ...]
     webhooks: tuple[WebhookConfig, ...] = ()
     notify: NotifyConfig = NotifyConfig()
+
+    def topics_fed_by(self, sources: Iterable[str]) -> set[str]:
+        """The topics that the named sources feed (a source without `topics` feeds every topic);
+        a name that is no configured source feeds none."""
+        configured = {s.name: s for s in self.sources}
+        return {t.name for name in sources if name in configured for t in self.topics
+                if configured[name].feeds(t.name)}
 
     def topic(self, name: str) -> Topic:
         """The topic called `name`; KeyError if there is none."""

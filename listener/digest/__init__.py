@@ -26,12 +26,13 @@ yesterday's digest unless the outbox already has it. The outbox message id is fi
 recipients and topics, so a digest is queued once, whatever restarts or repeated calls happen.
 """
 
-from listener.digest.charts import content_id, data_uris, render_charts
+from listener.digest.charts import data_uris, render_charts
 from listener.digest.figures import (COLORS, SENTIMENTS, build_digest, day_bounds, failing_sources, local_midnight,
                                      yesterday)
 from listener.digest.format import fmt_change, fmt_net, sparkline, subject
 from listener.digest.html import render_html
-from listener.digest.mail import SendResult, message_id, queue_digest, send_digest, send_digest_if_due
+from listener.digest.mail import SendResult, queue_digest, send_digest, send_digest_if_due
+from listener.notify.message_ids import content_id, digest_message_id as message_id
 from listener.digest.markdown import render_markdown
 from listener.digest.text import print_text, render_text
 

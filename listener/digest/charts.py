@@ -78,7 +78,3 @@ def _png(canvas, fig, dpi: int) -> bytes:
 def data_uris(charts: Mapping[str, bytes]) -> dict[str, str]:
     """Chart name -> `data:image/png;base64,...` (an HTML file that stands on its own)."""
     return {name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in charts.items()}
-
-
-def content_id(name: str, day: str) -> str:
-    return f"{name}.{day}@listener"

@@ -100,16 +100,9 @@ def failing_sources(store: Store, start: datetime, end: datetime) -> list[dict]:
 def _watched(config: Config, failure: dict, topics: Sequence[str]) -> bool:
     """A failure worth reporting: a configured source feeding one of `topics` that failed that day, or
     is enabled and was in an error streak (a removed or disabled source's old streak is not news)."""
-    if not any(_feeds(config, failure["source"], t) for t in topics):
+    if not config.topics_fed_by([failure["source"]]) & set(topics):
         return False
     return failure["errors"] > 0 or config.source(failure["source"]).enabled
-
-
-def _feeds(config: Config, source: str, topic: str) -> bool:
-    try:
-        return config.source(source).feeds(topic)
-    except KeyError:
-        return False
 
 
 def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneInfo,
@@ -158,7 +151,7 @@ def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneI
         "most_engaged": {s: [_example(r) for r in top[s]] for s in ("positive", "negative")},
         "incidents": [_incident(i) for i in store.incidents(start, end) if i["topic"] == name],
         "alerts": [a for a in alerts if a["topic"] == name],
-        "failing_sources": [f["source"] for f in failing if _feeds(config, f["source"], name)],
+        "failing_sources": [f["source"] for f in failing if name in config.topics_fed_by([f["source"]])],
         "daily": [{"date": d.isoformat(), "mentions": c[0], **_split(c), "net_sentiment": _net(c)}
                   for d, c in zip(days[1:], daily[1:])],
         "hourly": {"hours": hours, **{s: [hourly.get(x, ZERO)[i + 1] for x in hours] for i, s in enumerate(SENTIMENTS)}},

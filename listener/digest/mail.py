@@ -4,25 +4,19 @@ the daemon once `[digest] at` has passed."""
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Sequence
 
 from listener.config import Config
-from listener.digest.charts import content_id, render_charts
+from listener.digest.charts import render_charts
 from listener.digest.figures import build_digest, day_bounds
 from listener.digest.format import subject
 from listener.digest.html import render_html
 from listener.digest.markdown import render_markdown
 from listener.errors import ListenerError
+from listener.notify.message_ids import content_id, digest_message_id
 from listener.store import Store
-
-
-def message_id(day: date, recipients: Sequence[str], topics: Sequence[str]) -> str:
-    """Fixed per (day, recipient list, topics): `<digest-2026-11-21.1a2b3c4d5e@listener>`."""
-    key = ",".join(sorted(recipients)) + "|" + ",".join(sorted(topics))
-    return f"<digest-{day.isoformat()}.{hashlib.sha1(key.encode()).hexdigest()[:10]}@listener>"
 
 
 def _recipients(config: Config) -> list[str]:
@@ -46,7 +40,7 @@ def queue_digest(config: Config, store: Store, day: date, now: datetime,
     """
     recipients = _recipients(config)
     names = digest_topics(config, topics)
-    mid = message_id(day, recipients, names)
+    mid = digest_message_id(day, recipients, names)
     if store.outbox_has(mid):
         return mid, False
     digest = build_digest(store, config, day, names)
