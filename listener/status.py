@@ -59,7 +59,13 @@ class RuleStatus:
 
     @property
     def state_words(self) -> str:
+        """`firing topic=acme, pending topic=globex`, or `inactive`."""
         return ", ".join(f"{i['state']} {labels_words(i['labels'])}" for i in self.instances) or "inactive"
+
+    @property
+    def status_words(self) -> str:
+        """Its last error (`error: ...`), else what it cannot do yet, else nothing."""
+        return f"error: {self.last_error}" if self.last_error else (self.status or "")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class AlertOverview:
     events: list[dict]  # {rule, labels, state, at, summary, incident}
     outbox: dict[str, int]  # queued, sent, given_up
     outbox_problems: list[dict] = field(default_factory=list)  # per channel: why notifications wait
+
+    def records(self) -> list[dict]:
+        """Every rule, then every incident, then every event, JSON-ready (`listener alerts --json`)."""
+        return [r.as_json() for r in self.rules] + [*self.incidents, *self.events]
 
 
 def alert_overview(config: Config, store: Store, now: datetime, days: int) -> AlertOverview:

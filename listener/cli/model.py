@@ -1,0 +1,77 @@
+"""Commands about the sentiment model: `score` (texts given on the command line) and `model eval`
+(its quality on labelled data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from listener import terminal
+from listener.cli.context import model_config, model_factory
+from listener.cli.group import cli
+from listener.cli.output import echo_json_lines, json_option
+
+
+@cli.command()
+@click.argument("texts", nargs=-1, required=True)
+@json_option("One JSON object per text.")
+@click.pass_context
+def score(ctx: click.Context, texts: tuple[str, ...], as_json: bool) -> None:
+    """Score the sentiment of TEXTS with the configured model."""
+    model = model_factory(model_config(ctx))()
+    results = model.score(list(texts))
+    if as_json:
+        echo_json_lines({"text": text, "sentiment": s.label, "p_negative": round(s.p_negative, 4),
+                         "p_neutral": round(s.p_neutral, 4), "p_positive": round(s.p_positive, 4),
+                         "sentiment_score": round(s.score, 4), "model": model.name} for text, s in zip(texts, results))
+        return
+    table = Table("sentiment", "score", "neg", "neu", "pos", "text", title=f"model: {model.name}")
+    for text, s in zip(texts, results):
+        table.add_row(s.label, f"{s.score:+.2f}", f"{s.p_negative:.2f}", f"{s.p_neutral:.2f}", f"{s.p_positive:.2f}", text)
+    terminal.console().print(table)
+
+
+@cli.group()
+def model() -> None:
+    """The sentiment model: evaluate it on labelled data."""
+
+
+@model.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "model_name", help="A model name or folder instead of the configured one.")
+@json_option("Print one JSON object.")
+@click.pass_context
+def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: bool) -> None:
+    """Evaluate the model on FILE.tsv (columns text, label 0/1/2, optional language).
+
+    Prints macro-averaged recall (TweetEval's metric), macro-F1, accuracy, per-class recall and the
+    confusion matrix, overall and per language.
+    """
+    from dataclasses import replace
+
+    from listener.models.data import read_tsv
+    from listener.models.metrics import evaluate
+
+    model_cfg = model_config(ctx)
+    if model_name:
+        model_cfg = replace(model_cfg, name=model_name)
+    examples = read_tsv(file)
+    result = evaluate(model_factory(model_cfg)(), examples)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    console = terminal.console(min_width=120)
+    groups = [("all", result)] + list(result.get("by_language", {}).items())
+    table = Table("subset", "n", "macro recall", "macro F1", "accuracy", "recall neg", "recall neu", "recall pos",
+                  title=f"{file.name}: model {result['model']}")
+    for name, r in groups:
+        table.add_row(name, str(r["n"]), f"{r['macro_recall']:.3f}", f"{r['macro_f1']:.3f}", f"{r['accuracy']:.3f}",
+                      *(f"{r['recall'][k]:.3f}" for k in ("negative", "neutral", "positive")))
+    console.print(table)
+    matrix = Table("gold \\ predicted", "negative", "neutral", "positive", title="confusion matrix (all)")
+    for label, row in zip(("negative", "neutral", "positive"), result["confusion"]):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
