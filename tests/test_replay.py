@@ -118,3 +118,25 @@ def test_export_writes_the_replay_format_and_alerts_shows_state(tmp_path, bundle
     rules = [json.loads(line) for line in status.output.splitlines()]
     assert [r["rule"] for r in rules] == ["hijack", "recall", "source-down"]
     assert rules[0]["last_evaluated_at"] is None
+
+
+def test_a_stream_that_begins_with_a_hijack_is_evaluated_through_its_first_hours(tmp_path, bundled_model):
+    """A new install whose data began less than a window ago (history empty, then shorter than the
+    window): evaluation once crashed on the negative length of that history at minute 60."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.format(db=tmp_path / "unused.db"))
+    full, stream = tmp_path / "full.jsonl", tmp_path / "stream.jsonl"
+    write_stream(full)
+    onset = hijack_onset(START, hijack_day=2)
+    first, last = onset - timedelta(minutes=10), onset + timedelta(hours=2)
+    with full.open() as src, stream.open("w") as out:
+        for line in src:
+            at = datetime.fromisoformat(json.loads(line)["published_at"].replace("Z", "+00:00"))
+            if first <= at < last:
+                out.write(line)
+    result = CliRunner().invoke(cli, ["alerts", "test", "--replay", str(stream), "--rules", str(rules), "--json",
+                                      "--step", "1m"])
+    assert result.exit_code == 0, result.output
+    objects = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    states = [e["state"] for e in objects if e["type"] == "transition"]
+    assert states[:2] == ["pending", "firing"], states

@@ -150,6 +150,8 @@ def hour_key(dt: datetime) -> str:
 def prorated_sums(hourly: Mapping[str, Sequence[float]], start: datetime, end: datetime) -> list[float]:
     """Every column of hourly buckets summed over [start, end), prorating the partial hours at both ends."""
     totals: list[float] = []
+    if end <= start:  # an empty range (history that began inside the window) sums to nothing
+        return totals
     hour = start.replace(minute=0, second=0, microsecond=0)
     while hour < end:
         bucket = hourly.get(hour_key(hour))

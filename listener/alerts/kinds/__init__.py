@@ -71,8 +71,8 @@ class Scope:
     def history_hours(self, window: timedelta, baseline: timedelta) -> tuple[datetime, float]:
         """Start and length (hours) of the history before the window, since the data began."""
         end = self.now - window
-        start = max(self.since or end, end - baseline)
-        return start, max((end - start) / HOUR, 0.0)
+        start = min(max(self.since or end, end - baseline), end)  # data that began inside the window: none
+        return start, (end - start) / HOUR
 
     def topic_hours(self, topic: str, start: datetime) -> dict[str, "HourCounts"]:
         key = ("topic_hours", topic, start)
