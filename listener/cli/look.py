@@ -13,6 +13,7 @@ from listener import terminal
 from listener.cli.context import load, open_store
 from listener.cli.group import cli
 from listener.cli.output import counted, echo_json_lines, echo_rows, json_option, output_options, shown_time
+from listener.sources.text import clip
 from listener.tools.export import FORMATS
 
 
@@ -40,7 +41,7 @@ def search(ctx: click.Context, query: tuple[str, ...], topic: str | None, limit:
         head = f"{shown_time(r['published_at'], config)}  {r['source']}  {r['sentiment'] or 'not scored'}"
         out.print(terminal.styled(head + (f"  {r['author']}" if r["author"] else ""), "bold"))
         text = (r["title"] + ": " if r["title"] and r["title"] not in r["text"] else "") + r["text"]
-        out.print("  " + (text if len(text) <= 280 else text[:279] + "…"))
+        out.print("  " + clip(text))
         if r["url"]:
             out.print(terminal.styled("  " + r["url"], "cyan"), soft_wrap=True)
     click.echo(f"{counted(len(rows), 'mention')} (times in {config.digest.timezone})", err=True)

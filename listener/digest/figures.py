@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from listener.config import Config
 from listener.errors import ListenerError
 from listener.store import Store, iso
-from listener.sources.text import is_web_url
+from listener.sources.text import clip, is_web_url
 
 
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -68,7 +68,7 @@ def _example(row: dict) -> dict:
             "likes": row["likes"], "reposts": row["reposts"], "replies": row["replies"], "score": row["score"],
             "sentiment_score": round(row["sentiment_score"], 4) if row["sentiment_score"] is not None else None,
             "url": row["url"] if is_web_url(row["url"]) else None, "author": row["author"], "source": row["source"], "published_at": row["published_at"],
-            "title": row["title"], "text": text if len(text) <= 280 else text[:279] + "…"}
+            "title": row["title"], "text": clip(text)}
 
 
 def _alert(event: dict, rule_topics: Mapping[str, str | None]) -> dict:

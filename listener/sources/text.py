@@ -287,3 +287,8 @@ def _from_rfc822(text: str) -> datetime | None:
         return email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def clip(text: str, limit: int = 280) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut (a post quoted in a list)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
