@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from listener.config import Config
-from listener.store import Store, iso
+from listener.store import MentionStore, iso
 
 PRUNE_JOB = "prune"
 PRUNE_EVERY = timedelta(days=1)
 
 
-def prune_if_due(config: Config, store: Store, now: datetime, *,
+def prune_if_due(config: Config, store: MentionStore, now: datetime, *,
                  on_batch: Callable[[int], None] | None = None) -> int | None:
     """Delete mentions published before `now - keep` if a day has passed since the last prune.
 

@@ -1,5 +1,6 @@
 """What the store takes and gives, in the pipeline's, the alerts' and the digest's words: rows to
-store, health, hourly counts, and the one time format of the database."""
+store, health, hourly counts, job runs, query results, and the one time format of the database.
+(The rows it gives as dicts are typed in `rows`.)"""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def parse_iso(value: str | None) -> datetime | None:
+    """A time as `iso` wrote it, back as an aware datetime (None for None or '')."""
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -36,8 +38,6 @@ class HourCounts(NamedTuple):
     p_negative: float  # sum of P(negative): the model's expected number of negatives
     positive: int
     p_negative_sq: float = 0.0  # sum of P(negative)^2: with the sum, how spread the model's P(negative) is (topics)
-
-# rollup_counts kinds: (key in the rollup, rollup table, the same key over the mentions, extra join)
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,16 @@ class MentionRow:
 
 @dataclass(frozen=True)
 class SaveResult:
+    """What storing a batch of mentions did."""
+
     new_ids: list[int] = field(default_factory=list)
     updated: int = 0  # already stored (same source id or same URL): engagement/topics refreshed
 
 
 @dataclass(frozen=True)
 class SourceHealth:
+    """A source's state and how its fetches are going."""
+
     name: str
     kind: str
     state: SourceState
@@ -80,3 +84,20 @@ class SourceHealth:
     consecutive_errors: int
     next_check_at: datetime | None
     mentions: int = 0
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """The last run of a periodic maintenance job (retention) and what it did."""
+
+    job: str
+    last_run_at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The answer to read-only user SQL: column names and rows."""
+
+    columns: list[str]
+    rows: list[tuple]

@@ -1,19 +1,19 @@
-"""User SQL on the mention database (`listener sql`, `sql` alert rules): read-only, time-limited,
-no files created, no gigabyte values."""
+"""Users' SQL on the SQLite file (`listener sql`, `sql` alert rules): read-only, time-limited, no
+files created, no gigabyte values; and a check that a rule's SQL compiles against the schema."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import sqlite_utils
 
 from listener.errors import StoreError
 from listener.store.migrations import MIGRATIONS
-from listener.store.sqlite import BUSY_TIMEOUT_MS
+from listener.store.sqlite.connection import BUSY_TIMEOUT_MS, SQLiteBase
+from listener.store.types import QueryResult
 
 READONLY_CACHE_KB = 16_384  # page cache of a read-only query
 READONLY_MAX_VALUE = 10_000_000  # bytes: the longest string or blob a read-only query may make
@@ -70,16 +70,10 @@ def check_select(sql: str, params: Sequence[str] = ()) -> str | None:
         conn.close()
 
 
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple]
-
-
-def run_readonly(path: str | Path, sql: str, params: dict[str, Any] | Sequence[Any] | None = None, *,
+def run_readonly(path: str | Path, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *,
                  time_limit: float = 30.0, max_rows: int | None = None) -> QueryResult:
-    """Run user SQL on a read-only connection (mode=ro, query_only) under a time limit."""
+    """Run user SQL on the database file at `path` on a read-only connection (mode=ro, query_only)
+    under a time limit: StoreError when the file does not exist (it is never created here)."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"database {path} does not exist (run `listener init` or `listener fetch` first)")
@@ -113,3 +107,11 @@ def run_readonly(path: str | Path, sql: str, params: dict[str, Any] | Sequence[A
         return QueryResult(columns, rows)
     finally:
         conn.close()
+
+
+class SQLiteReadOnly(SQLiteBase):
+    """`interface.ReadOnlySQL` on SQLite: a second, read-only connection to the same file."""
+
+    def read_only_query(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *,
+                        time_limit: float = 30.0, max_rows: int | None = None) -> QueryResult:
+        return run_readonly(self.path, sql, params, time_limit=time_limit, max_rows=max_rows)

@@ -1,0 +1,40 @@
+"""The mention database on SQLite: the first engine behind `listener.store.MentionStore`.
+
+One SQLite file in WAL mode. Tables (documented in the README, stable for users' SQL):
+`mentions`, `mention_topics`, `hashtags`, `sources`, `fetches`, `mentions_fts` (FTS5 over
+title and text), the hourly rollups kept by triggers (`topic_hourly`, `hashtag_hourly`,
+`topic_breakdown_hourly`), alert state and history, the `outbox`, `job_runs` and `_migrations`;
+views `topic_daily`, `hashtag_daily` and `mention_details`. Times are UTC ISO-8601 strings
+(`2026-11-22T08:00:00Z`), which sort and compare as text and work with SQLite's date functions.
+
+`SQLiteStore` is put together from one part per group of the interface:
+
+- `connection`: opening the file, migrating it, transactions, rows as dicts;
+- `ingest`: storing fetches and imports (dedup, topics, hashtags, source state, fetch log);
+- `sources`: source health, failures and the fetch log;
+- `mentions`: scoring, search, export, counts;
+- `alert_reads`: windows and hourly rollups for alert kinds;
+- `digest_reads`: the digest's counts per period and top mentions;
+- `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
+- `pruning`: retention and the job log;
+- `readonly`: users' SQL on a read-only connection.
+"""
+
+from listener.store.sqlite.alert_reads import SQLiteAlertReads
+from listener.store.sqlite.alert_state import SQLiteAlertState
+from listener.store.sqlite.connection import BUSY_TIMEOUT_MS, SQLiteBase, Transaction
+from listener.store.sqlite.digest_reads import SQLiteDigestReads
+from listener.store.sqlite.ingest import SQLiteIngest
+from listener.store.sqlite.mentions import SQLiteMentions
+from listener.store.sqlite.outbox import SQLiteOutbox
+from listener.store.sqlite.pruning import SQLitePruning
+from listener.store.sqlite.readonly import SQLiteReadOnly, check_select, run_readonly
+from listener.store.sqlite.sources import SQLiteSourceReads
+
+
+class SQLiteStore(SQLiteIngest, SQLiteSourceReads, SQLiteMentions, SQLiteReadOnly, SQLiteAlertReads,
+                  SQLiteDigestReads, SQLiteAlertState, SQLiteOutbox, SQLitePruning):
+    """The mention database in one SQLite file at `path` (created and migrated on open)."""
+
+
+__all__ = ["SQLiteStore", "SQLiteBase", "Transaction", "BUSY_TIMEOUT_MS", "run_readonly", "check_select"]

@@ -1,0 +1,82 @@
+"""The stored mentions on SQLite: scoring them, searching them (FTS5), streaming them out, counting them."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any, Callable, Iterable, Iterator
+
+from listener.errors import StoreError
+from listener.store.rows import ExportedMention, StoredMention
+from listener.store.sqlite.connection import SQLiteBase
+from listener.store.types import iso
+
+# Columns of a mention `m`: its hashtags and topics as space-separated text, and its engagement
+# (likes + reposts + replies + score; the `mention_details` view of m003 says the same).
+HASHTAG_LIST = "(SELECT group_concat(hashtag, ' ') FROM hashtags h WHERE h.mention_id = m.id) AS hashtag_list"
+TOPIC_LIST = "(SELECT group_concat(topic, ' ') FROM mention_topics t WHERE t.mention_id = m.id) AS topic_list"
+ENGAGEMENT = "coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)"
+
+
+class SQLiteMentions(SQLiteBase):
+    """`interface.Scoring` and `interface.MentionReads` on SQLite."""
+
+    def unscored(self, limit: int = 1000) -> list[tuple[int, str, str | None]]:
+        return self.conn.execute(
+            "SELECT id, text, title FROM mentions WHERE sentiment IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def count_unscored(self, *, topic: str | None = None, since: datetime | None = None) -> int:
+        if topic is None and since is None:
+            return self.conn.execute("SELECT count(*) FROM mentions WHERE sentiment IS NULL").fetchone()[0]
+        return self.conn.execute(
+            """SELECT count(*) FROM mentions m JOIN mention_topics t ON t.mention_id = m.id
+               WHERE m.sentiment IS NULL AND t.topic = coalesce(?, t.topic) AND m.published_at >= ?""",
+            (topic, iso(since) if since else "")).fetchone()[0]
+
+    def save_scores(self, scores: Iterable[tuple[int, Any]], model: str, now: datetime) -> int:
+        """(The rollups follow by trigger: `mentions_scored` and its siblings.)"""
+        at = iso(now)
+        rows = [(s.label, s.p_negative, s.p_neutral, s.p_positive, s.score, model, at, mid) for mid, s in scores]
+        with self.transaction():
+            self.conn.executemany(
+                """UPDATE mentions SET sentiment = ?, p_negative = ?, p_neutral = ?, p_positive = ?,
+                   sentiment_score = ?, model = ?, scored_at = ? WHERE id = ?""", rows)
+        return len(rows)
+
+    def search(self, fts: str | None, accept: Callable[[StoredMention], bool], *, limit: int = 50,
+               topic: str | None = None) -> list[StoredMention]:
+        params: list[Any] = []
+        where = []
+        if fts:
+            where.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
+            params.append(fts)
+        if topic:
+            where.append("m.id IN (SELECT mention_id FROM mention_topics WHERE topic = ?)")
+            params.append(topic)
+        sql = (f"SELECT m.*, {HASHTAG_LIST} FROM mentions m" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY m.published_at DESC, m.id DESC")
+        out = []
+        try:
+            for row in self._dicts(sql, params):
+                if accept(row):
+                    out.append(row)
+                    if len(out) >= limit:
+                        break
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"search failed: {exc}") from exc
+        return out
+
+    def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None) -> Iterator[ExportedMention]:
+        where, params = [], []
+        if since is not None:
+            where.append("m.published_at >= ?")
+            params.append(iso(since))
+        if topic is not None:
+            where.append("m.id IN (SELECT mention_id FROM mention_topics WHERE topic = ?)")
+            params.append(topic)
+        return self._dicts(f"SELECT m.*, {TOPIC_LIST}, {HASHTAG_LIST} FROM mentions m"
+                           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.published_at, m.id",
+                           params)
+
+    def count_by_sentiment(self) -> dict[str | None, int]:
+        return dict(self.conn.execute("SELECT sentiment, count(*) FROM mentions GROUP BY 1 ORDER BY 1"))
