@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from listener.config import Config
 from listener.errors import ListenerError
-from listener.store import Store
+from listener.store import MentionStore, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.models import SentimentModel
@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 
 
 # ---------------------------------------------------------------- the jobs
-def job_fetch(config: Config, store: Store, now: datetime, source: str | None = None,
+def job_fetch(config: Config, store: MentionStore, now: datetime, source: str | None = None,
               pool: SourcePool | None = None) -> list:
     """Fetch what is due (one source, or all); failures are recorded by the pipeline. `pool` keeps
     the source objects from one fetch to the next (the daemon's)."""
@@ -47,35 +47,35 @@ def job_fetch(config: Config, store: Store, now: datetime, source: str | None = 
     return fetch_due(config, store, now, names=names, pool=pool)
 
 
-def job_score(store: Store, model: SentimentModel, now: datetime, cache: ScoreCache | None = None) -> int:
+def job_score(store: MentionStore, model: SentimentModel, now: datetime, cache: ScoreCache | None = None) -> int:
     """Score the new mentions; `cache` remembers texts already scored (the daemon's)."""
     from listener.pipeline import score_pending
 
     return score_pending(store, model, now, cache=cache)
 
 
-def job_evaluate(config: Config, store: Store, now: datetime):
+def job_evaluate(config: Config, store: MentionStore, now: datetime):
     """Evaluate the alert rules: an Evaluation (its transitions, and the notices it queued)."""
     from listener.alerts import evaluate_all
 
     return evaluate_all(config, store, now)
 
 
-def job_deliver(config: Config, store: Store, now: datetime):
+def job_deliver(config: Config, store: MentionStore, now: datetime):
     """Deliver the due notifications: a DeliveryReport (unpacks as sent, failed)."""
     from listener.notify import deliver
 
     return deliver(config, store, now)
 
 
-def job_digest(config: Config, store: Store, now: datetime) -> bool:
+def job_digest(config: Config, store: MentionStore, now: datetime) -> bool:
     """Queue yesterday's digest once `[digest] at` has passed (exactly once per day)."""
     from listener.digest import send_digest_if_due
 
     return send_digest_if_due(config, store, now)
 
 
-def job_prune(config: Config, store: Store, now: datetime):
+def job_prune(config: Config, store: MentionStore, now: datetime):
     """Delete mentions older than `[database] keep`, once a day."""
     from listener.store.retention import prune_if_due
 
@@ -140,7 +140,7 @@ class Daemon:
     def _with_store(self, fn):
         def run(*args):
             try:
-                with Store(self.config.database.path) as store:
+                with open_store(self.config.database.path) as store:
                     return fn(store, *args)
             except ListenerError as exc:
                 self.log(f"error: {exc}")
@@ -149,11 +149,11 @@ class Daemon:
         return run
 
     # jobs as the scheduler calls them
-    def fetch(self, store: Store, source: str) -> None:
+    def fetch(self, store: MentionStore, source: str) -> None:
         for o in job_fetch(self.config, store, self.clock(), source, self._sources):
             self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
 
-    def score(self, store: Store) -> None:
+    def score(self, store: MentionStore) -> None:
         """Score new mentions; when there were any, evaluate and deliver at once (minutes matter)."""
         if store.count_unscored():
             n = job_score(store, self.model(), self.clock(), self._scores)
@@ -161,24 +161,24 @@ class Daemon:
             self.evaluate(store)
             self.deliver(store)
 
-    def evaluate(self, store: Store) -> None:
+    def evaluate(self, store: MentionStore) -> None:
         with self._evaluate_lock:
             result = job_evaluate(self.config, store, self.clock())
         for event in [*result.transitions, *result.notices]:
             self.log(f"alert {event.line()}")
 
-    def deliver(self, store: Store) -> None:
+    def deliver(self, store: MentionStore) -> None:
         with self._deliver_lock:
             report = job_deliver(self.config, store, self.clock())
         if report.sent or report.failed or report.given_up:
             self.log(f"notifications: {report.summary()}")
 
-    def digest(self, store: Store) -> None:
+    def digest(self, store: MentionStore) -> None:
         if job_digest(self.config, store, self.clock()):
             self.log("daily digest queued")
             self.deliver(store)
 
-    def prune(self, store: Store) -> None:
+    def prune(self, store: MentionStore) -> None:
         result = job_prune(self.config, store, self.clock())
         if result:
             self.log(f"retention: deleted {result} old mentions")
@@ -218,7 +218,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or `stop` is set); returns the exit code (0)."""
         stop = stop or threading.Event()
         with DatabaseLock(self.config.database.path):
-            Store(self.config.database.path).close()  # migrate before the jobs start
+            open_store(self.config.database.path).close()  # migrate before the jobs start
             sched = self.scheduler()
             previous = {}
             if threading.current_thread() is threading.main_thread():

@@ -4,7 +4,7 @@ dashboard) asks: the store's full-text index narrows, the query's own matcher de
 from __future__ import annotations
 
 from listener.query import Query, parse, prepare
-from listener.store import Store
+from listener.store import MentionStore
 
 
 def matches_stored(query: Query, row: dict) -> bool:
@@ -13,7 +13,7 @@ def matches_stored(query: Query, row: dict) -> bool:
     return query.matches(prepare(row["text"], title=row["title"], hashtags=tags, author=row["author"]))
 
 
-def search_mentions(store: Store, query: str, *, topic: str | None = None, limit: int = 50) -> list[dict]:
+def search_mentions(store: MentionStore, query: str, *, topic: str | None = None, limit: int = 50) -> list[dict]:
     """The stored mentions matching `query` (of `topic`, when given), newest first, at most `limit`:
     one JSON-ready dict per mention with the columns of the `mentions` table (README: "The database").
 

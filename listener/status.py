@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from listener.config import Config
-from listener.store import Store, iso
+from listener.store import MentionStore, iso
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class SourceStatus:
         return asdict(self)
 
 
-def source_statuses(config: Config, store: Store) -> list[SourceStatus]:
+def source_statuses(config: Config, store: MentionStore) -> list[SourceStatus]:
     """Every configured source's health, in the config's order (never fetched: all empty)."""
     health = store.source_health(with_counts=True)
     out = []
@@ -81,7 +81,7 @@ class AlertOverview:
         return [r.as_json() for r in self.rules] + [*self.incidents, *self.events]
 
 
-def alert_overview(config: Config, store: Store, now: datetime, days: int) -> AlertOverview:
+def alert_overview(config: Config, store: MentionStore, now: datetime, days: int) -> AlertOverview:
     """Every rule (and the built-in source-down) with its state, and what happened in the last `days`."""
     since = now - timedelta(days=days)
     evals, states = store.rule_evaluations(), store.alert_states()

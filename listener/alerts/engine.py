@@ -12,7 +12,7 @@ Order of one evaluation:
 3. each rule's kind observes (reads only); the state machine (`machine.advance`) moves its
    instances; the firing ones of each topic are grouped into incidents (`incidents.group`);
 4. the messages are rendered, and states, events, incidents and outbox rows are written in one
-   transaction (`Store.save_alert_evaluation`).
+   transaction (`MentionStore.save_alert_evaluation`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from listener.alerts.messages import incident_message, instance_message, outbox_
 from listener.config import AlertRule, Config
 from listener.errors import ListenerError
 from listener.query import normalise
-from listener.store import Store, iso, parse_iso
+from listener.store import MentionStore, iso, parse_iso
 
 SOURCE_DOWN_AFTER = 3  # consecutive failed fetches before a source counts as down
 SOURCE_DOWN_RULE = "source-down"
@@ -68,12 +68,12 @@ def spec_of(rule: AlertRule) -> RuleSpec:
                     tuple(rule.channels), rule.severity, dict(rule.labels), rule.topic, rule.window)
 
 
-def evaluate(config: Config, store: Store, now: datetime, *, rules: Iterable[AlertRule] | None = None) -> list[Transition]:
+def evaluate(config: Config, store: MentionStore, now: datetime, *, rules: Iterable[AlertRule] | None = None) -> list[Transition]:
     """Evaluate every rule (and source health) at `now`; returns the transitions in order."""
     return evaluate_all(config, store, now, rules=rules).transitions
 
 
-def evaluate_all(config: Config, store: Store, now: datetime, *,
+def evaluate_all(config: Config, store: MentionStore, now: datetime, *,
                  rules: Iterable[AlertRule] | None = None) -> Evaluation:
     rules_all = rules is None
     rules = list(config.alerts if rules is None else rules)
@@ -156,7 +156,7 @@ def evaluate_all(config: Config, store: Store, now: datetime, *,
     return out
 
 
-def _waiting(store: Store, rules: list[AlertRule], now: datetime) -> dict[str, int]:
+def _waiting(store: MentionStore, rules: list[AlertRule], now: datetime) -> dict[str, int]:
     """Topics with stored mentions not scored yet among those the rules read (the last LOOKBACK and
     the window): topic -> how many. Their rules wait: unscored mentions are missing data."""
     out = {}
@@ -169,7 +169,7 @@ def _waiting(store: Store, rules: list[AlertRule], now: datetime) -> dict[str, i
 
 
 # ---------------------------------------------------------------- reading
-def _scope(scopes: dict[str, Scope], config: Config, store: Store, topic: str | None, now: datetime) -> Scope:
+def _scope(scopes: dict[str, Scope], config: Config, store: MentionStore, topic: str | None, now: datetime) -> Scope:
     key = topic or ""
     if key not in scopes:
         since = None
@@ -184,7 +184,7 @@ def _scope(scopes: dict[str, Scope], config: Config, store: Store, topic: str | 
     return scopes[key]
 
 
-def _load_states(store: Store) -> dict[str, dict[str, Instance]]:
+def _load_states(store: MentionStore) -> dict[str, dict[str, Instance]]:
     """Pending and firing instances by rule and labels key. Rows written before incidents existed
     (no "observation" in their details) keep their times, not their numbers, and count as
     announced when they had been notified."""
@@ -234,7 +234,7 @@ def _incident_row(i: Incident) -> dict:
 
 # ---------------------------------------------------------------- notices
 
-def _incident_notice(config: Config, store: Store, notice: Notice, specs: dict[str, RuleSpec],
+def _incident_notice(config: Config, store: MentionStore, notice: Notice, specs: dict[str, RuleSpec],
                      kinds: dict[str, AlertKind], now: datetime, out: Evaluation, outbox: list[dict]) -> None:
     incident = notice.incident
     member_specs = [specs[r] for r in incident.rules if r in specs]
@@ -267,7 +267,7 @@ def _instance_notices(config: Config, spec: RuleSpec, kind: AlertKind | None,
         out.notices.append(NoticeRecord(now, message.subject, None, (spec.name,), t.state, spec.channels))
 
 
-def _examples(store: Store, spec: RuleSpec | None, lead: dict, now: datetime) -> list[dict]:
+def _examples(store: MentionStore, spec: RuleSpec | None, lead: dict, now: datetime) -> list[dict]:
     if spec is None or not spec.topic:
         return []
     details = lead.get("details") or {}
@@ -280,7 +280,7 @@ def _examples(store: Store, spec: RuleSpec | None, lead: dict, now: datetime) ->
 
 
 # ---------------------------------------------------------------- source health
-def down_sources(config: Config, store: Store) -> dict[str, str]:
+def down_sources(config: Config, store: MentionStore) -> dict[str, str]:
     """Enabled sources whose last SOURCE_DOWN_AFTER fetches (or more) failed: name -> last error."""
     health = store.source_health()
     return {s.name: health[s.name].last_error or "" for s in config.sources

@@ -14,7 +14,7 @@ from listener.cli.output import err_console
 if TYPE_CHECKING:
     from listener.config import Config, ModelConfig
     from listener.models import SentimentModel
-    from listener.store import Store
+    from listener.store import MentionStore
 
 
 def config_path(ctx: click.Context) -> Path:
@@ -36,11 +36,11 @@ def model_config(ctx: click.Context) -> ModelConfig:
     return load(ctx).model if config_path(ctx).exists() else ModelConfig()
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config) -> MentionStore:
     """The configured database, open (created and migrated as needed)."""
-    from listener.store import Store
+    from listener import store
 
-    return Store(config.database.path)
+    return store.open_store(config.database.path)
 
 
 def model_factory(model_cfg: ModelConfig) -> Callable[[], SentimentModel]:

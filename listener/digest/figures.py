@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from listener.config import Config
 from listener.errors import ListenerError
-from listener.store import Store, iso
+from listener.store import MentionStore, iso
 from listener.sources.text import clip, is_web_url
 
 
@@ -85,7 +85,7 @@ def _incident(row: dict) -> dict:
             "summary": row["summary"] or "", "notifications": row["notifications"]}
 
 
-def failing_sources(store: Store, start: datetime, end: datetime) -> list[dict]:
+def failing_sources(store: MentionStore, start: datetime, end: datetime) -> list[dict]:
     """Sources that failed in [start, end): a failed fetch that day, or an error streak that covered it."""
     out = []
     for s in store.source_failures(start, end):
@@ -105,7 +105,7 @@ def _watched(config: Config, failure: dict, topics: Sequence[str]) -> bool:
     return failure["errors"] > 0 or config.source(failure["source"]).enabled
 
 
-def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneInfo,
+def _topic_section(store: MentionStore, config: Config, name: str, day: date, tz: ZoneInfo,
                    alerts: list[dict], failing: list[dict]) -> dict:
     days = [day - timedelta(days=k) for k in range(HISTORY_DAYS, -1, -1)]  # the 7 days before, then the day
     bounds = [local_midnight(d, tz) for d in days] + [local_midnight(day + timedelta(days=1), tz)]
@@ -158,7 +158,7 @@ def _topic_section(store: Store, config: Config, name: str, day: date, tz: ZoneI
     }
 
 
-def build_digest(store: Store, config: Config, day: date, topics: Sequence[str] | None = None) -> dict:
+def build_digest(store: MentionStore, config: Config, day: date, topics: Sequence[str] | None = None) -> dict:
     """Every figure of one local day's digest, per topic, as a plain dict (JSON-ready)."""
     known = [t.name for t in config.topics]
     names = list(topics or config.digest.topics or known)

@@ -16,7 +16,7 @@ from listener.digest.html import render_html
 from listener.digest.markdown import render_markdown
 from listener.errors import ListenerError
 from listener.notify.message_ids import content_id, digest_message_id
-from listener.store import Store
+from listener.store import MentionStore
 
 
 def _recipients(config: Config) -> list[str]:
@@ -32,7 +32,7 @@ def digest_topics(config: Config, topics: Sequence[str] | None) -> list[str]:
     return list(topics or config.digest.topics or [t.name for t in config.topics])
 
 
-def queue_digest(config: Config, store: Store, day: date, now: datetime,
+def queue_digest(config: Config, store: MentionStore, day: date, now: datetime,
                  topics: Sequence[str] | None = None) -> tuple[str, bool]:
     """Queue the day's digest email (HTML with inline charts, Markdown as plain text) in one transaction.
 
@@ -48,10 +48,9 @@ def queue_digest(config: Config, store: Store, day: date, now: datetime,
     cids = {name: content_id(name, digest["date"]) for name in charts}
     body_html = render_html(digest, {name: f"cid:{cid}" for name, cid in cids.items()})
     payload = {"images": [{"cid": cids[name], "data": base64.b64encode(png).decode()} for name, png in charts.items()]}
-    with store.transaction():
-        queued = store.enqueue(message_id=mid, channel="email", kind="digest", recipients=recipients,
-                               subject=subject(config, digest), body_text=render_markdown(digest),
-                               body_html=body_html, payload=payload, now=now)
+    queued = store.enqueue(message_id=mid, channel="email", kind="digest", recipients=recipients,
+                           subject=subject(config, digest), body_text=render_markdown(digest),
+                           body_html=body_html, payload=payload, now=now)
     return mid, queued
 
 
@@ -63,7 +62,7 @@ class SendResult:
     error: str | None  # the last delivery error while it is still queued
 
 
-def send_digest(config: Config, store: Store, day: date, now: datetime,
+def send_digest(config: Config, store: MentionStore, day: date, now: datetime,
                 topics: Sequence[str] | None = None) -> SendResult:
     """`listener digest --send`: queue the digest (once) and deliver the outbox now."""
     from listener.notify import deliver
@@ -74,7 +73,7 @@ def send_digest(config: Config, store: Store, day: date, now: datetime,
     return SendResult(mid, queued, status.get("sent_at"), status.get("last_error"))
 
 
-def send_digest_if_due(config: Config, store: Store, now: datetime) -> bool:
+def send_digest_if_due(config: Config, store: MentionStore, now: datetime) -> bool:
     """The daemon's job (run it every minute): queue yesterday's digest once `[digest] at` has passed.
 
     True when it queued one. Nothing when the digest is disabled or there is no [email]; never

@@ -21,7 +21,7 @@ from listener.config import Config, NotifyConfig
 from listener.notify.channel import Channel, Delivery, DeliveryError
 from listener.notify.email import EmailChannel, build_email, smtp_connect
 from listener.notify.webhook import WebhookChannel
-from listener.store import Store
+from listener.store import MentionStore
 
 __all__ = ["deliver", "DeliveryReport", "DeliveryError", "Delivery", "Channel", "channel_for", "retry_delay",
            "build_email", "smtp_connect"]
@@ -72,7 +72,7 @@ def retry_delay(attempts: int, notify: NotifyConfig | None = None) -> timedelta:
     return min(notify.retry_first * (2 ** min(max(attempts, 0), 30)), notify.retry_max)
 
 
-def deliver(config: Config, store: Store, now: datetime) -> DeliveryReport:
+def deliver(config: Config, store: MentionStore, now: datetime) -> DeliveryReport:
     """Send every due notification, channel by channel (webhooks first, then one SMTP session for
     the mail). Each row fails on its own: retried later when that can help, else given up."""
     report = DeliveryReport()
@@ -85,7 +85,7 @@ def deliver(config: Config, store: Store, now: datetime) -> DeliveryReport:
     return report
 
 
-def _record(config: Config, store: Store, now: datetime, report: DeliveryReport, row: dict,
+def _record(config: Config, store: MentionStore, now: datetime, report: DeliveryReport, row: dict,
             delivery: Delivery) -> None:
     if delivery.delivered:
         report.sent += 1

@@ -20,7 +20,7 @@ from listener.pipeline.fetch import (SourceOutcome, SourcePool, backoff, due_sou
                                      http_settings, record)
 from listener.pipeline.match import to_rows, topics_for
 from listener.pipeline.score import ScoreCache, score_pending, text_for_scoring
-from listener.store import Store
+from listener.store import MentionStore
 
 __all__ = ["CycleReport", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources", "fetch_due",
            "fetch_due_async", "http_settings", "record", "run_cycle", "score_pending", "text_for_scoring",
@@ -48,7 +48,7 @@ class CycleReport:
         return ", ".join(parts)
 
 
-def run_cycle(config: Config, store: Store, model_factory: Callable[[], object] | None, *,
+def run_cycle(config: Config, store: MentionStore, model_factory: Callable[[], object] | None, *,
               now: datetime | None = None, only: str | None = None, since: datetime | None = None,
               on_outcome: Callable[[SourceOutcome], None] | None = None,
               on_scored: Callable[[int], None] | None = None) -> CycleReport:

@@ -14,7 +14,7 @@ from listener.errors import FetchError, error_text
 from listener.pipeline.match import to_rows
 from listener.sources import FetchResult, source_class
 from listener.sources.http import HttpClient, HttpSettings
-from listener.store import Store
+from listener.store import MentionStore
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
@@ -49,7 +49,7 @@ def backoff(every: timedelta, consecutive_errors: int, retry_after: float | None
     return delay
 
 
-def due_sources(config: Config, store: Store, now: datetime, only: str | None = None,
+def due_sources(config: Config, store: MentionStore, now: datetime, only: str | None = None,
                 names: set[str] | None = None) -> list[SourceConfig]:
     """Enabled sources whose next check time has come (among `names`, when given).
 
@@ -91,7 +91,7 @@ class SourcePool:
             return self._objects[key]
 
 
-def fetch_since(src: SourceConfig, store: Store, now: datetime, since: datetime | None = None) -> datetime | None:
+def fetch_since(src: SourceConfig, store: MentionStore, now: datetime, since: datetime | None = None) -> datetime | None:
     """How far back a fetch looks: the explicit `since`, else `backfill` until the first success."""
     if since is not None:
         return since
@@ -99,7 +99,7 @@ def fetch_since(src: SourceConfig, store: Store, now: datetime, since: datetime 
     return now - src.backfill if health is None or health.last_success_at is None else None
 
 
-async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: datetime,
+async def _fetch_one(src: SourceConfig, store: MentionStore, http: HttpClient, now: datetime,
                      since: datetime | None, pool: SourcePool) -> FetchResult | Exception:
     try:
         return await pool.get(src).fetch(store.source_state(src.name), http, now, since=since)
@@ -109,7 +109,7 @@ async def _fetch_one(src: SourceConfig, store: Store, http: HttpClient, now: dat
         return FetchError(f"internal error in {src.kind} source: {type(exc).__name__}: {exc}")
 
 
-async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: str | None = None,
+async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *, only: str | None = None,
                           names: set[str] | None = None, since: datetime | None = None,
                           on_outcome: Callable[[SourceOutcome], None] | None = None,
                           clock: Callable[[], datetime] | None = None,
@@ -141,7 +141,7 @@ async def fetch_due_async(config: Config, store: Store, now: datetime, *, only: 
     return outcomes
 
 
-def record(config: Config, store: Store, src: SourceConfig, result: FetchResult | Exception, *,
+def record(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult | Exception, *,
            started_at: datetime, now: datetime, since: datetime | None = None) -> SourceOutcome:
     """Store one source's fetch result (success or failure) in one transaction.
 
@@ -161,7 +161,7 @@ def record(config: Config, store: Store, src: SourceConfig, result: FetchResult 
     return SourceOutcome(src.name, ok=False, error=message, next_check_at=next_check)
 
 
-def _record_success(config: Config, store: Store, src: SourceConfig, result: FetchResult, *,
+def _record_success(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult, *,
                     started_at: datetime, now: datetime, since: datetime | None) -> SourceOutcome:
     rows, unmatched = to_rows(src, result.mentions, config.topics, now, since=since)
     next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
@@ -173,6 +173,6 @@ def _record_success(config: Config, store: Store, src: SourceConfig, result: Fet
                          next_check_at=next_check)
 
 
-def fetch_due(config: Config, store: Store, now: datetime | None = None, **kwargs) -> list[SourceOutcome]:
+def fetch_due(config: Config, store: MentionStore, now: datetime | None = None, **kwargs) -> list[SourceOutcome]:
     """Synchronous wrapper around `fetch_due_async`."""
     return asyncio.run(fetch_due_async(config, store, now or datetime.now(timezone.utc), **kwargs))

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
-from listener.store import Store
+from listener.store import MentionStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.models import SentimentModel
@@ -41,7 +41,7 @@ class ScoreCache:
         return out
 
 
-def score_pending(store: Store, model: SentimentModel, now: datetime | None = None, *, batch: int = 256,
+def score_pending(store: MentionStore, model: SentimentModel, now: datetime | None = None, *, batch: int = 256,
                   on_batch: Callable[[int], None] | None = None, cache: ScoreCache | None = None) -> int:
     """Score every unscored mention in batches; each batch is committed on its own. `cache` keeps
     the texts scored across calls (the daemon's), else it lives for this call."""

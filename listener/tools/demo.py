@@ -293,7 +293,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
     from listener.alerts.wording import local_time
     from listener.config import parse_config
     from listener.daemon import job_deliver, job_digest, job_evaluate, job_fetch, job_score
-    from listener.store import Store, run_readonly
+    from listener.store import open_store
 
     end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
@@ -330,7 +330,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
 
         echo(f"{len(posts)} generated mentions of {BRAND} (English and Dutch), {when(start)} to {when(end)}, "
              f"5 simulated minutes per step; times in {config.digest.timezone}")
-        with Store(config.database.path) as store:
+        with open_store(config.database.path) as store:
             day_start, day_new, day_scored, failures = start, 0, 0, 0
             seen_mails = 0
             while clock.now < end:
@@ -363,10 +363,10 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
                     echo(f"{day_start:%a %d %b} (UTC day): {day_new} new mentions stored, {day_scored} scored, "
                          f"{failures} failed fetch{'es' if failures != 1 else ''}")
                     day_start, day_new, day_scored, failures = clock.now, 0, 0, 0
+            split = store.count_by_sentiment()
         hijack_date = (start + timedelta(days=hijack_day)).date()
         _show_digest(config, hijack_date, echo)
-    split = run_readonly(db, "SELECT sentiment, count(*) FROM mentions GROUP BY 1 ORDER BY 1").rows
-    echo("stored: " + ", ".join(f"{n} {s}" for s, n in split))
+    echo("stored: " + ", ".join(f"{n} {s}" for s, n in split.items()))
     echo(f"database: {db}")
     echo(f"every email it sent: {mail_dir}/*.eml (open one with your mail client)")
     echo(f'try: {_command()} --config {folder / "demo-config.toml"} sql "select hashtag, count(*) from hashtags '
@@ -393,9 +393,9 @@ def _command() -> str:
 
 def _show_digest(config, day, echo) -> None:
     from listener.digest import build_digest, render_text
-    from listener.store import Store
+    from listener.store import open_store
 
-    with Store(config.database.path) as store:
+    with open_store(config.database.path) as store:
         digest = build_digest(store, config, day, None)
     echo(f"the daily digest for {day:%a %d %b}:")
     echo(render_text(digest))

@@ -11,12 +11,12 @@ from typing import IO, TYPE_CHECKING
 from listener.tools.jsonl import EXPORT_COLUMNS, export_line, export_record
 
 if TYPE_CHECKING:  # the CLI imports FORMATS at start-up: the store only when it exports
-    from listener.store import Store
+    from listener.store import MentionStore
 
 FORMATS = ("jsonl", "csv")
 
 
-def export_mentions(store: Store, out: IO[str], fmt: str = "jsonl", *, since: datetime | None = None,
+def export_mentions(store: MentionStore, out: IO[str], fmt: str = "jsonl", *, since: datetime | None = None,
                     topic: str | None = None) -> None:
     """Write the mentions published since `since` (UTC; all when None) of `topic` (all when None)
     to `out` in `fmt`, one of FORMATS."""

@@ -20,7 +20,7 @@ from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
 from listener.pipeline import score_pending, to_rows
 from listener.tools.jsonl import read_jsonl
-from listener.store import Store
+from listener.store import MentionStore
 from listener.sources import Mention
 
 BATCH = 500  # lines per transaction
@@ -41,7 +41,7 @@ class ImportReport:
                 f"{self.duplicates} already stored, {self.unmatched} matching no topic{bad}; {self.scored} scored")
 
 
-def import_jsonl(config: Config, store: Store, path: str | Path, model_factory: Callable[[], object] | None,
+def import_jsonl(config: Config, store: MentionStore, path: str | Path, model_factory: Callable[[], object] | None,
                  now: datetime, *, on_batch: Callable[[ImportReport], None] | None = None,
                  on_error: Callable[[str], None] | None = None) -> ImportReport:
     """Import a JSON Lines file, BATCH lines per transaction; score what is new when a model is given.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from listener.alerts import NoticeRecord, Transition, evaluate_all
 from listener.config import Config, DatabaseConfig, SourceConfig
 from listener.pipeline import score_pending, to_rows
-from listener.store import Store
+from listener.store import open_store
 from listener.sources import Mention, SourceState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,7 @@ def replay(config: Config, items: Iterable[tuple[str, Mention]], model: Sentimen
         sim = replace(config, database=DatabaseConfig(path=db), sources=(), email=config.email)
         sources: dict[str, SourceConfig] = {}
         events: list[Transition | NoticeRecord] = []
-        with Store(db) as store:
+        with open_store(db) as store:
             t = _floor(stream[0][1].published_at, step) + step
             end = stream[-1][1].published_at + tail
             i = 0

@@ -27,7 +27,7 @@ from listener.alerts.stats import DAY, HOUR, prorated_sums, rhythmic_expectation
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.config import AlertRule
-    from listener.store import HourCounts, Store
+    from listener.store import HourCounts, MentionStore
 
 # Shares are measured as the model's expected negatives (the sum of P(negative)) rather than
 # the count of mentions labelled negative: less sensitive to where the model puts its threshold.
@@ -55,7 +55,7 @@ class Observation:
 class Scope:
     """What one evaluation of one rule reads: the store, as of `now`, and the topic's history."""
 
-    store: "Store"
+    store: "MentionStore"
     now: datetime
     since: datetime | None  # when the topic's data begins (None: no data yet)
     own_names: frozenset[str] = frozenset()  # the topic query's own words and handles, folded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from listener.alerts.kinds import AlertKind, Observation, Scope
-from listener.store import iso, run_readonly
+from listener.store import iso
 
 
 class Sql(AlertKind):
@@ -12,9 +12,9 @@ class Sql(AlertKind):
 
     def observe(self, scope: Scope) -> list[Observation]:
         rule = self.rule
-        result = run_readonly(scope.store.path, rule.sql,
-                              {"now": iso(scope.now), "window_start": iso(scope.now - rule.window)},
-                              time_limit=10.0, max_rows=1000)
+        result = scope.store.read_only_query(rule.sql,
+                                             {"now": iso(scope.now), "window_start": iso(scope.now - rule.window)},
+                                             time_limit=10.0, max_rows=1000)
         out = []
         for row in result.rows:
             record = dict(zip(result.columns, row))
