@@ -42,8 +42,8 @@ class ExportedMention(StoredMention):
     topic_list: str | None  # space-separated, in no particular order
 
 
-class ExampleMention(TypedDict):
-    """An example for an alert message: one of the most engaged mentions of a window."""
+class EngagedMention(TypedDict):
+    """A mention shown as an example (alerts) or a top mention (digest), with its engagement."""
 
     id: int
     source: str
@@ -53,7 +53,6 @@ class ExampleMention(TypedDict):
     text: str
     published_at: str
     sentiment: str | None
-    p_negative: float | None
     likes: int | None
     reposts: int | None
     replies: int | None
@@ -61,24 +60,17 @@ class ExampleMention(TypedDict):
     engagement: int  # likes + reposts + replies + score
 
 
-class TopMention(TypedDict):
+class ExampleMention(EngagedMention):
+    """An example for an alert message: one of the most engaged mentions of a window."""
+
+    p_negative: float | None
+
+
+class TopMention(EngagedMention):
     """One of the day's most engaged mentions of a sentiment, for the digest."""
 
-    id: int
-    source: str
-    url: str | None
-    author: str | None
-    title: str | None
-    text: str
     language: str | None
-    published_at: str
-    sentiment: str
     sentiment_score: float | None
-    likes: int | None
-    reposts: int | None
-    replies: int | None
-    score: int | None
-    engagement: int
 
 
 class MentionText(TypedDict):
@@ -171,50 +163,43 @@ class NewAlertEvent(TypedDict):
     topic: NotRequired[str | None]
 
 
-class IncidentRow(TypedDict):
+class IncidentFields(TypedDict):
+    """What an incident is, stored or read (alerts on one topic that overlap in time)."""
+
+    topic: str
+    state: str  # open / closed
+    opened_at: str  # when its first alert fired
+    notified_at: str | None  # when the opening notice was queued
+    last_notified_at: str | None
+    closed_at: str | None
+    lead_rule: str | None  # the alert its notices are about
+    lead_labels: str | None
+    summary: str | None
+    peak: float | None  # highest mentions/h seen by its alerts
+    peak_at: str | None
+    notifications: int
+
+
+class IncidentRow(IncidentFields):
     """An incident as stored (its lists and lead as JSON text); `id` None for one not stored yet."""
 
     id: int | None
-    topic: str
-    state: str  # open / closed
-    opened_at: str
-    notified_at: str | None
-    last_notified_at: str | None
-    closed_at: str | None
-    lead_rule: str | None
-    lead_labels: str | None
     lead: str | None
-    summary: str | None
-    peak: float | None
-    peak_at: str | None
     hashtags: str
     rules: str
     members: str
     announced: str
-    notifications: int
 
 
-class IncidentRecord(TypedDict):
+class IncidentRecord(IncidentFields):
     """An incident as the history reads it: its lists and its lead decoded."""
 
     id: int
-    topic: str
-    state: str
-    opened_at: str
-    notified_at: str | None
-    last_notified_at: str | None
-    closed_at: str | None
-    lead_rule: str | None
-    lead_labels: str | None
     lead: dict[str, Any] | None
-    summary: str | None
-    peak: float | None
-    peak_at: str | None
     hashtags: list[str]
     rules: list[str]
     members: list[str]  # "rule|labels" of every alert instance in it
     announced: list[str]
-    notifications: int
 
 
 class RuleEvaluation(TypedDict):
