@@ -276,7 +276,8 @@ def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path
         feed.burst(onset, 180, 30, "grillhofmoments")
         transitions, notices = run(config, store, onset, onset + timedelta(hours=6))
         digest = build_digest(store, config, onset.date())
-        body = store.conn.execute("SELECT body_text, body_html FROM outbox ORDER BY id").fetchone()
+        mail = store.notifications()[0]
+        body = (mail["body_text"], mail["body_html"])
     fired = [t for t in transitions if t.state == "firing"]
     assert fired[0].rule == "backlash" and fired[0].labels["hashtag"] == "grillhofmoments"
     assert fired[0].at - onset <= timedelta(minutes=20), fired[0].at - onset
@@ -463,12 +464,12 @@ keep_firing_for = "0s"
         store.save_fetch("feed", "rss", [], SourceState(), started_at=at, now=at, next_check_at=at, items=0, requests=1)
         back = evaluate(config, store, at + timedelta(minutes=50))
         assert sorted((t.rule, t.state) for t in back) == [("recall", "resolved"), ("source-down", "resolved")]
-        subjects = [s for (s,) in store.conn.execute("SELECT subject FROM outbox ORDER BY id")]
+        subjects = [n["subject"] for n in store.notifications()]
         assert subjects[0] == "[listener] FIRING burgerly: 1 mention in the last 30m matching recall OR \"food poisoning\""
         assert subjects[1] == "[listener] FIRING source down: feed failing"
         assert subjects[2] == "[listener] RESOLVED source down: feed fetching again"
         assert subjects[3].startswith("[listener] RESOLVED burgerly: quiet again after 48 min")
-        body = store.conn.execute("SELECT body_text FROM outbox ORDER BY id").fetchone()[0]
+        body = store.notifications()[0]["body_text"]
         assert "Examples:" in body and "food poisoning reports" in body and "CET" in body
 
 
@@ -486,7 +487,7 @@ sql = "select source, count(*) as value from mentions group by source having cou
         got = evaluate(config, store, T0 + timedelta(minutes=1))
         assert [(t.state, t.labels, t.value) for t in got] == [("pending", {"source": "feed"}, 3.0),
                                                                ("firing", {"source": "feed"}, 3.0)]
-        assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # no [email]: recorded only
+        assert store.notifications() == []  # no [email]: recorded only
 
 
 def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path):
@@ -496,11 +497,13 @@ def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path):
     with Store(config.database.path) as store:
         at = T0 + timedelta(hours=1)
         add_recall(store, at)
-        with store.transaction():
-            store.conn.execute(
-                """INSERT INTO alert_state VALUES ('recall', '{"topic": "burgerly"}', 'firing', ?, ?, ?, ?, 1,
-                   '{"summary": "1 mention matching recall in 1h", "count": 1, "mention_ids": [1]}')""",
-                ("2026-11-09T01:01:00Z",) * 4)
+        old = "2026-11-09T01:01:00Z"
+        labels = '{"topic": "burgerly"}'
+        store.save_alert_evaluation(states={"recall": {labels: {
+            "rule": "recall", "labels": labels, "state": "firing", "active_since": old, "fired_at": old,
+            "last_active_at": old, "last_notified_at": old, "value": 1,
+            "details": '{"summary": "1 mention matching recall in 1h", "count": 1, "mention_ids": [1]}'}}},
+            events=[], incidents=[], outbox=[], evaluations=[])
         transitions, notices = run(config, store, at + timedelta(minutes=2), at + timedelta(minutes=90), timedelta(minutes=2))
     assert [t.state for t in transitions] == ["resolved"]
     assert [n.state for n in notices] == ["resolved"] and notices[0].subject.startswith("[listener] RESOLVED burgerly:")

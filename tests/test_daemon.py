@@ -21,9 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def queue(store: Store, n: int, now) -> None:
-    with store.transaction():
-        for i in range(n):
-            store.enqueue(message_id=f"<m{i}@test>", channel="email", kind="alert", recipients=["pr@example.org"],
+    for i in range(n):
+        store.enqueue(message_id=f"<m{i}@test>", channel="email", kind="alert", recipients=["pr@example.org"],
                           subject=f"[listener] FIRING test {i}", body_text=f"body {i}", body_html=f"<p>body {i}</p>",
                           payload=None, now=now)
 
@@ -51,7 +50,7 @@ def test_an_hour_of_smtp_outage_loses_nothing_and_sends_each_message_once(tmp_pa
             sent, failed = job_deliver(config, store, t)
             assert sent == 0
             t += timedelta(seconds=15)
-        rows = store.conn.execute("SELECT attempts, last_error, sent_at FROM outbox").fetchall()
+        rows = [(n["attempts"], n["last_error"], n["sent_at"]) for n in store.notifications()]
         assert all(a >= 10 and "cannot reach SMTP server 127.0.0.1" in e and s is None for a, e, s in rows)
         assert retry_delay(10) == timedelta(minutes=5)  # retries settle at every 5 minutes
         smtp_server.start()

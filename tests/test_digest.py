@@ -375,7 +375,7 @@ def test_send_digest_if_due_queues_once_a_day(tmp_path):
     fill(store)
 
     def digests():
-        return [m for (m,) in store.conn.execute("SELECT message_id FROM outbox WHERE kind = 'digest' ORDER BY id")]
+        return [n["message_id"] for n in store.notifications() if n["kind"] == "digest"]
 
     assert send_digest_if_due(config, store, datetime(2026, 11, 22, 6, 59, tzinfo=UTC)) is False  # 07:59 local
     assert digests() == []
@@ -394,9 +394,9 @@ def test_send_digest_if_due_queues_once_a_day(tmp_path):
     assert send_digest_if_due(config, store, datetime(2026, 11, 23, 19, 0, tzinfo=UTC)) is True
     assert send_digest_if_due(config, store, datetime(2026, 11, 23, 19, 1, tzinfo=UTC)) is False
     assert [m.split(".")[0] for m in digests()] == ["<digest-2026-11-21", "<digest-2026-11-22"]
-    row = store.conn.execute("SELECT subject, recipients, payload FROM outbox ORDER BY id LIMIT 1").fetchone()
-    assert row[0].startswith("[listener] Daily digest 2026-11-21: acme 16 (+60%)")
-    assert json.loads(row[1]) == ["pr@example.org", "ceo@example.org"] and len(json.loads(row[2])["images"]) == 4
+    first = store.notifications()[0]
+    assert first["subject"].startswith("[listener] Daily digest 2026-11-21: acme 16 (+60%)")
+    assert first["recipients"] == ["pr@example.org", "ceo@example.org"] and len(first["payload"]["images"]) == 4
     disabled = replace(config, digest=replace(config.digest, enabled=False))
     assert send_digest_if_due(disabled, store, datetime(2026, 11, 24, 9, 0, tzinfo=UTC)) is False
     assert send_digest_if_due(replace(config, email=None), store, datetime(2026, 11, 24, 9, 0, tzinfo=UTC)) is False
@@ -407,36 +407,3 @@ def test_send_needs_an_email_section(filled):
     config, store, _ = filled
     with pytest.raises(ListenerError, match=r"no \[email\] section in the config"):
         queue_digest(replace(config, email=None), store, DAY, datetime(2026, 11, 22, 9, tzinfo=UTC))
-
-
-def test_migration_fills_the_breakdown_of_mentions_stored_before_it(tmp_path):
-    import sqlite3
-
-    import sqlite_utils
-
-    from listener.store import MIGRATIONS
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for name, fn in MIGRATIONS[:2]:  # a database from before m003
-        fn(sqlite_utils.Database(conn))
-        conn.execute("INSERT INTO _migrations VALUES (?, '2026-11-01T00:00:00Z')", (name,))
-    for i, (source, language, sentiment) in enumerate([("feed", "en", "negative"), ("feed", None, "positive"),
-                                                        ("forum", "en", "negative")], 1):
-        conn.execute("INSERT INTO mentions (id, source, source_id, text, language, published_at, fetched_at) "
-                     "VALUES (?, ?, ?, 'acme', ?, '2026-11-21T10:15:00Z', '2026-11-21T10:15:00Z')",
-                     (i, source, str(i), language))
-        conn.execute("INSERT INTO mention_topics VALUES (?, 'acme', '2026-11-21T10:15:00Z')", (i,))
-        conn.execute("UPDATE mentions SET sentiment = ? WHERE id = ?", (sentiment, i))
-    conn.commit()
-    conn.close()
-    with Store(path) as store:
-        assert store.conn.execute("SELECT * FROM topic_breakdown_hourly ORDER BY source, language").fetchall() == [
-            ("acme", "2026-11-21T10:00:00Z", "feed", "", 1, 0, 0, 1),
-            ("acme", "2026-11-21T10:00:00Z", "feed", "en", 1, 1, 0, 0),
-            ("acme", "2026-11-21T10:00:00Z", "forum", "en", 1, 1, 0, 0)]
-        w = Writer(store)  # and the triggers keep it up from then on
-        w.add(datetime(2026, 11, 21, 10, 30, tzinfo=UTC), "negative", source="forum")
-        assert store.conn.execute("SELECT mentions, negative FROM topic_breakdown_hourly WHERE source = 'forum'"
-                                  ).fetchall() == [(2, 2)]

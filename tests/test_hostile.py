@@ -81,8 +81,7 @@ def test_markup_in_a_fetch_error_and_in_posts_is_shown_as_typed(tmp_path, http_s
         assert shown.exit_code == 0, (command, shown.output)
         assert "[bold red]loud[/]" in shown.output and ":smile:" in shown.output and "\x1b" not in shown.output
     with Store(tmp_path / "m.db") as store:
-        store.save_scores([(i, Sentiment.from_probs(0.1, 0.2, 0.7)) for i, in store.conn.execute("SELECT id FROM mentions")],
-                          "test", NOW)
+        store.save_scores([(m["id"], Sentiment.from_probs(0.1, 0.2, 0.7)) for m in store.iter_mentions()], "test", NOW)
     digest = runner.invoke(cli, ["--config", cfg, "digest", "--date", (NOW - timedelta(hours=1)).strftime("%Y-%m-%d")])
     assert digest.exit_code == 0, digest.output
     digest_today = runner.invoke(cli, ["--config", cfg, "digest", "--date", NOW.strftime("%Y-%m-%d")])
@@ -203,8 +202,8 @@ def test_a_malformed_webhook_url_blocks_nothing_and_4xx_is_given_up(tmp_path, ht
         report = deliver(config, store, t)
         assert (report.sent, report.failed, report.given_up) == (1, 1, 2)  # the email went out
         assert len(smtp_server.messages) == 1
-        status = {r[0]: r[1:] for r in store.conn.execute(
-            "SELECT channel, sent_at IS NOT NULL, given_up_at IS NOT NULL, last_error, next_attempt_at FROM outbox")}
+        status = {n["channel"]: (n["sent_at"] is not None, n["given_up_at"] is not None, n["last_error"], n["next_attempt_at"])
+                  for n in store.notifications()}
         assert status["email"][:2] == (1, 0)
         assert status["webhook:broken"][:2] == (0, 1) and "TEST_BROKEN_URL is not a usable URL" in status["webhook:broken"][2]
         assert status["webhook:gone"][:2] == (0, 1) and "HTTP 404" in status["webhook:gone"][2]

@@ -9,19 +9,27 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.tools.importer import import_jsonl
-from listener.store import Store
+from listener.store import MentionStore, Store
 from tests.test_digest import Writer, make_config
 from tests.test_sql_queries import DATA
+from tests.test_store_contract import link_counts as counts
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-SAME = """SELECT source, source_id, url, author, title, text, language, published_at, likes, reposts, replies, score,
-                 topics, hashtags FROM mention_details ORDER BY source, source_id"""
 
 
-def counts(store: Store) -> tuple[int, int, int]:
-    return tuple(store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                 for t in ("mentions", "mention_topics", "hashtags"))
+def same(store: MentionStore) -> list[tuple]:
+    """What an export and an import must keep of every mention: its fields, topics and hashtags (by source, id)."""
+    return sorted((m["source"], m["source_id"], m["url"], m["author"], m["title"], m["text"], m["language"],
+                   m["published_at"], m["likes"], m["reposts"], m["replies"], m["score"], sorted(m["topic_list"].split()),
+                   sorted((m["hashtag_list"] or "").split())) for m in store.iter_mentions())
+
+
+def rolled_up(store: MentionStore) -> int:
+    """Scored mentions in the hourly rollups, over every topic and hour."""
+    topics = {t for m in store.iter_mentions() for t in m["topic_list"].split()}
+    return sum(h.mentions for t in topics for h in store.topic_hours(t, datetime(2000, 1, 1, tzinfo=UTC),
+                                                                       datetime(2100, 1, 1, tzinfo=UTC)).values())
 
 
 def export(tmp_path) -> tuple:
@@ -32,7 +40,7 @@ def export(tmp_path) -> tuple:
         for at, sentiment, topics, source, tags, author, engagement in DATA:
             w.add(datetime.fromisoformat(at).replace(tzinfo=UTC), sentiment, topics=topics, source=source,
                   hashtags=tags, author=author, **engagement)
-        rows, original = store.conn.execute(SAME).fetchall(), counts(store)
+        rows, original = same(store), counts(store)
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "export", "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     stray = {"source": "feed", "id": "x1", "published_at": "2026-11-21T10:00:00Z", "text": "nothing to see here"}
@@ -50,11 +58,11 @@ def test_export_then_import_into_a_fresh_database(tmp_path, bundled_model):
         assert report.summary() == f"{len(DATA) + 1} lines read: {len(DATA)} new, 0 already stored, 1 matching no topic; " \
                                    f"{len(DATA)} scored"
         assert counts(store) == original == (14, 15, 14)
-        assert store.conn.execute(SAME).fetchall() == rows  # topics matched again, hashtags, engagement, times
+        assert same(store) == rows  # topics matched again, hashtags, engagement, times
         assert store.count_unscored() == 0
-        assert store.conn.execute("SELECT count(DISTINCT model) FROM mentions").fetchone()[0] == 1
-        assert store.conn.execute("SELECT count(*) FROM sources").fetchone()[0] == 0  # no source state touched
-        assert store.conn.execute("SELECT sum(mentions) FROM topic_hourly").fetchone()[0] == 15  # rollups follow
+        assert len({m["model"] for m in store.iter_mentions()}) == 1
+        assert store.source_health() == {}  # no source state touched
+        assert rolled_up(store) == 15  # rollups follow
         again = import_jsonl(fresh, store, path, lambda: bundled_model, NOW)
         assert (again.new, again.duplicates, again.unmatched, again.scored) == (0, len(DATA), 1, 0)
         assert counts(store) == original

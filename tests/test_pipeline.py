@@ -78,17 +78,16 @@ def test_cycle_matches_stores_and_scores(tmp_path, http_server, now, bundled_mod
     with Store(config.database.path) as store:
         report = run_cycle(config, store, lambda: bundled_model, now=now)
         assert report.failed == [] and report.new == 3 and report.scored == 3
-        c = store.conn
-        rows = {r[0]: r[1:] for r in c.execute("SELECT source_id, url, language, language_detected, sentiment, model "
-                                               "FROM mentions")}
+        stored = list(store.iter_mentions())
+        rows = {m["source_id"]: (m["url"], m["language"], m["language_detected"], m["sentiment"], m["model"]) for m in stored}
         assert set(rows) == {"n1", "n3", "d1"}  # the weather item matched no topic
         assert rows["n1"][0] == "https://news.example/acme-recall"  # canonical: no utm_, no fragment
         assert rows["d1"][1:3] == ("nl", 0)  # the feed's language, not detected
         assert rows["n1"][1] == "en" and rows["n1"][2] == 1  # detected
         assert rows["d1"][3] == "positive" and rows["d1"][4] == bundled_model.name
-        topics = sorted(c.execute("SELECT m.source_id, t.topic FROM mention_topics t JOIN mentions m ON m.id = t.mention_id"))
+        topics = sorted((m["source_id"], t) for m in stored for t in m["topic_list"].split())
         assert topics == [("d1", "acme"), ("d1", "acme-nl"), ("n1", "acme"), ("n3", "globex")]
-        assert c.execute("SELECT hashtag FROM hashtags").fetchall() == [("acmefail",)]
+        assert [h for m in stored for h in (m["hashtag_list"] or "").split()] == ["acmefail"]
         h = store.source_health()["news"]
         assert h.state.etag == '"n1"' and h.next_check_at == now + timedelta(minutes=10)
 
@@ -108,7 +107,7 @@ def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, http_ser
         later = fetch_due(config, store, now + timedelta(minutes=10), only="news")
         assert later[0].ok and later[0].not_modified and later[0].new == 0
         assert http_server.requests_to("/news.xml")[-1].headers["if-none-match"] == '"v1"'
-        statuses = [s for (s,) in store.conn.execute("SELECT status FROM fetches WHERE source = 'news' ORDER BY id")]
+        statuses = [f["status"] for f in store.fetch_log("news")]
         assert statuses == ["ok", "not_modified"]
 
 
@@ -125,7 +124,7 @@ def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp
         fetch_due(config, store, now + timedelta(minutes=10))
         h = store.source_health()["news"]
         assert h.consecutive_errors == 2 and h.next_check_at == now + timedelta(minutes=30)  # 10m + 2 x 10m
-        assert store.conn.execute("SELECT count(*) FROM fetches WHERE source = 'news' AND status = 'error'").fetchone()[0] == 2
+        assert [f["status"] for f in store.fetch_log("news")].count("error") == 2
         assert h.last_success_at is None  # never "zero mentions"
 
 

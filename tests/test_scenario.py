@@ -97,7 +97,8 @@ query = "recall OR lawsuit"
             transitions += job_evaluate(config, store, clock.t).transitions
             job_deliver(config, store, clock.t)
             clock.t += STEP
-        stored = store.conn.execute("SELECT count(*), count(sentiment) FROM mentions").fetchone()
+        by_sentiment = store.count_by_sentiment()
+        stored = (sum(by_sentiment.values()), sum(n for s, n in by_sentiment.items() if s is not None))
 
     onset = hijack_onset(START)
     fired = [t for t in transitions if t.state == "firing"]

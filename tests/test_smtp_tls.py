@@ -65,16 +65,14 @@ to = ["pr@example.org"]
 timeout = "2s"
 """), base_dir=tmp_path)
         with Store(config.database.path) as store:
-            with store.transaction():
-                store.enqueue(message_id="<tls@test>", channel="email", kind="alert", recipients=["pr@example.org"],
-                              subject="[listener] FIRING tls", body_text="body", body_html=None, payload=None, now=now)
-            assert tuple(deliver(config, store, now)) == (1, 0), store.conn.execute("SELECT last_error FROM outbox").fetchall()
+            store.enqueue(message_id="<tls@test>", channel="email", kind="alert", recipients=["pr@example.org"],
+                          subject="[listener] FIRING tls", body_text="body", body_html=None, payload=None, now=now)
+            assert tuple(deliver(config, store, now)) == (1, 0), [n["last_error"] for n in store.notifications()]
             monkeypatch.setenv("SMTP_PASSWORD", "wrong")
-            with store.transaction():
-                store.enqueue(message_id="<tls2@test>", channel="email", kind="alert", recipients=["pr@example.org"],
-                              subject="[listener] FIRING tls 2", body_text="body", body_html=None, payload=None, now=now)
+            store.enqueue(message_id="<tls2@test>", channel="email", kind="alert", recipients=["pr@example.org"],
+                          subject="[listener] FIRING tls 2", body_text="body", body_html=None, payload=None, now=now)
             assert tuple(deliver(config, store, now)) == (0, 1)  # a refused login stays queued, with the reason
-            error = store.conn.execute("SELECT last_error FROM outbox WHERE message_id = '<tls2@test>'").fetchone()[0]
+            error = store.outbox_status("<tls2@test>")["last_error"]
             assert error.startswith(f"SMTP server 127.0.0.1:{port} refused the login of $SMTP_USER: (535"), error
             assert "s3cret" not in error and "wrong" not in error
     finally:

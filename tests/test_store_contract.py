@@ -1,20 +1,25 @@
 """The store's contract: what the pipeline, the alerts, the digest and the CLI ask of it, in their
-words. Written against the public methods only (never `conn`), so that every engine must pass it:
-SQLite today; a PostgreSQL engine joins ENGINES and runs the same tests.
+words (`listener.store.interface`). Written against the public methods only (never `conn`), so that
+every engine must pass it: SQLite today; a PostgreSQL engine joins ENGINES and runs the same tests.
+One test (or more) per group of the interface; SQLite's own specifics are in test_store_sqlite.py.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from listener.store import MentionRow, Store
+from listener.errors import StoreError
+from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface
 from listener.models import Sentiment
 from listener.sources import SourceState
 
 T = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
 NEG, NEU, POS = Sentiment.from_probs(0.8, 0.1, 0.1), Sentiment.from_probs(0.1, 0.8, 0.1), Sentiment.from_probs(0.1, 0.2, 0.7)
+HOUR = timedelta(hours=1)
 
 ENGINES = {"sqlite": lambda tmp_path: Store(tmp_path / "contract.db")}
 
@@ -27,15 +32,38 @@ def store(request, tmp_path):
 
 
 def row(sid: str, text: str = "acme", *, at: datetime = T, topics=("acme",), hashtags=(), url=None, source="feed",
-        likes=None) -> MentionRow:
-    return MentionRow(source, sid, text, at, at, tuple(topics), tuple(hashtags), url=url, likes=likes)
+        likes=None, language=None) -> MentionRow:
+    return MentionRow(source, sid, text, at, at, tuple(topics), tuple(hashtags), url=url, likes=likes, language=language)
 
 
-def fetch(store: Store, rows, *, source="feed", at: datetime = T, cursor: str | None = None):
-    return store.save_fetch(source, "rss", rows, SourceState(cursor=cursor), started_at=at, now=at,
+def fetch(store: MentionStore, rows, *, source="feed", at: datetime = T, cursor: str | None = None,
+          state: SourceState | None = None):
+    return store.save_fetch(source, "rss", rows, state or SourceState(cursor=cursor), started_at=at, now=at,
                             next_check_at=at + timedelta(minutes=10), items=len(rows), requests=1)
 
 
+def link_counts(store: MentionStore) -> tuple[int, int, int]:
+    """(mentions, topic links, hashtags) stored."""
+    stored = list(store.iter_mentions())
+    return (len(stored), sum(len((m["topic_list"] or "").split()) for m in stored),
+            sum(len((m["hashtag_list"] or "").split()) for m in stored))
+
+
+def test_every_engine_offers_the_whole_interface_with_its_parameters(store):
+    assert isinstance(store, MentionStore)
+    groups = [c for c in MentionStore.__mro__ if c.__module__ == interface.__name__]
+    names = {n for g in groups for n, f in vars(g).items()
+             if inspect.isfunction(f) and (not n.startswith("_") or n in ("__enter__", "__exit__"))}
+    assert len(names) > 50
+    for name in sorted(names):
+        wanted = inspect.signature(getattr(MentionStore, name)).parameters
+        offered = inspect.signature(getattr(type(store), name)).parameters
+        assert [(p.name, p.kind, p.default) for p in offered.values()] == \
+               [(p.name, p.kind, p.default) for p in wanted.values()], name
+    assert store.migrate() == []  # opened is migrated
+
+
+# ---------------------------------------------------------------- Ingest, SourceReads
 def test_a_mention_is_stored_once_by_source_id_and_by_canonical_url(store):
     first = fetch(store, [row("1", url="https://news.example/a", likes=1), row("2")])
     assert len(first.new_ids) == 2 and first.updated == 0
@@ -45,6 +73,25 @@ def test_a_mention_is_stored_once_by_source_id_and_by_canonical_url(store):
     assert other.new_ids == [] and other.updated == 1
     assert store.count_unscored() == 2
     assert store.source_state("feed") == SourceState(cursor=None)
+
+
+def test_a_duplicate_refreshes_engagement_and_links_its_new_topics(store):
+    at = T + timedelta(minutes=5)
+    first = fetch(store, [row("a", url="https://news.example/x", hashtags=("acmefail",), likes=3, at=at),
+                          row("b", at=at)])
+    assert len(first.new_ids) == 2
+    # the same item again, with more likes: refreshed, not duplicated
+    again = fetch(store, [row("a", url="https://news.example/x", likes=10, at=at)])
+    assert again.new_ids == [] and again.updated == 1
+    # the same URL through another source, for another topic: one mention, two topics
+    other = fetch(store, [row("zz", url="https://news.example/x", topics=("globex",), source="other", at=at)],
+                  source="other")
+    assert other.new_ids == [] and other.updated == 1
+    stored = {m["source_id"]: m for m in store.iter_mentions()}
+    assert set(stored) == {"a", "b"} and stored["a"]["likes"] == 10
+    assert sorted(stored["a"]["topic_list"].split()) == ["acme", "globex"]
+    assert [(m["source_id"], m["hashtag_list"]) for m in stored.values() if m["hashtag_list"]] == [("a", "acmefail")]
+    assert link_counts(store) == (2, 3, 1)
 
 
 def test_fetch_state_health_and_failures(store):
@@ -61,6 +108,43 @@ def test_fetch_state_health_and_failures(store):
     assert (failures["source"], failures["errors"], failures["ok"], failures["error"]) == ("feed", 2, 2, "HTTP 502")
     assert store.collected_between(T - timedelta(minutes=1), T + timedelta(minutes=1))
     assert not store.collected_between(T - timedelta(days=2), T - timedelta(days=1))
+
+
+def test_validators_survive_failures_and_the_fetch_log_says_each_attempt(store):
+    now = T
+    fetch(store, [], state=SourceState(etag='"v1"', last_modified="Fri, 20 Nov 2026 11:00:00 GMT"))
+    assert store.source_state("feed") == SourceState('"v1"', "Fri, 20 Nov 2026 11:00:00 GMT", None)
+    n1 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
+                              next_check_at=now + timedelta(minutes=30))
+    n2 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
+                              next_check_at=now + timedelta(hours=1))
+    assert (n1, n2) == (1, 2)
+    h = store.source_health()["feed"]
+    assert h.consecutive_errors == 2 and h.last_error == "HTTP 500 from example.org"
+    assert h.last_success_at == now and h.next_check_at == now + timedelta(hours=1)
+    assert h.state.etag == '"v1"'  # a failure keeps the validators
+    assert [f["status"] for f in store.fetch_log("feed")] == ["ok", "error", "error"]  # never "zero mentions"
+    fetch(store, [row("1")])
+    assert store.source_health()["feed"].consecutive_errors == 0
+    store.save_fetch("news", "rss", [], SourceState(), started_at=now, now=now, next_check_at=now, items=4, requests=2,
+                     not_modified=True)
+    log = store.fetch_log()
+    assert [(f["source"], f["status"], f["items"], f["new_mentions"], f["requests"]) for f in log[-2:]] == \
+           [("feed", "ok", 1, 1, 1), ("news", "not_modified", 4, 0, 2)]
+    assert log[1]["error"] == "HTTP 500 from example.org" and log[1]["started_at"] == iso(now)
+    assert store.save_mentions([row("2", source="import")]).new_ids and "import" not in store.source_health()
+
+
+# ---------------------------------------------------------------- Scoring, MentionReads
+def test_scores_are_saved_with_their_model_and_time(store):
+    ids = fetch(store, [row(str(i)) for i in range(3)]).new_ids
+    assert [r[0] for r in store.unscored()] == ids and [r[0] for r in store.unscored(2)] == ids[:2]
+    store.save_scores([(ids[0], NEG)], "test-model", T)
+    assert store.count_unscored() == 2
+    [m] = [m for m in store.iter_mentions() if m["id"] == ids[0]]
+    assert m["sentiment"] == "negative" and m["p_negative"] == pytest.approx(0.8) and m["sentiment_score"] == pytest.approx(-0.7)
+    assert m["model"] == "test-model" and m["scored_at"] == iso(T)
+    assert store.count_by_sentiment() == {None: 2, "negative": 1}
 
 
 def test_scores_feed_the_rollups_and_a_rescore_moves_them(store):
@@ -81,6 +165,76 @@ def test_scores_feed_the_rollups_and_a_rescore_moves_them(store):
     assert hour.negative == 1 and hour.p_negative == pytest.approx(1.0)
 
 
+def test_rollups_follow_a_rescore_that_keeps_the_label_and_a_topic_linked_later(store):
+    """The hourly rollups sum P(negative): re-scoring a mention with the same label moves the sum too;
+    a scored mention linked to one more topic counts there at once."""
+    ids = store.save_mentions([row(str(i), f"acme {i}", hashtags=("tag",)) for i in range(2)]).new_ids
+    store.save_scores([(ids[0], Sentiment.from_probs(0.9, 0.05, 0.05)), (ids[1], Sentiment.from_probs(0.9, 0.05, 0.05))],
+                      "m", T)
+    store.save_scores([(ids[0], Sentiment.from_probs(0.6, 0.3, 0.1))], "m", T)  # still negative, less sure
+    store.save_scores([(ids[1], Sentiment.from_probs(0.1, 0.8, 0.1))], "m", T)  # now neutral
+    [topic] = store.topic_hours("acme", T - timedelta(days=1), T + timedelta(days=1)).values()
+    [tag] = store.hashtag_hours("acme", "tag", T - timedelta(days=1), T + timedelta(days=1)).values()
+    assert (topic.mentions, topic.negative) == (tag.mentions, tag.negative) == (2, 1)
+    assert topic.p_negative == pytest.approx(0.7) and tag.p_negative == pytest.approx(0.7)
+    store.save_mentions([row("0", "acme 0", topics=("acme", "globex"))])  # the same mention, a second topic
+    [globex] = store.topic_hours("globex", T - HOUR, T + HOUR).values()
+    assert (globex.mentions, globex.negative) == (1, 1) and globex.p_negative_sq == pytest.approx(0.36)
+
+
+def test_search_and_examples(store):
+    ids = fetch(store, [row("1", "acme recall soup", likes=3, url="https://x.example/1"), row("2", "acme launch", likes=9),
+                        row("3", "globex", topics=("globex",))]).new_ids
+    store.save_scores(zip(ids, [NEG, POS, NEU]), "m", T)
+    found = store.search('"recall"', lambda r: True)
+    assert [r["source_id"] for r in found] == ["1"] and found[0]["url"] == "https://x.example/1"
+    assert [r["source_id"] for r in store.search(None, lambda r: "launch" in r["text"], topic="acme")] == ["2"]
+    top = store.top_mentions("acme", T - timedelta(hours=1), T + timedelta(hours=1))
+    assert [m["text"] for m in top["positive"]] == ["acme launch"] and [m["text"] for m in top["negative"]] == ["acme recall soup"]
+    assert [m["text"] for m in store.examples("acme", T - timedelta(hours=1), T + timedelta(hours=1))] == ["acme recall soup"]
+    assert [(m["id"], m["engagement"]) for m in store.examples(None, T - HOUR, T + HOUR, sentiment=None, ids=ids[1:])] == \
+           [(ids[1], 9), (ids[2], 0)]  # most engaged first
+    assert [r["source_id"] for r in store.search(None, lambda r: True, limit=2)] == ["3", "2"]  # newest first
+    with pytest.raises(StoreError, match="search failed"):
+        store.search('"unclosed', lambda r: True)
+
+
+def test_mentions_stream_out_oldest_first_with_their_topics_and_hashtags(store):
+    ids = fetch(store, [row("new", at=T, hashtags=("b", "a")), row("old", at=T - timedelta(days=2), topics=("acme", "globex")),
+                        row("mid", at=T - timedelta(days=1), topics=("globex",))]).new_ids
+    assert [m["source_id"] for m in store.iter_mentions()] == ["old", "mid", "new"]
+    assert [m["source_id"] for m in store.iter_mentions(since=T - timedelta(days=1))] == ["mid", "new"]
+    assert [m["source_id"] for m in store.iter_mentions(topic="globex")] == ["old", "mid"]
+    first = next(store.iter_mentions())
+    assert sorted(first["topic_list"].split()) == ["acme", "globex"] and first["hashtag_list"] is None
+    assert first["published_at"] == iso(T - timedelta(days=2)) and first["text"] == "acme"
+    store.save_scores([(ids[0], POS), (ids[1], NEG)], "m", T)
+    assert store.count_by_sentiment() == {None: 1, "negative": 1, "positive": 1}
+
+
+def test_users_sql_is_read_only_and_time_limited(store):
+    ids = fetch(store, [row("1", "Acme is great", hashtags=("launch",), likes=2), row("2", "Acme is awful")]).new_ids
+    store.save_scores(zip(ids, [POS, NEG]), "m", T)
+    result = store.read_only_query("SELECT source_id, text FROM mentions WHERE text LIKE :pat ORDER BY source_id",
+                                   {"pat": "%awful%"})
+    assert result.columns == ["source_id", "text"] and result.rows == [("2", "Acme is awful")]
+    assert len(store.read_only_query("SELECT id FROM mentions", max_rows=1).rows) == 1
+    # the documented views are part of the contract: users' queries and the ready ones read them
+    assert store.read_only_query("SELECT source_id, topics, hashtags, engagement FROM mention_details ORDER BY 1").rows == [
+        ("1", "acme", "launch", 2), ("2", "acme", None, 0)]
+    assert store.read_only_query("SELECT topic, day, mentions, negative, positive FROM topic_daily").rows == [
+        ("acme", "2026-11-20", 2, 1, 1)]
+    with pytest.raises(StoreError, match="read-only"):
+        store.read_only_query("DELETE FROM mentions")
+    with pytest.raises(StoreError, match="SQL error"):
+        store.read_only_query("SELEC nonsense")
+    with pytest.raises(StoreError, match="time limit"):
+        store.read_only_query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+                              time_limit=0.2)
+    assert link_counts(store) == (2, 2, 1)
+
+
+# ---------------------------------------------------------------- AlertWindows, DigestRollups
 def test_hashtags_as_the_backlash_rule_reads_them(store):
     early, late = T - timedelta(days=2), T
     ids = fetch(store, [row("1", at=early, hashtags=("fail",)), row("2", at=late, hashtags=("fail",)),
@@ -95,18 +249,92 @@ def test_hashtags_as_the_backlash_rule_reads_them(store):
     # history begins at the first scored data, and not before the first good fetch (the backfill's
     # two days before it are not a quiet history)
     assert store.topic_data_since("acme") == T and store.topic_data_since("acme", sources=[]) == early
+    assert store.topic_data_since("globex") is None
 
 
-def test_search_and_examples(store):
-    ids = fetch(store, [row("1", "acme recall soup", likes=3, url="https://x.example/1"), row("2", "acme launch", likes=9),
-                        row("3", "globex", topics=("globex",))]).new_ids
+def test_keyword_rules_read_the_words_of_scored_mentions_only(store):
+    ids = fetch(store, [row("1", "acme recall", hashtags=("food",)), row("2", "acme fine"), row("3", "acme later")]).new_ids
+    store.save_scores(zip(ids[:2], [NEG, POS]), "m", T)
+    found = store.mentions_in("acme", T - HOUR, T + HOUR)
+    assert sorted((m["id"], m["text"], m["hashtag_list"]) for m in found) == [(ids[0], "acme recall", "food"),
+                                                                              (ids[1], "acme fine", None)]
+    assert store.mentions_in("acme", T + HOUR, T + 2 * HOUR) == []
+
+
+def test_the_digest_counts_periods_from_the_rollups_and_cut_hours_from_the_mentions(store):
+    on_hour = T.replace(minute=0)
+    rows = [row("1", at=on_hour + timedelta(minutes=5), hashtags=("x",), language="en"),
+            row("2", at=on_hour + timedelta(minutes=45), hashtags=("x", "y"), source="forum"),
+            row("3", at=on_hour + timedelta(hours=2), language="en")]
+    ids = store.save_mentions(rows).new_ids
     store.save_scores(zip(ids, [NEG, POS, NEU]), "m", T)
-    found = store.search('"recall"', lambda r: True)
-    assert [r["source_id"] for r in found] == ["1"] and found[0]["url"] == "https://x.example/1"
-    assert [r["source_id"] for r in store.search(None, lambda r: "launch" in r["text"], topic="acme")] == ["2"]
-    top = store.top_mentions("acme", T - timedelta(hours=1), T + timedelta(hours=1))
-    assert [m["text"] for m in top["positive"]] == ["acme launch"] and [m["text"] for m in top["negative"]] == ["acme recall soup"]
-    assert [m["text"] for m in store.examples("acme", T - timedelta(hours=1), T + timedelta(hours=1))] == ["acme recall soup"]
+    day = [on_hour - HOUR, on_hour + 3 * HOUR]
+    assert store.rollup_counts("topic", "acme", day) == [{"": (3, 1, 1, 1)}]
+    assert store.rollup_counts("source", "acme", day) == [{"feed": (2, 1, 1, 0), "forum": (1, 0, 0, 1)}]
+    assert store.rollup_counts("language", "acme", day) == [{"en": (2, 1, 1, 0), "": (1, 0, 0, 1)}]
+    assert store.rollup_counts("hashtag", "acme", day) == [{"x": (2, 1, 0, 1), "y": (1, 0, 0, 1)}]
+    assert store.rollup_counts("hashtag", "acme", day, keys=["y"]) == [{"y": (1, 0, 0, 1)}]
+    assert store.rollup_counts("hashtag", "acme", day, keys=[]) == [{}]
+    # a bound in the middle of an hour (a time zone half an hour off UTC): that hour from the mentions
+    half = on_hour + timedelta(minutes=30)
+    assert store.rollup_counts("topic", "acme", [day[0], half, day[1]]) == [{"": (1, 1, 0, 0)}, {"": (2, 0, 1, 1)}]
+    assert store.topic_hourly_counts("acme", on_hour, day[1]) == {iso(on_hour): (2, 1, 0, 1),
+                                                                  iso(on_hour + 2 * HOUR): (1, 0, 1, 0)}
+
+
+# ---------------------------------------------------------------- AlertState, Outbox
+def state_row(rule: str, labels: dict, state: str, at: datetime) -> dict:
+    return {"rule": rule, "labels": json.dumps(labels, sort_keys=True), "state": state, "active_since": iso(at),
+            "fired_at": iso(at) if state == "firing" else None, "last_active_at": iso(at), "last_notified_at": None,
+            "value": 3.0, "details": json.dumps({"summary": "3 mentions"})}
+
+
+def incident_row(incident_id: int | None, state: str, at: datetime) -> dict:
+    return {"id": incident_id, "topic": "acme", "state": state, "opened_at": iso(at), "notified_at": iso(at),
+            "last_notified_at": iso(at), "closed_at": iso(at + HOUR) if state == "closed" else None,
+            "lead_rule": "spike", "lead_labels": '{"topic": "acme"}', "lead": json.dumps({"rule": "spike"}),
+            "summary": "3 mentions", "peak": 3.0, "peak_at": iso(at), "hashtags": '["fail"]', "rules": '["spike"]',
+            "members": '["spike|{}"]', "announced": '["spike|{}"]', "notifications": 1}
+
+
+def test_an_evaluation_is_written_at_once_with_its_incidents_and_notifications(store):
+    labels = {"topic": "acme"}
+    key = json.dumps(labels, sort_keys=True)
+    note = {"message_id": "<i1@x>", "channel": "webhook:slack", "kind": "alert", "recipients": [], "subject": "FIRING",
+            "body_text": "b", "body_html": None, "payload": {"text": "t"}, "now": T, "incident_topic": "acme"}
+    ids = store.save_alert_evaluation(
+        states={"spike": {key: state_row("spike", labels, "firing", T)}},
+        events=[{"rule": "spike", "labels": key, "state": "firing", "at": T, "value": 3.0, "summary": "3 mentions",
+                 "details": None, "topic": "acme"},
+                {"rule": "source-down", "labels": "{}", "state": "pending", "at": T, "value": None, "summary": "",
+                 "details": None}],
+        incidents=[incident_row(None, "open", T)], outbox=[note],
+        evaluations=[{"rule": "spike", "now": T, "error": None, "instances": 1, "status": "learning: 2 of 7 days"}])
+    incident = ids["acme"]
+    [state] = store.alert_states()
+    assert (state["rule"], state["labels"], state["state"], state["fired_at"]) == ("spike", key, "firing", iso(T))
+    assert store.alert_states("other") == []
+    assert [(e["rule"], e["state"], e["incident_id"]) for e in store.alert_events(T - HOUR)] == \
+           [("spike", "firing", incident), ("source-down", "pending", None)]
+    assert store.alert_events(T + HOUR) == [] and store.alert_events(T - HOUR, T) == []
+    [opened] = store.open_incidents()
+    assert (opened["id"], opened["hashtags"], opened["notifications"]) == (incident, '["fail"]', 1)  # as stored
+    [queued] = store.due_notifications(T)
+    assert queued["payload"] == {"text": "t", "incident": incident}  # the new incident's id, once known
+    evaluation = store.rule_evaluations()["spike"]
+    assert (evaluation["last_evaluated_at"], evaluation["instances"], evaluation["status"]) == (iso(T), 1, "learning: 2 of 7 days")
+    # the next evaluation: the instance resolves (no instances left), the incident closes
+    store.save_alert_evaluation(states={"spike": {}}, events=[], incidents=[incident_row(incident, "closed", T)],
+                                outbox=[], evaluations=[{"rule": "spike", "now": T + HOUR, "error": "boom",
+                                                         "instances": 0, "status": None}])
+    assert store.alert_states() == [] and store.open_incidents() == []
+    assert store.rule_evaluations()["spike"]["last_error"] == "boom"
+    [history] = store.incidents(T - HOUR, T + 2 * HOUR)
+    assert (history["id"], history["state"], history["hashtags"], history["lead"]) == (incident, "closed", ["fail"],
+                                                                                        {"rule": "spike"})
+    assert store.incidents(T + 2 * HOUR) == []  # closed before then
+    store.add_alert_event("spike", key, "resolved", T + HOUR, None, "quiet again", None, incident)
+    assert store.alert_events(T + HOUR)[0]["incident_id"] == incident
 
 
 def test_the_outbox_queues_once_and_records_every_outcome(store):
@@ -119,18 +347,26 @@ def test_the_outbox_queues_once_and_records_every_outcome(store):
     due = store.due_notifications(T)
     assert [r["message_id"] for r in due] == ["<a@x>", "<b@x>", "<c@x>"]
     assert due[0]["recipients"] == ["pr@example.org"] and due[0]["payload"] == {"k": 1}
+    assert store.due_notifications(T - timedelta(seconds=1)) == [] and len(store.due_notifications(T, limit=2)) == 2
     a, b, c = (r["id"] for r in due)
     store.mark_sent(a, T)
     store.mark_failed(b, "HTTP 503", T + timedelta(seconds=30))
     store.mark_given_up(c, "HTTP 404", T)
     assert store.outbox_status("<a@x>")["sent_at"] == "2026-11-20T10:05:00Z"
+    assert store.outbox_status("<b@x>") == {"created_at": iso(T), "attempts": 1, "sent_at": None, "last_error": "HTTP 503"}
+    assert store.outbox_status("<z@x>") is None
     assert store.due_notifications(T + timedelta(seconds=29)) == []
     assert [r["message_id"] for r in store.due_notifications(T + timedelta(seconds=30))] == ["<b@x>"]
     assert store.outbox_counts() == {"queued": 1, "sent": 1, "given_up": 1}
     problems = {(p["channel"], p["given_up"]): (p["count"], p["last_error"]) for p in store.outbox_problems()}
     assert problems == {("webhook:slack", False): (1, "HTTP 503"), ("email", True): (1, "HTTP 404")}
+    kept = {n["message_id"]: (n["attempts"], n["sent_at"], n["given_up_at"], n["last_error"]) for n in store.notifications()}
+    assert kept == {"<a@x>": (1, iso(T), None, None), "<b@x>": (1, None, None, "HTTP 503"),
+                    "<c@x>": (1, None, iso(T), "HTTP 404")}
+    assert store.notifications()[0]["recipients"] == ["pr@example.org"]
 
 
+# ---------------------------------------------------------------- Retention
 def test_retention_drops_old_mentions_but_not_their_counts(store):
     old, new = T - timedelta(days=40), T
     ids = fetch(store, [row("old", at=old), row("new", at=new)]).new_ids
@@ -140,4 +376,49 @@ def test_retention_drops_old_mentions_but_not_their_counts(store):
     [hour] = store.topic_hours("acme", old - timedelta(hours=1), old + timedelta(hours=1)).values()
     assert hour.mentions == 1  # the hourly rollups keep their counts
     store.record_job_run("prune", T, "1 mention")
-    assert store.last_job_run("prune") == T
+    assert store.last_job_run("prune") == T and store.last_job_run("never") is None
+    assert store.job_runs() == {"prune": JobRun("prune", T, "1 mention")}
+
+
+def test_prune_goes_in_batches_and_takes_topics_hashtags_and_search_with_it(store):
+    for day in range(10):  # one mention a day, with a hashtag and a searchable word
+        at = T - timedelta(days=day)
+        ids = fetch(store, [row(f"m{day}", f"acme zebra{day}", at=at, topics=("acme", "globex"), hashtags=("daily",))],
+                    at=at).new_ids
+        store.save_scores([(ids[0], NEG if day % 2 else POS)], "m", at)
+    span = (T - timedelta(days=11), T + HOUR)
+    before = [(t, store.topic_hours(t, *span), store.hashtag_hours(t, "daily", *span)) for t in ("acme", "globex")]
+    batches = []
+    assert store.prune(T - timedelta(days=5, hours=1), batch=2, on_batch=batches.append) == 4 and batches == [2, 2]
+    assert link_counts(store) == (6, 12, 6)
+    assert [m["source_id"] for m in store.iter_mentions()][0] == "m5"
+    assert store.search('"zebra7"', lambda r: True) == [] and len(store.search('"zebra5"', lambda r: True)) == 1
+    assert [(t, store.topic_hours(t, *span), store.hashtag_hours(t, "daily", *span)) for t in ("acme", "globex")] == before
+    assert store.prune(T - timedelta(days=5, hours=1)) == 0
+
+
+def log_a_day(store: MentionStore, at: datetime) -> None:
+    """What a day leaves in the logs: a failed fetch, an alert event, a notification sent (`sent-DD`)
+    and one still queued (`queued-DD`)."""
+    store.record_failure("feed", "rss", "HTTP 500", started_at=at, now=at, next_check_at=at)
+    store.add_alert_event("backlash", "{}", "firing", at, 1.0, "summary", None)
+    for sent in ("sent", "queued"):
+        store.enqueue(message_id=f"{sent}-{at:%d}", channel="email", kind="alert", recipients=["a@b"],
+                      subject="s", body_text="b", body_html=None, payload=None, now=at)
+    [sent_id] = [n["id"] for n in store.notifications() if n["message_id"] == f"sent-{at:%d}"]
+    store.mark_sent(sent_id, at)
+
+
+def test_prune_logs_deletes_what_was_delivered_and_keeps_what_is_queued(store):
+    old, recent = T - timedelta(days=31), T - timedelta(days=1)
+    for at in (old, recent):
+        log_a_day(store, at)
+    store.save_alert_evaluation(states={}, events=[], incidents=[incident_row(None, "closed", old)], outbox=[],
+                                evaluations=[])
+    assert store.prune_logs(T - timedelta(days=30), batch=1) == {"fetches": 1, "alert_events": 1, "incidents": 1,
+                                                                 "outbox": 1}
+    assert [f["started_at"] for f in store.fetch_log()] == [iso(recent)]
+    assert [e["at"] for e in store.alert_events(old - HOUR)] == [iso(recent)]
+    assert sorted(n["message_id"] for n in store.notifications()) == sorted(
+        [f"queued-{old:%d}", f"queued-{recent:%d}", f"sent-{recent:%d}"])
+    assert store.incidents(old - HOUR) == []

@@ -1,4 +1,8 @@
-"""The mention database: migrations, dedup, one-transaction batches, source state, read-only SQL."""
+"""The SQLite engine's own specifics, beyond the contract every engine passes (test_store_contract.py):
+the migrations and their table, WAL, one transaction per batch even when the process is killed, the
+indexes, read-only SQL on the file, FTS5, a corrupt or full file, processes migrating at once, the
+triggers that keep the rollups and the upgrade of files from before a migration, pruning in batches
+that let other writers in. These may read the file with `conn`; nothing else may."""
 
 from __future__ import annotations
 
@@ -36,57 +40,13 @@ def test_migrations_are_recorded_and_run_once(tmp_path):
         assert store.migrate() == []
 
 
-def test_mentions_are_stored_once_per_source_id_and_per_url(tmp_path, now):
+def test_a_topic_link_carries_the_publish_time_the_series_read(tmp_path, now):
+    """mention_topics copies published_at: the per-topic series and the rollup triggers read it there."""
     with Store(tmp_path / "m.db") as store:
-        first = save(store, now, [row(now, sid="a", url="https://news.example/x", hashtags=("acmefail",), likes=3),
-                                  row(now, sid="b", url=None)])
-        assert len(first.new_ids) == 2
-        # the same item again, with more likes: refreshed, not duplicated
-        again = save(store, now, [row(now, sid="a", url="https://news.example/x", likes=10)])
-        assert again.new_ids == [] and again.updated == 1
-        # the same URL through another source, for another topic: one mention, two topics
-        other = save(store, now, [row(now, source="other", sid="zz", url="https://news.example/x", topics=("globex",))],
-                     source="other")
-        assert other.new_ids == [] and other.updated == 1
-        c = store.conn
-        assert c.execute("SELECT count(*) FROM mentions").fetchone()[0] == 2
-        assert c.execute("SELECT likes FROM mentions WHERE source_id = 'a'").fetchone()[0] == 10
-        topics = c.execute("SELECT topic FROM mention_topics mt JOIN mentions m ON m.id = mt.mention_id "
-                           "WHERE m.source_id = 'a' ORDER BY topic").fetchall()
-        assert [t for (t,) in topics] == ["acme", "globex"]
-        assert c.execute("SELECT hashtag FROM hashtags").fetchall() == [("acmefail",)]
-        assert c.execute("SELECT published_at FROM mention_topics LIMIT 1").fetchone()[0] == iso(now - timedelta(minutes=5))
-
-
-def test_source_state_and_failures(tmp_path, now):
-    with Store(tmp_path / "m.db") as store:
-        save(store, now, [], state=SourceState(etag='"v1"', last_modified="Fri, 20 Nov 2026 11:00:00 GMT"))
-        assert store.source_state("feed") == SourceState('"v1"', "Fri, 20 Nov 2026 11:00:00 GMT", None)
-        n1 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
-                                  next_check_at=now + timedelta(minutes=30))
-        n2 = store.record_failure("feed", "rss", "HTTP 500 from example.org", started_at=now, now=now,
-                                  next_check_at=now + timedelta(hours=1))
-        assert (n1, n2) == (1, 2)
-        h = store.source_health()["feed"]
-        assert h.consecutive_errors == 2 and h.last_error == "HTTP 500 from example.org"
-        assert h.last_success_at == now and h.next_check_at == now + timedelta(hours=1)
-        assert h.state.etag == '"v1"'  # a failure keeps the validators
-        statuses = [s for (s,) in store.conn.execute("SELECT status FROM fetches ORDER BY id")]
-        assert statuses == ["ok", "error", "error"]  # a failure is a failure, never "zero mentions"
-        save(store, now, [row(now)])
-        assert store.source_health()["feed"].consecutive_errors == 0
-
-
-def test_scores_are_saved(tmp_path, now):
-    with Store(tmp_path / "m.db") as store:
-        ids = save(store, now, [row(now, sid=str(i)) for i in range(3)]).new_ids
-        assert [r[0] for r in store.unscored()] == ids
-        store.save_scores([(ids[0], Sentiment.from_probs(0.8, 0.1, 0.1))], "test-model", now)
-        assert store.count_unscored() == 2
-        r = store.conn.execute("SELECT sentiment, p_negative, sentiment_score, model, scored_at FROM mentions "
-                               "WHERE id = ?", (ids[0],)).fetchone()
-        assert r[0] == "negative" and r[1] == pytest.approx(0.8) and r[2] == pytest.approx(-0.7)
-        assert r[3] == "test-model" and r[4] == iso(now)
+        save(store, now, [row(now, sid="a", hashtags=("acmefail",))])
+        assert store.conn.execute("SELECT published_at FROM mention_topics LIMIT 1").fetchone()[0] == iso(now - timedelta(minutes=5))
+        assert store.conn.execute("SELECT hashtag, published_at FROM hashtags").fetchall() == [
+            ("acmefail", iso(now - timedelta(minutes=5)))]
 
 
 def test_a_killed_writer_leaves_all_or_nothing(tmp_path, now):
@@ -210,22 +170,6 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path, 
         assert len(save(store, now, big, state=SourceState(cursor="49")).new_ids) == 49
 
 
-def test_rollups_follow_a_rescore_that_keeps_the_label(tmp_path):
-    """The hourly rollups sum P(negative): re-scoring a mention with the same label moves the sum too."""
-
-    at = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
-    with Store(tmp_path / "r.db") as store:
-        rows = [MentionRow("feed", str(i), f"acme {i}", at, at, ("acme",), ("tag",)) for i in range(2)]
-        ids = store.save_mentions(rows).new_ids
-        store.save_scores([(ids[0], Sentiment.from_probs(0.9, 0.05, 0.05)), (ids[1], Sentiment.from_probs(0.9, 0.05, 0.05))], "m", at)
-        store.save_scores([(ids[0], Sentiment.from_probs(0.6, 0.3, 0.1))], "m", at)  # still negative, less sure
-        store.save_scores([(ids[1], Sentiment.from_probs(0.1, 0.8, 0.1))], "m", at)  # now neutral
-        topic = store.conn.execute("SELECT mentions, negative, p_negative FROM topic_hourly").fetchone()
-        tag = store.conn.execute("SELECT mentions, negative, p_negative FROM hashtag_hourly").fetchone()
-    assert topic[:2] == tag[:2] == (2, 1)
-    assert topic[2] == pytest.approx(0.7) and tag[2] == pytest.approx(0.7)
-
-
 def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_links_and_upgrades(tmp_path):
     """p_negative_sq follows scoring, re-scoring and a topic linked later, and is filled in on upgrade."""
     import sqlite3
@@ -252,3 +196,94 @@ def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_link
     with Store(tmp_path / "s.db") as store:
         [again] = store.topic_hours("acme", at - timedelta(hours=1), at + timedelta(hours=1)).values()
     assert again.p_negative_sq == pytest.approx(0.40)
+
+
+def test_migration_fills_the_breakdown_of_mentions_stored_before_it(tmp_path):
+    import sqlite_utils
+
+    from tests.test_digest import Writer
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, fn in MIGRATIONS[:2]:  # a database from before m003
+        fn(sqlite_utils.Database(conn))
+        conn.execute("INSERT INTO _migrations VALUES (?, '2026-11-01T00:00:00Z')", (name,))
+    for i, (source, language, sentiment) in enumerate([("feed", "en", "negative"), ("feed", None, "positive"),
+                                                        ("forum", "en", "negative")], 1):
+        conn.execute("INSERT INTO mentions (id, source, source_id, text, language, published_at, fetched_at) "
+                     "VALUES (?, ?, ?, 'acme', ?, '2026-11-21T10:15:00Z', '2026-11-21T10:15:00Z')",
+                     (i, source, str(i), language))
+        conn.execute("INSERT INTO mention_topics VALUES (?, 'acme', '2026-11-21T10:15:00Z')", (i,))
+        conn.execute("UPDATE mentions SET sentiment = ? WHERE id = ?", (sentiment, i))
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.conn.execute("SELECT * FROM topic_breakdown_hourly ORDER BY source, language").fetchall() == [
+            ("acme", "2026-11-21T10:00:00Z", "feed", "", 1, 0, 0, 1),
+            ("acme", "2026-11-21T10:00:00Z", "feed", "en", 1, 1, 0, 0),
+            ("acme", "2026-11-21T10:00:00Z", "forum", "en", 1, 1, 0, 0)]
+        w = Writer(store)  # and the triggers keep it up from then on
+        w.add(datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc), "negative", source="forum")
+        assert store.conn.execute("SELECT mentions, negative FROM topic_breakdown_hourly WHERE source = 'forum'"
+                                  ).fetchall() == [(2, 2)]
+
+
+def _tables(store: Store) -> tuple[int, int, int]:
+    return tuple(store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                 for t in ("mentions", "mention_topics", "hashtags"))
+
+
+def _rollup_rows(store: Store) -> list[tuple]:
+    return store.conn.execute(
+        "SELECT 'topic', topic, hour, mentions FROM topic_hourly UNION ALL "
+        "SELECT 'hashtag', hashtag, hour, mentions FROM hashtag_hourly UNION ALL "
+        "SELECT 'breakdown', source || '/' || language, hour, mentions FROM topic_breakdown_hourly ORDER BY 1, 2, 3").fetchall()
+
+
+def test_prune_deletes_in_batches_that_let_other_writers_in_with_topics_hashtags_and_search_index(tmp_path):
+    from tests.test_digest import make_config
+    from tests.test_retention import NOW, fill
+
+    config = make_config(tmp_path)
+    with Store(config.database.path) as store:
+        fill(store)
+        before_rollups = _rollup_rows(store)
+        assert _tables(store) == (40, 80, 40)
+        batches = []
+
+        def between_batches(n: int) -> None:
+            batches.append(n)
+            other = sqlite3.connect(str(config.database.path), timeout=0)  # would fail if a batch held the lock
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            other.close()
+
+        # older than 30 days: days 30..39 (published at NOW - 30d - 1h and older)
+        deleted = store.prune(NOW - timedelta(days=30), batch=4, on_batch=between_batches)
+        assert deleted == 10 and batches == [4, 4, 2]
+        assert _tables(store) == (30, 60, 30)  # ON DELETE CASCADE
+        oldest = store.conn.execute("SELECT min(published_at) FROM mentions").fetchone()[0]
+        assert oldest == "2026-10-24T02:00:00Z"  # 29 days and an hour before NOW
+        search = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"
+        assert store.conn.execute(search, ("zebra35",)).fetchone()[0] == 0
+        assert store.conn.execute(search, ("zebra29",)).fetchone()[0] == 1
+        assert _rollup_rows(store) == before_rollups  # counts of the past stay
+        assert store.conn.execute("SELECT sum(mentions) FROM topic_daily WHERE topic = 'acme'").fetchone()[0] == 40
+        assert store.prune(NOW - timedelta(days=30)) == 0
+
+
+def test_prune_logs_deletes_in_batches_until_none_are_left(tmp_path):
+    from tests.test_retention import NOW
+
+    with Store(tmp_path / "l.db") as store:
+        for day in range(1, 8):  # seven old fetch attempts, one recent
+            at = NOW - timedelta(days=30 + day)
+            store.record_failure("feed", "rss", "HTTP 500", started_at=at, now=at, next_check_at=at)
+        store.record_failure("feed", "rss", "HTTP 500", started_at=NOW, now=NOW, next_check_at=NOW)
+        statements = []
+        store.conn.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith("DELETE FROM fetches") else None)
+        assert store.prune_logs(NOW - timedelta(days=30), batch=3) == {"fetches": 7, "alert_events": 0, "incidents": 0, "outbox": 0}
+        store.conn.set_trace_callback(None)
+        assert len(statements) == 3  # 3 + 3 + 1
+        assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1

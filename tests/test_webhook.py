@@ -42,7 +42,7 @@ channels = ["slack"]
         assert [t.state for t in evaluate(config, store, now + timedelta(minutes=1))] == ["pending", "firing"]
         # the URL's variable is not set: recorded, kept
         assert tuple(deliver(config, store, now + timedelta(minutes=1))) == (0, 1)
-        error = store.conn.execute("SELECT last_error FROM outbox").fetchone()[0]
+        error = store.notifications()[0]["last_error"]
         assert "TEST_SLACK_URL" in error
         monkeypatch.setenv("TEST_SLACK_URL", http_server.url("/hook"))
         assert tuple(deliver(config, store, now + timedelta(minutes=2))) == (0, 1)  # the server answers 500
