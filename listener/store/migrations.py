@@ -1,8 +1,12 @@
-"""The schema, as the migrations that build it, applied in order and recorded in `_migrations`.
+"""The SQLite engine's schema, as the migrations that build it, applied in order on open and
+recorded in `_migrations` (`SQLiteBase.migrate`).
 
 The hourly rollups (`topic_hourly`, `hashtag_hourly`, `topic_breakdown_hourly`) are kept by the
-triggers defined here: part of the store's contract (what `Store.topic_hours` and friends read),
-not an implementation detail. A migration is never edited once released; a change is a new one.
+triggers defined here (m002, m003, m004, m006): part of the store's contract (`listener.store.
+interface` names what reads them), not an implementation detail; another engine keeps the same
+tables its own way. A migration is never edited once released; a change is a new one (so m004
+and m006 restate m002's triggers with more columns). One file, read top to bottom as the history
+of the schema, mostly SQL text.
 """
 
 from __future__ import annotations
