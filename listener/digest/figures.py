@@ -37,12 +37,13 @@ def yesterday(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date() - timedelta(days=1)
 
 
-def _change(value: float, base: float) -> float | None:
+def relative_change(value: float, base: float) -> float | None:
     """Relative change (0.25 = +25%); None when there is nothing to compare with."""
     return round(value / base - 1, 4) if base else None
 
 
-def _net(counts: Sequence[int]) -> float | None:
+def net_sentiment(counts: Sequence[int]) -> float | None:
+    """(positive - negative) / (positive + negative) of counts (mentions, negative, neutral, positive); None with neither."""
     _, neg, _, pos = counts
     return round((pos - neg) / (pos + neg), 4) if pos + neg else None
 
@@ -113,7 +114,7 @@ def _topic_section(store: MentionStore, config: Config, name: str, day: date, tz
     daily = [c.get("", ZERO) for c in store.rollup_counts("topic", name, bounds)]
     today, previous = daily[-1], daily[-2]
     average = sum(c[0] for c in daily[:-1]) / HISTORY_DAYS
-    net, previous_net = _net(today), _net(previous)
+    net, previous_net = net_sentiment(today), net_sentiment(previous)
 
     sources = store.rollup_counts("source", name, [start, end])[0]
     languages = store.rollup_counts("language", name, [start, end])[0]
@@ -124,7 +125,7 @@ def _topic_section(store: MentionStore, config: Config, name: str, day: date, tz
     for tag, c in top_tags:
         prev = before.get(tag, ZERO)[0]
         hashtags.append({"hashtag": tag, "mentions": c[0], **_split(c), "previous_day": prev,
-                         "change": _change(c[0], prev), "new": prev == 0 and earlier.get(tag, ZERO)[0] == 0})
+                         "change": relative_change(c[0], prev), "new": prev == 0 and earlier.get(tag, ZERO)[0] == 0})
 
     hour = bounds[-HISTORY_DAYS - 1].replace(minute=0, second=0, microsecond=0)  # the chart: the day and 6 before
     hourly = store.topic_hourly_counts(name, hour, end)
@@ -137,9 +138,9 @@ def _topic_section(store: MentionStore, config: Config, name: str, day: date, tz
         "topic": name,
         "mentions": today[0],
         "previous_day": previous[0],
-        "change_vs_previous_day": _change(today[0], previous[0]),
+        "change_vs_previous_day": relative_change(today[0], previous[0]),
         "average_7d": round(average, 2),
-        "change_vs_average_7d": _change(today[0], average),
+        "change_vs_average_7d": relative_change(today[0], average),
         "sentiment": _split(today),
         "sentiment_share": _shares(today),
         "net_sentiment": net,
@@ -152,7 +153,7 @@ def _topic_section(store: MentionStore, config: Config, name: str, day: date, tz
         "incidents": [_incident(i) for i in store.incidents(start, end) if i["topic"] == name],
         "alerts": [a for a in alerts if a["topic"] == name],
         "failing_sources": [f["source"] for f in failing if name in config.topics_fed_by([f["source"]])],
-        "daily": [{"date": d.isoformat(), "mentions": c[0], **_split(c), "net_sentiment": _net(c)}
+        "daily": [{"date": d.isoformat(), "mentions": c[0], **_split(c), "net_sentiment": net_sentiment(c)}
                   for d, c in zip(days[1:], daily[1:])],
         "hourly": {"hours": hours, **{s: [hourly.get(x, ZERO)[i + 1] for x in hours] for i, s in enumerate(SENTIMENTS)}},
     }

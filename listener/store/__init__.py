@@ -19,7 +19,7 @@ from pathlib import Path
 from listener.store.interface import MentionStore
 from listener.store.migrations import MIGRATIONS
 from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore, check_select, run_readonly
-from listener.store.types import (Counts, HourCounts, JobRun, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
+from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
                                   parse_iso)
 
 Store = SQLiteStore
@@ -30,6 +30,6 @@ def open_store(path: str | Path) -> MentionStore:
     return SQLiteStore(path)
 
 
-__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "MentionRow", "SaveResult", "SourceHealth",
+__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "MentionRow", "MentionFilter", "SaveResult", "SourceHealth",
            "HourCounts", "Counts", "JobRun", "QueryResult", "iso", "parse_iso", "run_readonly", "check_select",
            "MIGRATIONS", "BUSY_TIMEOUT_MS"]

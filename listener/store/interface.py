@@ -26,11 +26,12 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from listener.sources import SourceState
-from listener.store.rows import (AlertEventRow, AlertStateRow, ExampleMention, ExportedMention, FetchRecord,
+from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, ExampleMention, ExportedMention, FetchRecord,
                                  IncidentRecord, IncidentRow, LogsPruned, MentionText, NewAlertEvent, Notification,
-                                 OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus, RuleEvaluation,
+                                 Outage, OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus, RuleEvaluation,
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
-from listener.store.types import Counts, HourCounts, JobRun, MentionRow, QueryResult, SaveResult, SourceHealth
+from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult,
+                                  SourceHealth)
 
 
 class Ingest(Protocol):
@@ -305,9 +306,52 @@ class Retention(Protocol):
         ...
 
 
+class DashboardReads(Protocol):
+    """The web dashboard (`listener.web`): what its pages show beyond the digest's rollups. Counts per
+    hour, day, source, language and hashtag come from `DigestRollups` and `AlertWindows`; these read
+    the mentions themselves (a page of them, engagement, authors) or the logs."""
+
+    def filtered_mentions(self, where: MentionFilter, *, fts: str | None = None,
+                          accept: Callable[[StoredMention], bool] | None = None, limit: int = 50,
+                          before: tuple[str, int] | None = None, after_id: int | None = None) -> list[ExportedMention]:
+        """Mentions newest first (published_at, then id) that pass `where`, `fts` (an FTS5 expression)
+        and `accept` (a query's matcher), at most `limit`: those before the keyset `before`
+        (published_at, id) of the last one shown, or stored after the mention `after_id` (new ones)."""
+        ...
+
+    def topic_engagement(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
+        """The engagement (likes + reposts + replies + score) of `topic`'s scored mentions published in
+        [start, end), per sentiment (those there are)."""
+        ...
+
+    def top_authors(self, topic: str, start: datetime, end: datetime, limit: int = 10) -> list[AuthorRow]:
+        """The authors of most scored mentions of `topic` published in [start, end), then by engagement."""
+        ...
+
+    def source_outages(self, start: datetime, end: datetime, sources: Sequence[str] | None = None) -> list[Outage]:
+        """Runs of failed fetches started in [start, end), per source (of `sources`; None: every recorded one)."""
+        ...
+
+    def recent_fetch_errors(self, source: str, limit: int = 5) -> list[FetchRecord]:
+        """The last failed fetches of `source`, newest first."""
+        ...
+
+    def incident(self, incident_id: int) -> IncidentRecord | None:
+        """One incident, its lists decoded; None when there is none with that id."""
+        ...
+
+    def incident_events(self, incident_id: int) -> list[AlertEventRow]:
+        """The alert transitions linked to the incident, oldest first."""
+        ...
+
+    def incident_notifications(self, incident_id: int) -> list[OutboxRow]:
+        """The notifications queued about the incident (their payload names it), oldest first, with their delivery."""
+        ...
+
+
 @runtime_checkable
 class MentionStore(Ingest, SourceReads, Scoring, MentionReads, ReadOnlySQL, AlertWindows, DigestRollups, AlertState,
-                   Outbox, Retention, Protocol):
+                   Outbox, Retention, DashboardReads, Protocol):
     """The mention database as listener uses it: every group above, and its own lifetime."""
 
     def migrate(self) -> list[str]:

@@ -291,3 +291,24 @@ class LogsPruned(TypedDict):
     alert_events: int
     incidents: int
     outbox: int
+
+
+class AuthorRow(TypedDict):
+    """An author's scored mentions of a topic in a period: how many, their engagement, per sentiment."""
+
+    author: str
+    mentions: int
+    engagement: int
+    negative: int
+    neutral: int
+    positive: int
+
+
+class Outage(TypedDict):
+    """A run of failed fetches of one source: from its first failure to the next good fetch (None: still failing)."""
+
+    source: str
+    start: str
+    end: str | None
+    errors: int
+    error: str | None  # the last error of the run

@@ -101,3 +101,18 @@ class QueryResult:
 
     columns: list[str]
     rows: list[tuple]
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    """Which stored mentions a list shows (the dashboard's filters): None is any. Times are aware;
+    [start, end) of published_at."""
+
+    topic: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    language: str | None = None
+    hashtag: str | None = None  # lower-case, without '#'
+    author: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None

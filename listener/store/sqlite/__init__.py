@@ -17,12 +17,14 @@ views `topic_daily`, `hashtag_daily` and `mention_details`. Times are UTC ISO-86
 - `digest_reads`: the digest's counts per period and top mentions;
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
 - `pruning`: retention and the job log;
+- `dashboard`: the web dashboard's filtered mentions, engagement, authors, outages and incidents;
 - `readonly`: users' SQL on a read-only connection.
 """
 
 from listener.store.sqlite.alert_reads import SQLiteAlertReads
 from listener.store.sqlite.alert_state import SQLiteAlertState
 from listener.store.sqlite.connection import BUSY_TIMEOUT_MS, SQLiteBase, Transaction
+from listener.store.sqlite.dashboard import SQLiteDashboard
 from listener.store.sqlite.digest_reads import SQLiteDigestReads
 from listener.store.sqlite.ingest import SQLiteIngest
 from listener.store.sqlite.mentions import SQLiteMentions
@@ -33,7 +35,7 @@ from listener.store.sqlite.sources import SQLiteSourceReads
 
 
 class SQLiteStore(SQLiteIngest, SQLiteSourceReads, SQLiteMentions, SQLiteReadOnly, SQLiteAlertReads,
-                  SQLiteDigestReads, SQLiteAlertState, SQLiteOutbox, SQLitePruning):
+                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteOutbox, SQLitePruning):
     """The mention database in one SQLite file at `path` (created and migrated on open)."""
 
 

@@ -40,11 +40,15 @@ class SQLiteAlertState(SQLiteOutbox):
         rows = list(self._dicts(
             "SELECT * FROM incidents WHERE opened_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY opened_at, id",
             (iso(until) if until else "9999", iso(since))))
-        for r in rows:
-            for key in _INCIDENT_LISTS:
-                r[key] = json.loads(r[key])
-            r["lead"] = json.loads(r["lead"]) if r["lead"] else None
-        return rows
+        return [self._incident_record(r) for r in rows]
+
+    @staticmethod
+    def _incident_record(row: dict) -> IncidentRecord:
+        """A stored incident row with its lists and its lead decoded from JSON."""
+        for key in _INCIDENT_LISTS:
+            row[key] = json.loads(row[key])
+        row["lead"] = json.loads(row["lead"]) if row["lead"] else None
+        return row  # type: ignore[return-value]
 
     def rule_evaluations(self) -> dict[str, RuleEvaluationRow]:
         return {r["rule"]: r for r in self._dicts("SELECT * FROM rule_evaluations")}
