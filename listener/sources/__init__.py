@@ -1,4 +1,4 @@
-"""Sources: where mentions come from. One module per kind, all behind one small protocol.
+"""Sources: where mentions come from. One module or package per kind, all behind one small protocol.
 
 A source is constructed from its validated options and fetched with the state the store kept for
 it. It never touches the database: it returns the mentions it found and the state to keep

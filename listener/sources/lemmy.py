@@ -260,27 +260,14 @@ def post_mention(view: dict[str, Any], host: str) -> Mention | None:
     source_id = _source_id(post, host, "post")
     if post is None or source_id is None:
         return None
-    counts = mapping(view.get("counts"))
     title = stripped(post.get("name"))
-    extra: dict[str, Any] = {"instance": host, "post_id": post.get("id")}
-    if community := _actor(view.get("community")):
-        extra["community"] = community
+    extra: dict[str, Any] = {"instance": host, "post_id": post.get("id"), **_community(view)}
     if link := stripped(post.get("url")):
         extra["link"] = canonical_url(link)
     if post.get("nsfw") is True:
         extra["nsfw"] = True
-    return Mention(
-        source_id=source_id,
-        text=markdown_to_text(stripped(post.get("body")) or "") or title or "",
-        url=_url(post),
-        title=title,
-        author=_actor(view.get("creator")),
-        published_at=parse_datetime(post.get("published")),
-        likes=as_count(counts.get("upvotes"), negative=False),
-        replies=as_count(counts.get("comments"), negative=False),
-        score=as_count(counts.get("score")),
-        extra=extra,
-    )
+    text = markdown_to_text(stripped(post.get("body")) or "") or title or ""
+    return _mention(view, post, source_id, text=text, title=title, replies="comments", extra=extra)
 
 
 def comment_mention(view: dict[str, Any], host: str) -> Mention | None:
@@ -289,25 +276,15 @@ def comment_mention(view: dict[str, Any], host: str) -> Mention | None:
     source_id = _source_id(comment, host, "comment")
     if comment is None or source_id is None:
         return None
-    counts, post = mapping(view.get("counts")), mapping(view.get("post"))
+    post = mapping(view.get("post"))
     extra: dict[str, Any] = {"instance": host, "comment_id": comment.get("id")}
     if post_title := stripped(post.get("name")):
         extra["post_title"] = post_title
     if post_url := stripped(post.get("ap_id")):
         extra["post_url"] = canonical_url(post_url)
-    if community := _actor(view.get("community")):
-        extra["community"] = community
-    return Mention(
-        source_id=source_id,
-        text=markdown_to_text(stripped(comment.get("content")) or ""),
-        url=_url(comment),
-        author=_actor(view.get("creator")),
-        published_at=parse_datetime(comment.get("published")),
-        likes=as_count(counts.get("upvotes"), negative=False),
-        replies=as_count(counts.get("child_count"), negative=False),
-        score=as_count(counts.get("score")),
-        extra=extra,
-    )
+    extra.update(_community(view))
+    text = markdown_to_text(stripped(comment.get("content")) or "")
+    return _mention(view, comment, source_id, text=text, title=None, replies="child_count", extra=extra)
 
 
 def _live(view: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -326,9 +303,30 @@ def _source_id(item: dict[str, Any] | None, host: str, kind: str) -> str | None:
     return stripped(item.get("ap_id")) or (f"https://{host}/{kind}/{item_id}" if isinstance(item_id, int) else None)
 
 
-def _url(item: dict[str, Any]) -> str | None:
+def _community(view: dict[str, Any]) -> dict[str, str]:
+    """`{"community": "name@host"}` when the view names its community."""
+    community = _actor(view.get("community"))
+    return {"community": community} if community else {}
+
+
+def _mention(view: dict[str, Any], item: dict[str, Any], source_id: str, *, text: str, title: str | None,
+             replies: str, extra: dict[str, Any]) -> Mention:
+    """What a post and a comment share: where it lives, who wrote it when, its votes (`replies`
+    names the count of answers: a post's comments, a comment's children)."""
+    counts = mapping(view.get("counts"))
     ap_id = stripped(item.get("ap_id"))
-    return canonical_url(ap_id) if ap_id else None
+    return Mention(
+        source_id=source_id,
+        text=text,
+        url=canonical_url(ap_id) if ap_id else None,
+        title=title,
+        author=_actor(view.get("creator")),
+        published_at=parse_datetime(item.get("published")),
+        likes=as_count(counts.get("upvotes"), negative=False),
+        replies=as_count(counts.get(replies), negative=False),
+        score=as_count(counts.get("score")),
+        extra=extra,
+    )
 
 
 _MD_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
