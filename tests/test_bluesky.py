@@ -291,7 +291,7 @@ def test_first_fetch_signs_in_and_searches_since(http_server):
     assert result.requests == 2
     for token in fake.valid_access | fake.valid_refresh:
         assert token not in result.state.cursor  # tokens stay in memory
-        assert token not in repr(source._session)
+        assert token not in repr(source._sessions.session)
 
 
 def test_session_is_reused_then_refreshed_when_the_access_token_expires(http_server):

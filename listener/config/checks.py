@@ -88,12 +88,21 @@ def string(*, choices: tuple[str, ...] | None = None, empty: bool = False) -> Ch
     return check
 
 
-def name(r: Reader, path: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return r.problem(path, f"expected a string, {got(value)}")
-    if not NAME_RE.fullmatch(value):
-        return r.problem(path, f"{show(value)} is not a valid name ({NAME_HELP})")
-    return value
+def matching(pattern: re.Pattern[str], what: str) -> Check:
+    """A string the whole of which `pattern` matches; else "<value> is not <what>"."""
+
+    def check(r: Reader, path: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return r.problem(path, f"expected a string, {got(value)}")
+        if not pattern.fullmatch(value):
+            return r.problem(path, f"{show(value)} is not {what}")
+        return value
+
+    return check
+
+
+name = matching(NAME_RE, f"a valid name ({NAME_HELP})")
+language = matching(LANGUAGE_RE, 'an ISO 639-1 language code (two lower-case letters, like "nl")')
 
 
 def integer(*, minimum: int | None = None, maximum: int | None = None) -> Check:
@@ -242,14 +251,6 @@ def timezone(r: Reader, path: str, value: Any) -> Any:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, or too long a name
         return r.problem(path, f"unknown time zone {show(value)} (use an IANA name like \"Europe/Amsterdam\")")
-    return value
-
-
-def language(r: Reader, path: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return r.problem(path, f"expected a string, {got(value)}")
-    if not LANGUAGE_RE.fullmatch(value):
-        return r.problem(path, f'{show(value)} is not an ISO 639-1 language code (two lower-case letters, like "nl")')
     return value
 
 

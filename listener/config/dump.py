@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from listener.config import checks as c
-from listener.config.schema import ALERT_KIND_ONLY_KEYS, ALERT_KINDS, SECTIONS, Config, keys_of
+from listener.config.schema import ALERT_KIND_ONLY_KEYS, ALERT_KINDS, ARRAY_SECTIONS, SECTIONS, Config, keys_of
 from listener.config.text import toml_key
 from listener.config.toml import toml_value
 from listener.errors import redact_url
@@ -72,30 +72,20 @@ def dump_config(config: Config) -> str:
     w = _Writer()
     w.lines.append(f"# Effective configuration{' of ' + str(config.path) if config.path else ''}.")
     w.lines.append("# Defaults are filled in; secrets are shown by variable name, never by value.")
-    for section in ("database", "model", "fetch"):
-        w.header(f"[{section}]")
-        w.keys(section, getattr(config, section))
-    for topic in config.topics:
-        w.header("[[topics]]")
-        w.keys("topics", topic)
-    for source in config.sources:
-        w.header("[[sources]]")
-        w.value("name", source.name)
-        w.value("kind", source.kind)
-        w.options(source.options)
-        w.keys("sources", source, skip=("name", "kind"))
-    if config.email is not None:
-        w.header("[email]")
-        w.keys("email", config.email)
-    else:
-        w.header("# [email]: not set (nothing is mailed)")
-    for section in ("notify", "digest"):
-        w.header(f"[{section}]")
-        w.keys(section, getattr(config, section))
-    for hook in config.webhooks:
-        w.header("[[webhooks]]")
-        w.keys("webhooks", hook)
-    for rule in config.alerts:
-        w.header("[[alerts]]")
-        w.keys("alerts", rule, skip=tuple(k for k in ALERT_KIND_ONLY_KEYS if k not in ALERT_KINDS[rule.kind]))
+    for section in SECTIONS:
+        if section == "email" and config.email is None:
+            w.header("# [email]: not set (nothing is mailed)")
+            continue
+        array = section in ARRAY_SECTIONS
+        for item in getattr(config, section) if array else [getattr(config, section)]:
+            w.header(f"[[{section}]]" if array else f"[{section}]")
+            skip: tuple[str, ...] = ()
+            if section == "sources":
+                w.value("name", item.name)
+                w.value("kind", item.kind)
+                w.options(item.options)
+                skip = ("name", "kind")
+            elif section == "alerts":
+                skip = tuple(k for k in ALERT_KIND_ONLY_KEYS if k not in ALERT_KINDS[item.kind])
+            w.keys(section, item, skip)
     return "\n".join(w.lines) + "\n"

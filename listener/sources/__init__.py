@@ -1,4 +1,4 @@
-"""Sources: where mentions come from. One module per kind, all behind one small protocol.
+"""Sources: where mentions come from. One module or package per kind, all behind one small protocol.
 
 A source is constructed from its validated options and fetched with the state the store kept for
 it. It never touches the database: it returns the mentions it found and the state to keep
@@ -27,6 +27,11 @@ time (`os.environ`) and raise FetchError naming the variable when it is not set.
 A fetch that fails raises `listener.errors.FetchError`; it never returns "no mentions" for a
 failure. One entry it cannot read is left out (the others are returned); text needs no cleaning
 by the source: a `Mention` cleans its own (lone surrogates, control characters).
+
+What the sources share, each in one module: `http` (the client, and the helpers for an API's
+answers and errors), `text` (valid text, HTML to text, web URLs, timestamps), `fields` (typed
+readers of JSON values, counts included), `cursor` (the cursor's JSON), `ratelimit` (rate-limit
+headers). `SourceBase` keeps the name and options every source is constructed with.
 """
 
 from __future__ import annotations
@@ -102,6 +107,15 @@ class Source(Protocol):
 
     async def fetch(self, state: SourceState, http: "HttpClient", now: datetime,
                     since: datetime | None = None) -> FetchResult: ...
+
+
+class SourceBase:
+    """What every source's constructor does: keep its name and its validated options. A source
+    that keeps more across fetches (a token, a session) adds it after `super().__init__`."""
+
+    def __init__(self, name: str, options: Any) -> None:
+        self.name = name
+        self.options = options
 
 
 # kind -> "module:Class". Modules are imported on first use.

@@ -39,16 +39,17 @@ cursor's is not seen (the API has no "indexed since" filter).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from listener.errors import FetchError
-from listener.sources import FetchResult, Mention, SourceState
-from listener.sources.http import HttpClient, Response
-from listener.sources.text import as_count, canonical_url, html_to_text, parse_datetime
+from listener.sources import FetchResult, Mention, SourceBase, SourceState
+from listener.sources.cursor import dump_cursor, load_cursor
+from listener.sources.fields import as_count, identifier, nonblank
+from listener.sources.http import HttpClient, Response, url_hosts, with_hint
+from listener.sources.text import canonical_url, html_to_text, parse_datetime
 
 __all__ = ["HackerNewsSource", "parse_hits", "HITS_PER_PAGE", "MAX_HITS", "MAX_BACKLOG"]
 
@@ -58,7 +59,7 @@ MAX_BACKLOG = 20
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 
 
-class HackerNewsSource:
+class HackerNewsSource(SourceBase):
     """Hacker News stories and comments matching a search (Algolia HN Search API)."""
 
     kind = "hackernews"
@@ -92,14 +93,9 @@ class HackerNewsSource:
             if self.item_url.count("{}") != 1 or not self.item_url.startswith(("http://", "https://")):
                 raise ValueError("item_url: an http(s) URL with one {} where the item's id goes")
 
-    def __init__(self, name: str, options: Options):
-        self.name = name
-        self.options = options
-
     def hosts(self) -> list[str]:
         """The API's host."""
-        host = urlsplit(self.options.base_url).hostname
-        return [host.lower()] if host else []
+        return url_hosts(self.options.base_url)
 
     @property
     def tags(self) -> str:
@@ -230,19 +226,14 @@ class _Run:
                 url, headers={"Accept": "application/json"}, params=params
             )
         except FetchError as error:
-            raise _explained(error) from None
+            raise with_hint(error, _HINTS) from None
         return response.json()
 
 
-def _explained(error: FetchError) -> FetchError:
-    hints = {
-        404: "check base_url (the API lives at https://hn.algolia.com/api/v1/)",
-        400: "the query or its filters were refused; simplify query",
-    }
-    hint = hints.get(error.status or 0)
-    if hint is None:
-        return error
-    return FetchError(f"{error}: {hint}", retry_after=error.retry_after, status=error.status)
+_HINTS = {
+    404: "check base_url (the API lives at https://hn.algolia.com/api/v1/)",
+    400: "the query or its filters were refused; simplify query",
+}
 
 
 def _hits_and_total(body: Any, base_url: str) -> tuple[list[dict[str, Any]], int | None]:
@@ -268,9 +259,9 @@ def hit_mention(hit: dict[str, Any], item_url: str = ITEM_URL) -> Mention | None
     if object_id is None:
         return None
     tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
-    comment_text = _str(hit.get("comment_text"))
+    comment_text = nonblank(hit.get("comment_text"))
     is_comment = "comment" in tags or ("story" not in tags and comment_text is not None)
-    title = _str(hit.get("title"))
+    title = nonblank(hit.get("title"))
     extra: dict[str, Any] = {"type": "comment" if is_comment else "story"}
     if is_comment:
         text = html_to_text(comment_text or "")
@@ -279,13 +270,13 @@ def hit_mention(hit: dict[str, Any], item_url: str = ITEM_URL) -> Mention | None
             value = hit.get(key)
             if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
                 extra[key] = value
-        story_url = _str(hit.get("story_url"))
+        story_url = nonblank(hit.get("story_url"))
         if story_url:
             extra["link"] = canonical_url(story_url)
     else:
-        text = html_to_text(_str(hit.get("story_text")) or "") or (title or "")
+        text = html_to_text(nonblank(hit.get("story_text")) or "") or (title or "")
         mention_title = title
-        link = _str(hit.get("url"))
+        link = nonblank(hit.get("url"))
         if link:
             extra["link"] = canonical_url(link)
     stamp = hit.get("created_at_i")
@@ -295,19 +286,16 @@ def hit_mention(hit: dict[str, Any], item_url: str = ITEM_URL) -> Mention | None
         text=text,
         url=item_url.replace("{}", object_id),
         title=mention_title,
-        author=_str(hit.get("author")),
+        author=nonblank(hit.get("author")),
         published_at=published or parse_datetime(hit.get("created_at")),
-        score=_int(hit.get("points")),
-        replies=_int(hit.get("num_comments")),
+        score=as_count(hit.get("points"), floats=True),
+        replies=as_count(hit.get("num_comments"), floats=True),
         extra=extra,
     )
 
 
 def _object_id(hit: dict[str, Any]) -> str | None:
-    value = hit.get("objectID")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    return identifier(hit.get("objectID"))
 
 
 def _stamp(hit: dict[str, Any]) -> int | None:
@@ -316,15 +304,6 @@ def _stamp(hit: dict[str, Any]) -> int | None:
         return int(value)
     when = parse_datetime(hit.get("created_at"))
     return int(when.timestamp()) if when is not None else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _int(value: Any) -> int | None:
-    """A count from an int or a float (truncated); None for anything else, inf, NaN or beyond MAX_COUNT."""
-    return as_count(value, floats=True)
 
 
 def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -347,14 +326,7 @@ class _Cursor:
     @classmethod
     def load(cls, text: str | None) -> _Cursor:
         """The stored cursor; an unreadable one counts as none (the fetch starts from `since`)."""
-        if not text:
-            return cls()
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return cls()
-        if not isinstance(data, dict):
-            return cls()
+        data = load_cursor(text)
         after = data.get("after")
         after = after if isinstance(after, int) and not isinstance(after, bool) else None
         raw_ids = data.get("ids")
@@ -370,4 +342,4 @@ class _Cursor:
     def dump(self) -> str | None:
         if self.after is None and not self.backlog:
             return None
-        return json.dumps({"after": self.after, "ids": self.ids, "backlog": [list(w) for w in self.backlog]})
+        return dump_cursor({"after": self.after, "ids": self.ids, "backlog": [list(w) for w in self.backlog]})

@@ -17,12 +17,14 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from listener.errors import FetchError, redact_url
 
-__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date"]
+__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date", "server_clock", "url_hosts",
+           "with_hint"]
 
 MAX_REDIRECTS = 5
 
@@ -53,6 +55,13 @@ class Response:
         except (ValueError, RecursionError) as exc:
             reason = _one_line(str(exc)) if isinstance(exc, ValueError) else "nested too deeply"
             raise FetchError(f"invalid JSON from {_host(self.url)}: {reason}") from None
+
+    def api_json(self, where: str) -> Any:
+        """The body of a JSON API's answer; FetchError naming `where` for an HTML page (a login
+        wall, a proxy's error page, a base URL that is not the API) or anything else not JSON."""
+        if self.body.lstrip()[:1] == b"<":
+            raise FetchError(f"unexpected response from {where}: an HTML page, not the API's JSON")
+        return self.json()
 
 
 class HttpClient:
@@ -215,8 +224,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
-    now = http_date(headers.get("date", "")) or datetime.now(timezone.utc)  # the server's clock
-    return retry_after_seconds(value, now)
+    return retry_after_seconds(value, server_clock(headers, datetime.now(timezone.utc)))
 
 
 def retry_after_seconds(value: str, now: datetime) -> float | None:
@@ -244,6 +252,30 @@ def http_date(text: str) -> datetime | None:
     if when is None:
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def server_clock(headers: httpx.Headers, now: datetime) -> datetime:
+    """The server's time by its Date header, else `now`: what a date it sends is measured against."""
+    return http_date(headers.get("date", "")) or now
+
+
+def url_hosts(*urls: str) -> list[str]:
+    """The lower-case hosts of `urls`, each once, in order (what a source's `hosts()` names)."""
+    hosts: list[str] = []
+    for url in urls:
+        host = (urlsplit(url).hostname or "").lower()
+        if host and host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def with_hint(error: FetchError, hints: dict[int, str]) -> FetchError:
+    """`error` with what its HTTP status means at this API appended (its status and Retry-After
+    kept); `error` itself when `hints` has nothing for its status."""
+    hint = hints.get(error.status or 0)
+    if hint is None:
+        return error
+    return FetchError(f"{error}: {hint}", retry_after=error.retry_after, status=error.status)
 
 
 def _host(url: str) -> str:

@@ -36,7 +36,6 @@ language is left to detection.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,9 +43,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from listener.errors import FetchError
-from listener.sources import FetchResult, Mention, SourceState
-from listener.sources.http import HttpClient
-from listener.sources.text import as_count, canonical_url, parse_datetime
+from listener.sources import FetchResult, Mention, SourceBase, SourceState
+from listener.sources.cursor import dump_cursor, load_cursor
+from listener.sources.fields import as_count, mapping, stripped
+from listener.sources.http import HttpClient, url_hosts
+from listener.sources.text import canonical_url, parse_datetime
 
 __all__ = ["LemmySource", "post_mention", "comment_mention", "markdown_to_text"]
 
@@ -55,7 +56,7 @@ PAGE_SIZE = 50  # Lemmy's maximum `limit`
 Key = tuple[datetime, int]  # (published, id): the order of the search's results
 
 
-class LemmySource:
+class LemmySource(SourceBase):
     """Posts (and comments) on a Lemmy instance that match a search."""
 
     kind = "lemmy"
@@ -84,20 +85,15 @@ class LemmySource:
             if self.max_pages < 1:
                 raise ValueError("max_pages must be at least 1")
 
-    def __init__(self, name: str, options: Options):
-        self.name = name
-        self.options = options
-
     def hosts(self) -> list[str]:
         """The instance's host."""
-        host = urlsplit(self.options.instance).hostname
-        return [host.lower()] if host else []
+        return url_hosts(self.options.instance)
 
     async def fetch(self, state: SourceState, http: HttpClient, now: datetime,
                     since: datetime | None = None) -> FetchResult:
         """Search posts (and comments) newest first, down to the cursor or `since`."""
         reader = _Reader(self.options, http, since)
-        cursor = _read_cursor(state.cursor)
+        cursor = {kind: entry for kind, entry in load_cursor(state.cursor).items() if isinstance(entry, dict)}
         kinds = ["posts", "comments"] if self.options.comments else ["posts"]
         new_cursor: dict[str, Any] = {}
         mentions: dict[str, Mention] = {}
@@ -109,7 +105,7 @@ class LemmySource:
             mentions.setdefault(mention.source_id, mention)
         new_state = SourceState(
             etag=state.etag, last_modified=state.last_modified,
-            cursor=json.dumps(new_cursor, sort_keys=True, separators=(",", ":")),
+            cursor=dump_cursor(new_cursor),
         )
         return FetchResult(list(mentions.values()), new_state, requests=reader.requests)
 
@@ -226,9 +222,7 @@ class _Reader:
             )
         except FetchError as exc:
             raise self._explain(exc) from None
-        if response.body.lstrip()[:1] == b"<":
-            raise FetchError(f"unexpected response from {self.host}: an HTML page, not the API's JSON")
-        body = response.json()
+        body = response.api_json(self.host)
         if not isinstance(body, dict) or not isinstance(body.get(kind), list):
             raise FetchError(f"unexpected response from {self.host}: not a Lemmy search result with {kind}")
         inner = "post" if kind == "posts" else "comment"
@@ -262,66 +256,75 @@ class _Reader:
 
 def post_mention(view: dict[str, Any], host: str) -> Mention | None:
     """A Mention from a Lemmy PostView read on instance `host`; None for a deleted or removed post."""
-    post = view.get("post") if isinstance(view.get("post"), dict) else None
-    if post is None or post.get("deleted") is True or post.get("removed") is True:
+    post = _live(view, "post")
+    source_id = _source_id(post, host, "post")
+    if post is None or source_id is None:
         return None
-    counts = view.get("counts") if isinstance(view.get("counts"), dict) else {}
-    ap_id = _text(post.get("ap_id"))
-    post_id = post.get("id")
-    source_id = ap_id or (f"https://{host}/post/{post_id}" if isinstance(post_id, int) else None)
-    if source_id is None:
-        return None
-    title = _text(post.get("name"))
-    text = markdown_to_text(_text(post.get("body")) or "") or title or ""
-    extra: dict[str, Any] = {"instance": host, "post_id": post_id}
-    if community := _actor(view.get("community")):
-        extra["community"] = community
-    if link := _text(post.get("url")):
+    title = stripped(post.get("name"))
+    extra: dict[str, Any] = {"instance": host, "post_id": post.get("id"), **_community(view)}
+    if link := stripped(post.get("url")):
         extra["link"] = canonical_url(link)
     if post.get("nsfw") is True:
         extra["nsfw"] = True
+    text = markdown_to_text(stripped(post.get("body")) or "") or title or ""
+    return _mention(view, post, source_id, text=text, title=title, replies="comments", extra=extra)
+
+
+def comment_mention(view: dict[str, Any], host: str) -> Mention | None:
+    """A Mention from a Lemmy CommentView; None for a deleted or removed comment."""
+    comment = _live(view, "comment")
+    source_id = _source_id(comment, host, "comment")
+    if comment is None or source_id is None:
+        return None
+    post = mapping(view.get("post"))
+    extra: dict[str, Any] = {"instance": host, "comment_id": comment.get("id")}
+    if post_title := stripped(post.get("name")):
+        extra["post_title"] = post_title
+    if post_url := stripped(post.get("ap_id")):
+        extra["post_url"] = canonical_url(post_url)
+    extra.update(_community(view))
+    text = markdown_to_text(stripped(comment.get("content")) or "")
+    return _mention(view, comment, source_id, text=text, title=None, replies="child_count", extra=extra)
+
+
+def _live(view: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The view's post or comment object; None when it is missing, deleted or removed."""
+    item = view.get(key)
+    if not isinstance(item, dict) or item.get("deleted") is True or item.get("removed") is True:
+        return None
+    return item
+
+
+def _source_id(item: dict[str, Any] | None, host: str, kind: str) -> str | None:
+    """The item's `ap_id` (its ActivityPub URL), else its address on `host` by id; None without either."""
+    if item is None:
+        return None
+    item_id = item.get("id")
+    return stripped(item.get("ap_id")) or (f"https://{host}/{kind}/{item_id}" if isinstance(item_id, int) else None)
+
+
+def _community(view: dict[str, Any]) -> dict[str, str]:
+    """`{"community": "name@host"}` when the view names its community."""
+    community = _actor(view.get("community"))
+    return {"community": community} if community else {}
+
+
+def _mention(view: dict[str, Any], item: dict[str, Any], source_id: str, *, text: str, title: str | None,
+             replies: str, extra: dict[str, Any]) -> Mention:
+    """What a post and a comment share: where it lives, who wrote it when, its votes (`replies`
+    names the count of answers: a post's comments, a comment's children)."""
+    counts = mapping(view.get("counts"))
+    ap_id = stripped(item.get("ap_id"))
     return Mention(
         source_id=source_id,
         text=text,
         url=canonical_url(ap_id) if ap_id else None,
         title=title,
         author=_actor(view.get("creator")),
-        published_at=parse_datetime(post.get("published")),
-        likes=_count(counts.get("upvotes")),
-        replies=_count(counts.get("comments")),
-        score=_int(counts.get("score")),
-        extra=extra,
-    )
-
-
-def comment_mention(view: dict[str, Any], host: str) -> Mention | None:
-    """A Mention from a Lemmy CommentView; None for a deleted or removed comment."""
-    comment = view.get("comment") if isinstance(view.get("comment"), dict) else None
-    if comment is None or comment.get("deleted") is True or comment.get("removed") is True:
-        return None
-    counts = view.get("counts") if isinstance(view.get("counts"), dict) else {}
-    post = view.get("post") if isinstance(view.get("post"), dict) else {}
-    ap_id = _text(comment.get("ap_id"))
-    comment_id = comment.get("id")
-    source_id = ap_id or (f"https://{host}/comment/{comment_id}" if isinstance(comment_id, int) else None)
-    if source_id is None:
-        return None
-    extra: dict[str, Any] = {"instance": host, "comment_id": comment_id}
-    if post_title := _text(post.get("name")):
-        extra["post_title"] = post_title
-    if post_url := _text(post.get("ap_id")):
-        extra["post_url"] = canonical_url(post_url)
-    if community := _actor(view.get("community")):
-        extra["community"] = community
-    return Mention(
-        source_id=source_id,
-        text=markdown_to_text(_text(comment.get("content")) or ""),
-        url=canonical_url(ap_id) if ap_id else None,
-        author=_actor(view.get("creator")),
-        published_at=parse_datetime(comment.get("published")),
-        likes=_count(counts.get("upvotes")),
-        replies=_count(counts.get("child_count")),
-        score=_int(counts.get("score")),
+        published_at=parse_datetime(item.get("published")),
+        likes=as_count(counts.get("upvotes"), negative=False),
+        replies=as_count(counts.get(replies), negative=False),
+        score=as_count(counts.get("score")),
         extra=extra,
     )
 
@@ -359,29 +362,14 @@ def _actor(person: Any) -> str | None:
     """`name@host` of a Lemmy person or community, the host taken from its actor_id."""
     if not isinstance(person, dict):
         return None
-    name = _text(person.get("name"))
+    name = stripped(person.get("name"))
     if not name:
         return None
     try:
-        host = urlsplit(_text(person.get("actor_id")) or "").hostname
+        host = urlsplit(stripped(person.get("actor_id")) or "").hostname
     except ValueError:  # a malformed actor URL ("http://[x"): the name alone
         host = None
     return f"{name}@{host.lower()}" if host else name
-
-
-def _count(value: Any) -> int | None:
-    value = _int(value)
-    return value if value is not None and value >= 0 else None
-
-
-def _int(value: Any) -> int | None:
-    return as_count(value)
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
 
 
 def _key(value: Any) -> Key | None:
@@ -396,16 +384,3 @@ def _key(value: Any) -> Key | None:
 
 def _dump(key: Key) -> list[Any]:
     return [key[0].isoformat(), key[1]]
-
-
-def _read_cursor(cursor: str | None) -> dict[str, dict[str, Any]]:
-    """The stored entries per kind; an unreadable cursor counts as none."""
-    if not cursor:
-        return {}
-    try:
-        data = json.loads(cursor)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {kind: entry for kind, entry in data.items() if isinstance(entry, dict)}

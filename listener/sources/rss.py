@@ -27,14 +27,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
 
 from listener.errors import FetchError
-from listener.sources import FetchResult, Mention, SourceState
-from listener.sources.http import HttpClient
+from listener.sources import FetchResult, Mention, SourceBase, SourceState
+from listener.sources.fields import identifier, language_code, string
+from listener.sources.http import HttpClient, url_hosts
 from listener.sources.text import html_to_text, parse_datetime, web_url
 
 try:  # the exact decoding feedparser applies before its own DOCTYPE handling
@@ -58,7 +58,7 @@ MAX_ENTITY_DECLARATIONS = 32
 MAX_ENTITY_EXPANSION = 100_000  # characters all entity references may add to a document
 
 
-class RSSSource:
+class RSSSource(SourceBase):
     """A feed URL: RSS, Atom or JSON Feed. Each entry becomes a mention."""
 
     kind = "rss"
@@ -67,14 +67,9 @@ class RSSSource:
     class Options:
         url: str = field(metadata={"help": "Feed URL (RSS 0.9x/1.0/2.0, Atom or JSON Feed)", "url": True})
 
-    def __init__(self, name: str, options: Options):
-        self.name = name
-        self.options = options
-
     def hosts(self) -> list[str]:
         """The feed's host."""
-        host = urlsplit(self.options.url).hostname
-        return [host.lower()] if host else []
+        return url_hosts(self.options.url)
 
     async def fetch(self, state: SourceState, http: HttpClient, now: datetime,
                     since: datetime | None = None) -> FetchResult:
@@ -129,7 +124,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
             raise FetchError("not a feed: no RSS, Atom or JSON Feed document found")
         if parsed.get("bozo") and not parsed.feed.get("title"):
             raise FetchError(f"not a feed: {_bozo_reason(parsed, original)}")
-    feed_language = _language_code(parsed.feed.get("language"))
+    feed_language = language_code(parsed.feed.get("language"))
     mentions = (_entry_or_none(entry, feed_language, url) for entry in parsed.entries)
     return [m for m in mentions if m is not None]
 
@@ -241,7 +236,7 @@ def _bozo_reason(parsed: Any, body: bytes) -> str:
 def _entry_mention(entry: Any, feed_language: str | None, base_url: str) -> Mention | None:
     title = _plain(entry.get("title"), entry.get("title_detail")) or None
     link = entry.get("link") or None
-    url = _web_url(link, base_url)
+    url = web_url(link, base_url)
     text = ""
     for content in entry.get("content") or ():
         text = _plain(content.get("value"), content)
@@ -271,11 +266,6 @@ def _entry_mention(entry: Any, feed_language: str | None, base_url: str) -> Ment
     )
 
 
-def _web_url(link: str | None, base_url: str) -> str | None:
-    """The canonical absolute http(s) URL of an entry link; None for tag:, urn: and the like."""
-    return web_url(link, base_url)
-
-
 def _plain(value: Any, detail: Any) -> str:
     """Plain text of a feedparser text construct: HTML stripped unless its type is plain text."""
     if not isinstance(value, str) or not value:
@@ -290,18 +280,10 @@ def _entry_language(entry: Any) -> str | None:
     details = [*(entry.get("content") or ()), entry.get("summary_detail"), entry.get("title_detail")]
     for detail in details:
         if isinstance(detail, Mapping):
-            code = _language_code(detail.get("language"))
+            code = language_code(detail.get("language"))
             if code:
                 return code
     return None
-
-
-def _language_code(value: Any) -> str | None:
-    """ISO 639-1 code from a language tag: "en-US" -> "en", "NL" -> "nl"; None otherwise."""
-    if not isinstance(value, str):
-        return None
-    primary = re.split(r"[-_]", value.strip(), maxsplit=1)[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2}", primary) else None
 
 
 def _hash_id(title: str, published: str) -> str:
@@ -331,7 +313,7 @@ def _parse_json_feed(body: bytes, base_url: str) -> list[Mention]:
         raise FetchError(f"not a feed: invalid JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise FetchError("not a feed: JSON without a JSON Feed items list")
-    feed_language = _language_code(doc.get("language"))
+    feed_language = language_code(doc.get("language"))
     feed_author = _json_author(doc)
     mentions = []
     for item in doc["items"]:
@@ -348,22 +330,21 @@ def _parse_json_feed(body: bytes, base_url: str) -> list[Mention]:
 def _json_item_mention(
     item: dict, feed_language: str | None, feed_author: str | None, base_url: str
 ) -> Mention | None:
-    title = " ".join(_str(item.get("title")).split()) or None
-    link = _str(item.get("url")) or _str(item.get("external_url"))
-    url = _web_url(link, base_url)
+    title = " ".join(string(item.get("title")).split()) or None
+    link = string(item.get("url")) or string(item.get("external_url"))
+    url = web_url(link, base_url)
     text = (
-        html_to_text(_str(item.get("content_html")))
-        or " ".join(_str(item.get("content_text")).split())
-        or " ".join(_str(item.get("summary")).split())
+        html_to_text(string(item.get("content_html")))
+        or " ".join(string(item.get("content_text")).split())
+        or " ".join(string(item.get("summary")).split())
         or title
         or url
         or ""
     )
     if not text:
         return None
-    raw_id = item.get("id")
-    source_id = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
-    raw_published = _str(item.get("date_published")) or _str(item.get("date_modified"))
+    source_id = identifier(item.get("id")) or ""
+    raw_published = string(item.get("date_published")) or string(item.get("date_modified"))
     source_id = source_id or link or _hash_id(title or text, raw_published)
     return Mention(
         source_id=source_id,
@@ -372,7 +353,7 @@ def _json_item_mention(
         title=title,
         author=_json_author(item) or feed_author,
         published_at=parse_datetime(raw_published) if raw_published else None,
-        language=_language_code(item.get("language")) or feed_language,
+        language=language_code(item.get("language")) or feed_language,
     )
 
 
@@ -381,10 +362,7 @@ def _json_author(obj: dict) -> str | None:
     candidates = authors if isinstance(authors, list) else []
     candidates = [*candidates, obj.get("author")]
     for author in candidates:
-        if isinstance(author, dict) and _str(author.get("name")).strip():
-            return _str(author.get("name")).strip()
+        if isinstance(author, dict) and string(author.get("name")).strip():
+            return string(author.get("name")).strip()
     return None
 
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""

@@ -1,4 +1,4 @@
-"""Helpers every source shares: valid text, counts, HTML to plain text, web URLs, timestamps in UTC.
+"""Text from outside made safe once, for every source: valid text, HTML to plain text, web URLs, timestamps in UTC.
 
 Everything a source returns passes `clean_text` (the `Mention` does it on construction), and
 every URL that may become a link passes `web_url`: one policy for every way in (fetch, import,
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["CONTROLS", "clean_text", "as_count", "MAX_COUNT", "html_to_text", "canonical_url", "web_url",
+__all__ = ["CONTROLS", "clean_text", "html_to_text", "canonical_url", "web_url",
            "is_web_url", "parse_datetime", "TRACKING_PARAMS"]
 
 # C0 controls but tab and newline, DEL and C1 controls: never text a reader sees, and an ESC in a
@@ -151,23 +151,6 @@ def canonical_url(url: str) -> str:
     path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
     query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
     return urlunsplit((scheme, netloc, path, query, ""))
-
-
-MAX_COUNT = 2**63 - 1  # the largest count the store can hold (SQLite INTEGER); a bigger one is no count
-
-
-def as_count(value: object, *, floats: bool = False, negative: bool = True) -> int | None:
-    """A count (likes, points, ...) from a JSON value: an int in SQLite's range, else None. `floats`
-    also takes a finite float (truncated, as some APIs send 12.0); `negative` allows scores below 0."""
-    if isinstance(value, bool):
-        return None
-    if floats and isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        value = int(value)
-    if not isinstance(value, int) or abs(value) > MAX_COUNT or (not negative and value < 0):
-        return None
-    return value
 
 
 WEB_SCHEMES = ("http", "https")

@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 
 from listener.errors import ListenerError
 from listener.sources import Mention
-from listener.sources.text import MAX_COUNT, clean_text, parse_datetime
+from listener.sources.fields import MAX_COUNT
+from listener.sources.text import clean_text, parse_datetime
 
 REQUIRED = ("source", "id", "published_at", "text")
 TEXT_FIELDS = ("url", "author", "title", "language")
