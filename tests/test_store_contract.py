@@ -422,3 +422,58 @@ def test_prune_logs_deletes_what_was_delivered_and_keeps_what_is_queued(store):
     assert sorted(n["message_id"] for n in store.notifications()) == sorted(
         [f"queued-{old:%d}", f"queued-{recent:%d}", f"sent-{recent:%d}"])
     assert store.incidents(old - HOUR) == []
+
+
+# ---------------------------------------------------------------- DashboardReads
+def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
+    from listener.store import MentionFilter
+
+    rows = [row(f"d{i}", f"acme post {i}", at=T + i * HOUR, hashtags=("fail",) if i % 2 else (), likes=i,
+                topics=("acme", "globex") if i == 3 else ("acme",), language="en" if i < 4 else "nl") for i in range(6)]
+    ids = fetch(store, rows).new_ids
+    store.save_scores([(ids[i], NEG if i % 2 else POS) for i in range(5)], "m", T)  # the last one is not scored
+    page = store.filtered_mentions(MentionFilter(), limit=2)
+    assert [m["id"] for m in page] == [ids[5], ids[4]] and page[0]["topic_list"] == "acme"  # newest first
+    nxt = store.filtered_mentions(MentionFilter(), limit=2, before=(page[-1]["published_at"], page[-1]["id"]))
+    assert [m["id"] for m in nxt] == [ids[3], ids[2]]
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(hashtag="fail"))] == [ids[5], ids[3], ids[1]]
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(hashtag="fail", topic="globex"))] == [ids[3]]
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(topic="acme", sentiment="positive",
+                                                                   language="en"))] == [ids[2], ids[0]]
+    window = MentionFilter(start=T + HOUR, end=T + 3 * HOUR, source="feed")
+    assert [m["id"] for m in store.filtered_mentions(window)] == [ids[2], ids[1]]
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(), after_id=ids[3])] == [ids[5], ids[4]]
+    odd = store.filtered_mentions(MentionFilter(), fts='"post"', accept=lambda m: m["text"].endswith(("1", "3")))
+    assert [m["id"] for m in odd] == [ids[3], ids[1]]
+    assert store.filtered_mentions(MentionFilter(author="nobody")) == []
+    # engagement and authors of scored mentions only
+    assert store.topic_engagement("acme", T, T + 6 * HOUR) == {"negative": 1 + 3, "positive": 0 + 2 + 4}
+    assert store.topic_engagement("globex", T, T + 6 * HOUR) == {"negative": 3}
+    assert store.top_authors("acme", T, T + 6 * HOUR) == []  # these rows have no author
+
+
+def test_the_dashboard_reads_outages_errors_and_one_incident(store):
+    for k, ok in enumerate([True, False, False, True, False]):
+        at = T + k * HOUR
+        if ok:
+            fetch(store, [], at=at)
+        else:
+            store.record_failure("feed", "rss", f"HTTP 50{k}", started_at=at, now=at, next_check_at=at)
+    assert store.source_outages(T, T + 6 * HOUR) == [
+        {"source": "feed", "start": iso(T + HOUR), "end": iso(T + 3 * HOUR), "errors": 2, "error": "HTTP 502"},
+        {"source": "feed", "start": iso(T + 4 * HOUR), "end": None, "errors": 1, "error": "HTTP 504"}]
+    assert store.source_outages(T, T + 6 * HOUR, ["other"]) == []
+    assert [e["error"] for e in store.recent_fetch_errors("feed", 2)] == ["HTTP 504", "HTTP 502"]
+    note = {"message_id": "<d1@x>", "channel": "email", "kind": "alert", "recipients": ["pr@x"], "subject": "FIRING",
+            "body_text": "b", "body_html": None, "payload": {"text": "t"}, "now": T, "incident_topic": "acme"}
+    ids = store.save_alert_evaluation(
+        states={}, events=[{"rule": "spike", "labels": "{}", "state": "firing", "at": T, "value": 3.0,
+                            "summary": "3 mentions", "details": None, "topic": "acme"}],
+        incidents=[incident_row(None, "open", T)], outbox=[note], evaluations=[])
+    incident = store.incident(ids["acme"])
+    assert (incident["topic"], incident["hashtags"], incident["lead"]) == ("acme", ["fail"], {"rule": "spike"})
+    assert store.incident(ids["acme"] + 1) is None
+    assert [(e["rule"], e["state"]) for e in store.incident_events(ids["acme"])] == [("spike", "firing")]
+    [sent] = store.incident_notifications(ids["acme"])
+    assert (sent["subject"], sent["recipients"], sent["sent_at"]) == ("FIRING", ["pr@x"], None)
+    assert store.incident_notifications(ids["acme"] + 1) == []

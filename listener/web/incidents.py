@@ -18,6 +18,7 @@ LIST_DAYS = 30
 BEFORE, AFTER = timedelta(hours=24), timedelta(hours=6)  # the curve around the incident
 USUAL_DAYS = 7  # the usual of an hour: the mean of the same hour on the 7 days before
 EXAMPLES = 5
+LEAD_IN = timedelta(hours=1)  # the examples: from the hour before it opened (what made it fire) to its close
 
 
 def _window(incident: dict, now: datetime) -> tuple[datetime, datetime]:
@@ -77,7 +78,7 @@ def incident_page(request: Request) -> Response:
         if incident is None:
             return page(request, "missing.html", status_code=404, what="no such incident")
         opened, closed = _window(incident, d.now())
-        examples = store.examples(incident["topic"], opened, closed, sentiment=None, hashtag=_hashtag(incident),
+        examples = store.examples(incident["topic"], opened - LEAD_IN, closed, sentiment=None, hashtag=_hashtag(incident),
                                   limit=EXAMPLES)
         events = store.incident_events(incident["id"])
         notifications = store.incident_notifications(incident["id"])
