@@ -22,8 +22,9 @@ triggers of migrations m002, m003, m004 and m006; another engine must keep them 
 
 from __future__ import annotations
 
+
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from listener.sources import SourceState
 from listener.store.rows import (AlertEventRow, AlertStateRow, ExampleMention, ExportedMention, FetchRecord,
@@ -31,6 +32,9 @@ from listener.store.rows import (AlertEventRow, AlertStateRow, ExampleMention, E
                                  OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus, RuleEvaluation,
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
 from listener.store.types import Counts, HourCounts, JobRun, MentionRow, QueryResult, SaveResult, SourceHealth
+
+if TYPE_CHECKING:  # pragma: no cover
+    from listener.query import Query
 
 
 class Ingest(Protocol):
@@ -98,10 +102,10 @@ class Scoring(Protocol):
 class MentionReads(Protocol):
     """`listener search` and `export`, the demo and a dashboard: the stored mentions themselves."""
 
-    def search(self, fts: str | None, accept: Callable[[StoredMention], bool], *, limit: int = 50,
-               topic: str | None = None) -> list[StoredMention]:
-        """Mentions newest first that pass `accept`, at most `limit`: `fts` (an FTS5 expression, from
-        `Query.to_fts5`) narrows them first when given; `topic` keeps that topic's only."""
+    def search(self, query: Query | None, *, limit: int = 50, topic: str | None = None) -> list[StoredMention]:
+        """Mentions matching `query` (all, when None), newest first, at most `limit`; `topic` keeps
+        that topic's only. The engine narrows with its own full-text index (FTS5: `Query.to_fts5`)
+        and decides with `Query.matches_stored`, so every engine finds exactly the same mentions."""
         ...
 
     def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None) -> Iterator[ExportedMention]:
