@@ -3,14 +3,8 @@ dashboard, with its filters) asks: the store's full-text index narrows, the quer
 
 from __future__ import annotations
 
-from listener.query import Query, parse, prepare
+from listener.query import parse
 from listener.store import MentionFilter, MentionStore
-
-
-def matches_stored(query: Query, row: dict) -> bool:
-    """Whether a stored mention (a row with `text`, `title`, `author` and `hashtag_list`) matches `query`."""
-    tags = (row.get("hashtag_list") or "").split()
-    return query.matches(prepare(row["text"], title=row["title"], hashtags=tags, author=row["author"]))
 
 
 def search_mentions(store: MentionStore, query: str, *, topic: str | None = None, limit: int = 50) -> list[dict]:
@@ -18,8 +12,7 @@ def search_mentions(store: MentionStore, query: str, *, topic: str | None = None
     one JSON-ready dict per mention with the columns of the `mentions` table (README: "The database").
 
     QuerySyntaxError (naming the position) when `query` does not parse."""
-    q = parse(query)
-    rows = store.search(q.to_fts5(), lambda row: matches_stored(q, row), limit=limit, topic=topic)
+    rows = store.search(parse(query), limit=limit, topic=topic)
     for r in rows:
         r.pop("hashtag_list", None)
     return rows
@@ -33,8 +26,5 @@ def filtered_mentions(store: MentionStore, where: MentionFilter, query: str = ""
     `DashboardReads.filtered_mentions`).
 
     QuerySyntaxError (naming the position) when `query` does not parse."""
-    if not query.strip():
-        return store.filtered_mentions(where, limit=limit, before=before, after_id=after_id)
-    q = parse(query)
-    return store.filtered_mentions(where, fts=q.to_fts5(), accept=lambda row: matches_stored(q, row), limit=limit,
-                                   before=before, after_id=after_id)
+    return store.filtered_mentions(where, parse(query) if query.strip() else None, limit=limit, before=before,
+                                   after_id=after_id)

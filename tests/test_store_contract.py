@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from listener.errors import StoreError
+from listener.query import parse
 from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface
 from listener.models import Sentiment
 from listener.sources import SourceState
@@ -186,17 +187,16 @@ def test_search_and_examples(store):
     ids = fetch(store, [row("1", "acme recall soup", likes=3, url="https://x.example/1"), row("2", "acme launch", likes=9),
                         row("3", "globex", topics=("globex",))]).new_ids
     store.save_scores(zip(ids, [NEG, POS, NEU]), "m", T)
-    found = store.search('"recall"', lambda r: True)
+    found = store.search(parse("recall"))
     assert [r["source_id"] for r in found] == ["1"] and found[0]["url"] == "https://x.example/1"
-    assert [r["source_id"] for r in store.search(None, lambda r: "launch" in r["text"], topic="acme")] == ["2"]
+    assert [r["source_id"] for r in store.search(parse("launch"), topic="acme")] == ["2"]
     top = store.top_mentions("acme", T - timedelta(hours=1), T + timedelta(hours=1))
     assert [m["text"] for m in top["positive"]] == ["acme launch"] and [m["text"] for m in top["negative"]] == ["acme recall soup"]
     assert [m["text"] for m in store.examples("acme", T - timedelta(hours=1), T + timedelta(hours=1))] == ["acme recall soup"]
     assert [(m["id"], m["engagement"]) for m in store.examples(None, T - HOUR, T + HOUR, sentiment=None, ids=ids[1:])] == \
            [(ids[1], 9), (ids[2], 0)]  # most engaged first
-    assert [r["source_id"] for r in store.search(None, lambda r: True, limit=2)] == ["3", "2"]  # newest first
-    with pytest.raises(StoreError, match="search failed"):
-        store.search('"unclosed', lambda r: True)
+    assert [r["source_id"] for r in store.search(None, limit=2)] == ["3", "2"]  # newest first
+    assert store.search(parse("near")) == [] and store.search(parse("#recall")) == []  # FTS5's words are data
 
 
 def test_mentions_stream_out_oldest_first_with_their_topics_and_hashtags(store):
@@ -372,7 +372,7 @@ def test_retention_drops_old_mentions_but_not_their_counts(store):
     ids = fetch(store, [row("old", at=old), row("new", at=new)]).new_ids
     store.save_scores(zip(ids, [NEG, POS]), "m", T)
     assert store.prune(T - timedelta(days=30)) == 1
-    assert [r["source_id"] for r in store.search(None, lambda r: True)] == ["new"]
+    assert [r["source_id"] for r in store.search(None)] == ["new"]
     [hour] = store.topic_hours("acme", old - timedelta(hours=1), old + timedelta(hours=1)).values()
     assert hour.mentions == 1  # the hourly rollups keep their counts
     store.record_job_run("prune", T, "1 mention")
@@ -392,7 +392,7 @@ def test_prune_goes_in_batches_and_takes_topics_hashtags_and_search_with_it(stor
     assert store.prune(T - timedelta(days=5, hours=1), batch=2, on_batch=batches.append) == 4 and batches == [2, 2]
     assert link_counts(store) == (6, 12, 6)
     assert [m["source_id"] for m in store.iter_mentions()][0] == "m5"
-    assert store.search('"zebra7"', lambda r: True) == [] and len(store.search('"zebra5"', lambda r: True)) == 1
+    assert store.search(parse("zebra7")) == [] and len(store.search(parse("zebra5"))) == 1
     assert [(t, store.topic_hours(t, *span), store.hashtag_hours(t, "daily", *span)) for t in ("acme", "globex")] == before
     assert store.prune(T - timedelta(days=5, hours=1)) == 0
 
@@ -426,6 +426,7 @@ def test_prune_logs_deletes_what_was_delivered_and_keeps_what_is_queued(store):
 
 # ---------------------------------------------------------------- DashboardReads
 def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
+    from listener.query import parse
     from listener.store import MentionFilter
 
     rows = [row(f"d{i}", f"acme post {i}", at=T + i * HOUR, hashtags=("fail",) if i % 2 else (), likes=i,
@@ -443,8 +444,9 @@ def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
     window = MentionFilter(start=T + HOUR, end=T + 3 * HOUR, source="feed")
     assert [m["id"] for m in store.filtered_mentions(window)] == [ids[2], ids[1]]
     assert [m["id"] for m in store.filtered_mentions(MentionFilter(), after_id=ids[3])] == [ids[5], ids[4]]
-    odd = store.filtered_mentions(MentionFilter(), fts='"post"', accept=lambda m: m["text"].endswith(("1", "3")))
+    odd = store.filtered_mentions(MentionFilter(), parse('post "acme post 1" OR "acme post 3"'))
     assert [m["id"] for m in odd] == [ids[3], ids[1]]
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(topic="acme"), parse("-post"))] == []
     assert store.filtered_mentions(MentionFilter(author="nobody")) == []
     # engagement and authors of scored mentions only
     assert store.topic_engagement("acme", T, T + 6 * HOUR) == {"negative": 1 + 3, "positive": 0 + 2 + 4}

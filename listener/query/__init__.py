@@ -12,6 +12,9 @@ folded and tokenised once with `prepare`; `Query.matches` then costs a few set l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from listener.errors import QuerySyntaxError
 from listener.query.fts import to_fts5
 from listener.query.match import EMPTY, Document, matcher, prepare
@@ -34,6 +37,12 @@ class Query:
     def matches(self, doc: Document) -> bool:
         """Whether the prepared mention `doc` matches this query."""
         return self._matches(doc)
+
+    def matches_stored(self, row: Mapping[str, Any]) -> bool:
+        """Whether a stored mention matches: a row with `text`, `title`, `author` and `hashtag_list`
+        (its hashtags, space-separated), as the store's searches and windows give them."""
+        tags = (row.get("hashtag_list") or "").split()
+        return self._matches(prepare(row["text"], title=row.get("title"), hashtags=tags, author=row.get("author")))
 
     def names(self) -> list[str]:
         """The single words and @handles the query looks for (not excluded ones): what the topic

@@ -22,8 +22,9 @@ triggers of migrations m002, m003, m004 and m006; another engine must keep them 
 
 from __future__ import annotations
 
+
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from listener.sources import SourceState
 from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, ExampleMention, ExportedMention, FetchRecord,
@@ -32,6 +33,9 @@ from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, Exampl
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
 from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult,
                                   SourceHealth)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from listener.query import Query
 
 
 class Ingest(Protocol):
@@ -99,10 +103,10 @@ class Scoring(Protocol):
 class MentionReads(Protocol):
     """`listener search` and `export`, the demo and a dashboard: the stored mentions themselves."""
 
-    def search(self, fts: str | None, accept: Callable[[StoredMention], bool], *, limit: int = 50,
-               topic: str | None = None) -> list[StoredMention]:
-        """Mentions newest first that pass `accept`, at most `limit`: `fts` (an FTS5 expression, from
-        `Query.to_fts5`) narrows them first when given; `topic` keeps that topic's only."""
+    def search(self, query: Query | None, *, limit: int = 50, topic: str | None = None) -> list[StoredMention]:
+        """Mentions matching `query` (all, when None), newest first, at most `limit`; `topic` keeps
+        that topic's only. The engine narrows with its own full-text index (FTS5: `Query.to_fts5`)
+        and decides with `Query.matches_stored`, so every engine finds exactly the same mentions."""
         ...
 
     def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None) -> Iterator[ExportedMention]:
@@ -311,12 +315,12 @@ class DashboardReads(Protocol):
     hour, day, source, language and hashtag come from `DigestRollups` and `AlertWindows`; these read
     the mentions themselves (a page of them, engagement, authors) or the logs."""
 
-    def filtered_mentions(self, where: MentionFilter, *, fts: str | None = None,
-                          accept: Callable[[StoredMention], bool] | None = None, limit: int = 50,
+    def filtered_mentions(self, where: MentionFilter, query: Query | None = None, *, limit: int = 50,
                           before: tuple[str, int] | None = None, after_id: int | None = None) -> list[ExportedMention]:
-        """Mentions newest first (published_at, then id) that pass `where`, `fts` (an FTS5 expression)
-        and `accept` (a query's matcher), at most `limit`: those before the keyset `before`
-        (published_at, id) of the last one shown, or stored after the mention `after_id` (new ones)."""
+        """Mentions newest first (published_at, then id) that pass `where` and match `query` (as
+        `search`: narrowed by the engine's full-text index, decided by `Query.matches_stored`), at
+        most `limit`: those before the keyset `before` (published_at, id) of the last one shown, or
+        stored after the mention `after_id` (new ones)."""
         ...
 
     def topic_engagement(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from listener.alerts.kinds import AlertKind, Observation, Scope
 from listener.alerts.wording import format_window
 from listener.config import format_duration
-from listener.search import matches_stored
 
 
 class Keyword(AlertKind):
@@ -16,7 +15,7 @@ class Keyword(AlertKind):
     def observe(self, scope: Scope) -> list[Observation]:
         rule = self.rule
         rows = scope.store.mentions_in(rule.topic, scope.now - rule.window, scope.now)
-        hits = [r["id"] for r in rows if matches_stored(rule.matcher, r)]
+        hits = [r["id"] for r in rows if rule.matcher.matches_stored(r)]
         n = len(hits)
         summary = f"{n} mention{'s' if n != 1 else ''} in the last {format_window(rule.window)} matching {rule.query}"
         details = {"count": n, "query": rule.query, "window": format_duration(rule.window), "mention_ids": hits[:50]}

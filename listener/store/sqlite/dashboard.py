@@ -6,24 +6,25 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from listener.errors import StoreError
 from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, FetchRecord, IncidentRecord, Outage,
-                                 OutboxRow, StoredMention)
+                                 OutboxRow)
 from listener.store.sqlite.alert_state import SQLiteAlertState
 from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
 from listener.store.types import MentionFilter, iso
 
-SCAN_LIMIT = 20_000  # rows a filtered page reads at most while `accept` (a query) turns them down
+if TYPE_CHECKING:
+    from listener.query import Query
 
 
 class SQLiteDashboard(SQLiteAlertState):
     """`interface.DashboardReads` on SQLite."""
 
-    def filtered_mentions(self, where: MentionFilter, *, fts: str | None = None,
-                          accept: Callable[[StoredMention], bool] | None = None, limit: int = 50,
+    def filtered_mentions(self, where: MentionFilter, query: Query | None = None, *, limit: int = 50,
                           before: tuple[str, int] | None = None, after_id: int | None = None) -> list[ExportedMention]:
+        fts = query.to_fts5() if query is not None else None
         # walk the most selective index newest first: a hashtag's, a topic's, else every mention's
         if where.hashtag is not None:
             source, at, mid = "hashtags d JOIN mentions m ON m.id = d.mention_id", "d.published_at", "d.mention_id"
@@ -59,17 +60,15 @@ class SQLiteDashboard(SQLiteAlertState):
             params.append(fts)
         sql = (f"SELECT m.*, {TOPIC_LIST}, {HASHTAG_LIST} FROM {source}"
                + (" WHERE " + " AND ".join(conds) if conds else "") + f" ORDER BY {at} DESC, {mid} DESC")
-        if accept is None:
+        if query is None:
             sql += f" LIMIT {int(limit)}"
         out: list[ExportedMention] = []
         try:
-            for n, row in enumerate(self._dicts(sql, params)):
-                if accept is None or accept(row):
+            for row in self._dicts(sql, params):
+                if query is None or query.matches_stored(row):
                     out.append(row)
                     if len(out) >= limit:
                         break
-                if n >= SCAN_LIMIT:
-                    break
         except sqlite3.OperationalError as exc:
             raise StoreError(f"search failed: {exc}") from exc
         return out

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+
 import sqlite3
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from listener.errors import StoreError
 from listener.store.rows import ExportedMention, StoredMention
 from listener.store.sqlite.connection import SQLiteBase
 from listener.store.types import iso
+
+if TYPE_CHECKING:  # pragma: no cover
+    from listener.query import Query
 
 # Columns of a mention `m`: its hashtags and topics as space-separated text, and its engagement
 # (likes + reposts + replies + score; the `mention_details` view of m003 says the same).
@@ -43,10 +47,10 @@ class SQLiteMentions(SQLiteBase):
                    sentiment_score = ?, model = ?, scored_at = ? WHERE id = ?""", rows)
         return len(rows)
 
-    def search(self, fts: str | None, accept: Callable[[StoredMention], bool], *, limit: int = 50,
-               topic: str | None = None) -> list[StoredMention]:
+    def search(self, query: Query | None, *, limit: int = 50, topic: str | None = None) -> list[StoredMention]:
         params: list[Any] = []
         where = []
+        fts = query.to_fts5() if query is not None else None
         if fts:
             where.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
             params.append(fts)
@@ -58,7 +62,7 @@ class SQLiteMentions(SQLiteBase):
         out = []
         try:
             for row in self._dicts(sql, params):
-                if accept(row):
+                if query is None or query.matches_stored(row):
                     out.append(row)
                     if len(out) >= limit:
                         break
