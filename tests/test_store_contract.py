@@ -446,7 +446,7 @@ def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
     assert [m["id"] for m in store.filtered_mentions(MentionFilter(), after_id=ids[3])] == [ids[5], ids[4]]
     odd = store.filtered_mentions(MentionFilter(), parse('post "acme post 1" OR "acme post 3"'))
     assert [m["id"] for m in odd] == [ids[3], ids[1]]
-    assert [m["id"] for m in store.filtered_mentions(MentionFilter(topic="globex"), parse("acme -fail"))] == []
+    assert [m["id"] for m in store.filtered_mentions(MentionFilter(topic="globex"), parse("acme -post"))] == []
     assert store.filtered_mentions(MentionFilter(author="nobody")) == []
     # engagement and authors of scored mentions only
     assert store.topic_engagement("acme", T, T + 6 * HOUR) == {"negative": 1 + 3, "positive": 0 + 2 + 4}
