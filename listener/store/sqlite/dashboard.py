@@ -4,15 +4,13 @@ one incident with its events and notifications."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
-from listener.errors import StoreError
 from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, FetchRecord, IncidentRecord, Outage,
                                  OutboxRow)
 from listener.store.sqlite.alert_state import SQLiteAlertState
-from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
+from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST, first_matching
 from listener.store.types import MentionFilter, iso
 
 if TYPE_CHECKING:
@@ -62,16 +60,7 @@ class SQLiteDashboard(SQLiteAlertState):
                + (" WHERE " + " AND ".join(conds) if conds else "") + f" ORDER BY {at} DESC, {mid} DESC")
         if query is None:
             sql += f" LIMIT {int(limit)}"
-        out: list[ExportedMention] = []
-        try:
-            for row in self._dicts(sql, params):
-                if query is None or query.matches_stored(row):
-                    out.append(row)
-                    if len(out) >= limit:
-                        break
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"search failed: {exc}") from exc
-        return out
+        return first_matching(self, sql, params, query, limit)
 
     def topic_engagement(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
         return dict(self.conn.execute(

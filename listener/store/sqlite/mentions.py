@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from listener.errors import StoreError
 from listener.store.rows import ExportedMention, StoredMention
@@ -20,6 +20,21 @@ if TYPE_CHECKING:  # pragma: no cover
 HASHTAG_LIST = "(SELECT group_concat(hashtag, ' ') FROM hashtags h WHERE h.mention_id = m.id) AS hashtag_list"
 TOPIC_LIST = "(SELECT group_concat(topic, ' ') FROM mention_topics t WHERE t.mention_id = m.id) AS topic_list"
 ENGAGEMENT = "coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)"
+
+
+def first_matching(db: SQLiteBase, sql: str, params: Sequence[Any], query: Query | None, limit: int) -> list[Any]:
+    """The first `limit` rows of `sql` that `query` matches (every row, when None): the index narrowed,
+    `Query.matches_stored` decides. StoreError in one line when the search fails."""
+    out = []
+    try:
+        for row in db._dicts(sql, params):
+            if query is None or query.matches_stored(row):
+                out.append(row)
+                if len(out) >= limit:
+                    break
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"search failed: {exc}") from exc
+    return out
 
 
 class SQLiteMentions(SQLiteBase):
@@ -59,16 +74,7 @@ class SQLiteMentions(SQLiteBase):
             params.append(topic)
         sql = (f"SELECT m.*, {HASHTAG_LIST} FROM mentions m" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY m.published_at DESC, m.id DESC")
-        out = []
-        try:
-            for row in self._dicts(sql, params):
-                if query is None or query.matches_stored(row):
-                    out.append(row)
-                    if len(out) >= limit:
-                        break
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"search failed: {exc}") from exc
-        return out
+        return first_matching(self, sql, params, query, limit)
 
     def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None) -> Iterator[ExportedMention]:
         where, params = [], []
