@@ -183,8 +183,8 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
     echo(f"every email it sent: {mail_dir}/*.eml (open one with your mail client)")
     echo(f'try: {_command()} --config {folder / "demo-config.toml"} sql "select hashtag, count(*) from hashtags '
          'group by 1 order by 2 desc limit 5"')
-    echo(f'the dashboard on this database: {_command()} --config {folder / "demo-config.toml"} serve, then open '
-         "http://127.0.0.1:8080/ (the overview, the hijacked hashtag's incident, every mention)")
+    echo(f'try: {_command()} --config {folder / "demo-config.toml"} serve   and open http://127.0.0.1:8080/: the '
+         "dashboard on this database (the overview, the hijack's incident, every mention)")
     return db
 
 
