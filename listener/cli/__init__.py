@@ -8,15 +8,16 @@ function and print.
 - `look`: search, sql, digest, export;
 - `alerts`: alerts, alerts test;
 - `model`: score, model eval;
+- `corrections`: corrections, corrections export;
 - `demo`: demo.
 """
 
 from __future__ import annotations
 
-from listener.cli import alerts, collect, demo, look, model
+from listener.cli import alerts, collect, corrections, demo, look, model
 from listener.cli.group import cli, take_config_everywhere
 
-COMMAND_MODULES = (collect, look, alerts, model, demo)  # importing each registers its commands on `cli`
+COMMAND_MODULES = (collect, look, alerts, model, corrections, demo)  # importing each registers its commands on `cli`
 take_config_everywhere(cli)
 
 __all__ = ["cli", "main"]
