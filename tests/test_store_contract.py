@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from listener.errors import StoreError
+from listener.errors import ListenerError, StoreError
 from listener.query import parse
 from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface
 from listener.models import Sentiment
@@ -280,6 +280,164 @@ def test_the_digest_counts_periods_from_the_rollups_and_cut_hours_from_the_menti
     assert store.rollup_counts("topic", "acme", [day[0], half, day[1]]) == [{"": (1, 1, 0, 0)}, {"": (2, 0, 1, 1)}]
     assert store.topic_hourly_counts("acme", on_hour, day[1]) == {iso(on_hour): (2, 1, 0, 1),
                                                                   iso(on_hour + 2 * HOUR): (1, 0, 1, 0)}
+
+
+# ---------------------------------------------------------------- Corrections
+def rollups_match_the_mentions(store: MentionStore, topic: str, start: datetime, end: datetime) -> None:
+    """The hourly rollup of `topic` over [start, end) sums to what its mentions say (every count, and
+    the P(negative) sums): corrections keep the two in step."""
+    window = store.topic_window(topic, start, end)
+    hours = store.topic_hours(topic, start, end).values()
+    assert (sum(h.mentions for h in hours), sum(h.negative for h in hours), sum(h.positive for h in hours)) == \
+           (window["mentions"], window["negative"], window["positive"])
+    assert sum(h.p_negative for h in hours) == pytest.approx(window["p_negative"], abs=1e-9)
+    [counts] = store.rollup_counts("topic", topic, [start, end])
+    assert counts.get("", (0, 0, 0, 0)) == (window["mentions"], window["negative"], window["neutral"], window["positive"])
+
+
+def test_a_corrected_sentiment_is_the_mentions_label_in_every_count_window_and_example(store):
+    ids = fetch(store, [row("1", "acme soup", hashtags=("fail",), likes=9, language="en"),
+                        row("2", "acme bread", hashtags=("fail",), language="en"), row("3", "acme cake")]).new_ids
+    store.save_scores(zip(ids, [NEG, NEG, POS]), "test-model", T)
+    span = (T - HOUR, T + HOUR)
+    store.correct_sentiment(ids[0], "positive", by="ann@example.org", at=T + timedelta(minutes=1))
+    window = store.topic_window("acme", *span)
+    assert (window["mentions"], window["negative"], window["positive"]) == (3, 1, 2)
+    assert window["p_negative"] == pytest.approx(0.0 + 0.8 + 0.1)  # the team's label is certain: P(negative) 0
+    [hour] = store.topic_hours("acme", *span).values()
+    assert (hour.mentions, hour.negative, hour.positive) == (3, 1, 2)
+    assert hour.p_negative == pytest.approx(0.9) and hour.p_negative_sq == pytest.approx(0.64 + 0.01)
+    [tag] = store.hashtag_hours("acme", "fail", *span).values()
+    assert (tag.mentions, tag.negative, tag.positive, tag.p_negative) == (2, 1, 1, pytest.approx(0.8))
+    assert store.hashtag_posts("acme", *span)["fail"] == [(T, 0.0, False), (T, pytest.approx(0.8), True)]
+    assert store.rollup_counts("source", "acme", list(span)) == [{"feed": (3, 1, 0, 2)}]
+    assert store.rollup_counts("language", "acme", list(span)) == [{"en": (2, 1, 0, 1), "": (1, 0, 0, 1)}]
+    assert store.rollup_counts("hashtag", "acme", list(span)) == [{"fail": (2, 1, 0, 1)}]
+    assert [m["id"] for m in store.examples("acme", *span)] == [ids[1]]  # the rules' examples: negatives only
+    assert [m["id"] for m in store.top_mentions("acme", *span)["positive"]] == [ids[0], ids[2]]
+    assert store.count_by_sentiment() == {"negative": 1, "positive": 2}
+    mention = store.get_mention(ids[0])
+    assert (mention["sentiment"], mention["p_negative"], mention["p_neutral"], mention["p_positive"],
+            mention["sentiment_score"]) == ("positive", 0.0, 0.0, 1.0, 1.0)
+    assert (mention["text"], mention["topic_list"], mention["hashtag_list"]) == ("acme soup", "acme", "fail")
+    rollups_match_the_mentions(store, "acme", *span)
+    # scoring again (a new model, a re-score) never overwrites the team's label
+    assert store.save_scores([(ids[0], NEG), (ids[1], NEU)], "other-model", T + HOUR) == 1
+    assert store.get_mention(ids[0])["sentiment"] == "positive" and store.get_mention(ids[1])["sentiment"] == "neutral"
+    [correction] = store.corrections()
+    assert {k: correction[k] for k in ("mention_id", "topic", "label", "model_sentiment", "model", "corrected_by",
+                                       "corrected_at", "text", "language", "source")} == {
+        "mention_id": ids[0], "topic": None, "label": "positive", "model_sentiment": "negative", "model": "test-model",
+        "corrected_by": "ann@example.org", "corrected_at": iso(T + timedelta(minutes=1)), "text": "acme soup",
+        "language": "en", "source": "feed"}
+    assert (correction["model_p_negative"], correction["model_p_neutral"], correction["model_p_positive"]) == \
+           (pytest.approx(0.8), pytest.approx(0.1), pytest.approx(0.1))
+    # a later correction replaces it, and keeps what the model said (not what the first correction did)
+    store.correct_sentiment(ids[0], "neutral", by="bob", at=T + 2 * HOUR)
+    [again] = store.corrections()
+    assert (again["label"], again["model_sentiment"], again["corrected_by"], again["corrected_at"]) == \
+           ("neutral", "negative", "bob", iso(T + 2 * HOUR))
+    assert store.topic_window("acme", *span)["neutral"] == 2 and store.topic_window("acme", *span)["positive"] == 1
+    rollups_match_the_mentions(store, "acme", *span)
+    # a mention not scored yet takes the team's label, and the scoring step leaves it
+    [later] = fetch(store, [row("4", "acme pie")]).new_ids
+    store.correct_sentiment(later, "negative", by="ann@example.org", at=T + 3 * HOUR)
+    assert store.count_unscored() == 0 and store.corrections(since=T + 3 * HOUR)[0]["model_sentiment"] is None
+    window = store.topic_window("acme", *span)  # the re-scored neutral, the corrected neutral, the cake, the pie
+    assert (window["mentions"], window["negative"], window["neutral"], window["positive"]) == (4, 1, 2, 1)
+    rollups_match_the_mentions(store, "acme", *span)
+
+
+def test_a_mention_not_relevant_to_a_topic_leaves_it_and_is_not_linked_to_it_again(store):
+    both = ("acme", "globex")
+    ids = fetch(store, [row("1", "acme globex", topics=both, hashtags=("tag",), url="https://x.example/1", language="en"),
+                        row("2", "acme globex two", topics=both, hashtags=("tag",)), row("3", "acme only")]).new_ids
+    store.save_scores(zip(ids, [NEG, POS, NEG]), "m", T)
+    span = (T - HOUR, T + HOUR)
+    store.mark_not_relevant(ids[0], topic="acme", by="ann", at=T)
+    window = store.topic_window("acme", *span)
+    assert (window["mentions"], window["negative"], window["positive"]) == (2, 1, 1)
+    [hour] = store.topic_hours("acme", *span).values()
+    assert (hour.mentions, hour.negative, hour.p_negative, hour.p_negative_sq) == (
+        2, 1, pytest.approx(0.1 + 0.8), pytest.approx(0.01 + 0.64))
+    [tag] = store.hashtag_hours("acme", "tag", *span).values()
+    assert (tag.mentions, tag.negative, tag.p_negative) == (1, 0, pytest.approx(0.1))
+    assert store.rollup_counts("language", "acme", list(span)) == [{"": (2, 1, 0, 1)}]  # none in English left
+    assert store.rollup_counts("hashtag", "acme", list(span)) == [{"tag": (1, 0, 0, 1)}]
+    assert store.hashtag_share("acme", "tag", *span) == (1, 2)
+    assert store.examples("acme", *span) == store.examples("acme", *span, ids=[ids[2]])  # the rules' examples
+    assert [m["id"] for m in store.mentions_in("acme", *span)] == sorted(ids[1:])
+    assert [r["id"] for r in store.search(None, topic="acme")] == [ids[2], ids[1]]
+    assert store.get_mention(ids[0])["topic_list"] == "globex"  # still in the other topic, counted there
+    assert store.topic_window("globex", *span)["mentions"] == 2
+    rollups_match_the_mentions(store, "acme", *span)
+    rollups_match_the_mentions(store, "globex", *span)
+    # fetched again (the same source id, or the URL through another source): not linked to acme again
+    fetch(store, [row("1", "acme globex", topics=both, hashtags=("tag",), url="https://x.example/1")])
+    fetch(store, [row("x", "acme globex", topics=both, url="https://x.example/1", source="other")], source="other")
+    store.save_mentions([row("1", "acme globex", topics=both)])
+    assert store.get_mention(ids[0])["topic_list"] == "globex" and store.topic_window("acme", *span)["mentions"] == 2
+    rollups_match_the_mentions(store, "acme", *span)
+    # not relevant to any of its topics: it leaves them all, and stays out of each
+    store.mark_not_relevant(ids[1], topic=None, by="bob", at=T + HOUR)
+    fetch(store, [row("2", "acme globex two", topics=both, hashtags=("tag",))])
+    assert store.get_mention(ids[1])["topic_list"] is None
+    assert store.topic_window("acme", *span)["mentions"] == 1 and store.topic_window("globex", *span)["mentions"] == 1
+    assert store.hashtag_hours("acme", "tag", *span) == {} and store.hashtag_first_seen("acme", "tag") is None
+    rollups_match_the_mentions(store, "acme", *span)
+    rollups_match_the_mentions(store, "globex", *span)
+    # marked again: the same correction, by whoever marked it last; a sentiment correction is another one
+    store.mark_not_relevant(ids[0], topic="acme", by="carol", at=T + 2 * HOUR)
+    store.correct_sentiment(ids[0], "positive", by="carol", at=T + 2 * HOUR)
+    assert [(c["mention_id"], c["topic"], c["label"], c["corrected_by"], c["model_sentiment"])
+            for c in store.corrections()] == [(ids[1], None, "not relevant", "bob", "positive"),
+                                              (ids[0], "acme", "not relevant", "carol", "negative"),
+                                              (ids[0], None, "positive", "carol", "negative")]
+    assert [c["mention_id"] for c in store.corrections(since=T + 90 * timedelta(minutes=1))] == [ids[0], ids[0]]
+    assert store.topic_window("globex", *span)["positive"] == 1 and store.topic_window("acme", *span)["positive"] == 0
+    rollups_match_the_mentions(store, "globex", *span)
+    assert link_counts(store) == (3, 2, 2)
+
+
+def test_a_mention_not_relevant_before_it_is_scored_never_counts_there(store):
+    ids = fetch(store, [row("1", topics=("acme", "globex")), row("2")]).new_ids
+    store.mark_not_relevant(ids[0], topic="acme", by="ann", at=T)
+    store.save_scores(zip(ids, [NEG, NEG]), "m", T)
+    span = (T - HOUR, T + HOUR)
+    assert [h.mentions for h in store.topic_hours("acme", *span).values()] == [1]
+    assert [h.mentions for h in store.topic_hours("globex", *span).values()] == [1]
+    rollups_match_the_mentions(store, "acme", *span)
+
+
+def test_a_correction_names_what_is_wrong_and_stores_nothing(store):
+    [mid] = fetch(store, [row("1", topics=("acme",))]).new_ids
+    with pytest.raises(ListenerError, match="there is no mention 999"):
+        store.correct_sentiment(999, "positive", by="ann", at=T)
+    with pytest.raises(ListenerError, match="there is no mention 999"):
+        store.mark_not_relevant(999, topic=None, by="ann", at=T)
+    with pytest.raises(ListenerError, match="sentiment 'angry' is not one of negative, neutral, positive"):
+        store.correct_sentiment(mid, "angry", by="ann", at=T)
+    with pytest.raises(ListenerError, match=r"mention \d+ is not in topic 'globex' \(its topics: acme\)"):
+        store.mark_not_relevant(mid, topic="globex", by="ann", at=T)
+    with pytest.raises(ListenerError, match="needs who made it"):
+        store.correct_sentiment(mid, "positive", by=" ", at=T)
+    assert store.corrections() == [] and store.get_mention(mid)["sentiment"] is None
+    assert store.get_mention(mid)["topic_list"] == "acme" and store.get_mention(999) is None
+
+
+def test_corrections_go_with_their_pruned_mention_and_the_counts_stay_corrected(store):
+    old = T - timedelta(days=40)
+    ids = fetch(store, [row("old", at=old, topics=("acme", "globex")), row("new")]).new_ids
+    store.save_scores(zip(ids, [NEG, NEG]), "m", T)
+    store.correct_sentiment(ids[0], "positive", by="ann", at=T)
+    store.mark_not_relevant(ids[0], topic="globex", by="ann", at=T)
+    span = (old - HOUR, old + HOUR)
+    before = (store.topic_hours("acme", *span), store.topic_hours("globex", *span))
+    assert store.prune(T - timedelta(days=30)) == 1
+    assert [c["mention_id"] for c in store.corrections()] == []
+    assert (store.topic_hours("acme", *span), store.topic_hours("globex", *span)) == before
+    [acme] = before[0].values()
+    assert (acme.mentions, acme.positive) == (1, 1) and before[1] == {}
 
 
 # ---------------------------------------------------------------- AlertState, Outbox

@@ -186,8 +186,13 @@ def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_link
     [acme], [globex] = hours["acme"].values(), hours["globex"].values()
     assert acme.p_negative == pytest.approx(0.8) and acme.p_negative_sq == pytest.approx(0.36 + 0.04)
     assert globex.mentions == 1 and globex.p_negative_sq == pytest.approx(0.36)
-    # a database from before the column: the migration fills it in from the mentions
+    # a database from before the column (and so before m007, whose trigger reads it): the migration
+    # fills it in from the mentions
     with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("DROP TRIGGER mention_topic_not_relevant")
+        conn.execute("DROP TRIGGER mention_topic_kept_out")
+        conn.execute("DROP TABLE corrections")
+        conn.execute("DELETE FROM _migrations WHERE name = 'm007_corrections'")
         conn.execute("UPDATE topic_hourly SET p_negative_sq = 0")
         conn.execute("DELETE FROM _migrations WHERE name = 'm006_topic_negative_spread'")
         conn.execute("DROP TRIGGER mentions_scored_spread")
@@ -198,17 +203,23 @@ def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_link
     assert again.p_negative_sq == pytest.approx(0.40)
 
 
-def test_migration_fills_the_breakdown_of_mentions_stored_before_it(tmp_path):
+def old_database(path, migrations: int) -> sqlite3.Connection:
+    """A database file as its first `migrations` migrations left it (an upgrade's starting point), open."""
     import sqlite_utils
 
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, fn in MIGRATIONS[:migrations]:
+        fn(sqlite_utils.Database(conn))
+        conn.execute("INSERT INTO _migrations VALUES (?, '2026-11-01T00:00:00Z')", (name,))
+    return conn
+
+
+def test_migration_fills_the_breakdown_of_mentions_stored_before_it(tmp_path):
     from tests.test_digest import Writer
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for name, fn in MIGRATIONS[:2]:  # a database from before m003
-        fn(sqlite_utils.Database(conn))
-        conn.execute("INSERT INTO _migrations VALUES (?, '2026-11-01T00:00:00Z')", (name,))
+    conn = old_database(path, 2)  # a database from before m003
     for i, (source, language, sentiment) in enumerate([("feed", "en", "negative"), ("feed", None, "positive"),
                                                         ("forum", "en", "negative")], 1):
         conn.execute("INSERT INTO mentions (id, source, source_id, text, language, published_at, fetched_at) "
@@ -287,3 +298,28 @@ def test_prune_logs_deletes_in_batches_until_none_are_left(tmp_path):
         store.conn.set_trace_callback(None)
         assert len(statements) == 3  # 3 + 3 + 1
         assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1
+
+
+def test_an_old_file_gains_the_corrections_table_and_its_triggers_leave_pruning_alone(tmp_path):
+    """m007 on a database from before it: the mentions there can be corrected at once; the trigger
+    that takes a not-relevant mention out of the rollups fires for that removal only, never for the
+    topic links pruning deletes."""
+    path = tmp_path / "old.db"
+    conn = old_database(path, 6)  # a database from before m007
+    conn.commit()
+    conn.close()
+    at = datetime(2026, 11, 21, 10, 15, tzinfo=timezone.utc)
+    with Store(path) as store:
+        assert [n for n, in store.conn.execute("SELECT name FROM _migrations WHERE name LIKE 'm007%'")] == [
+            "m007_corrections"]
+        ids = store.save_mentions([MentionRow("feed", str(i), "acme", at - timedelta(days=i), at, ("acme", "globex"), ())
+                                   for i in (0, 40)]).new_ids
+        store.save_scores([(i, Sentiment.from_probs(0.8, 0.1, 0.1)) for i in ids], "m", at)
+        store.mark_not_relevant(ids[0], topic="globex", by="ann", at=at)
+        store.correct_sentiment(ids[1], "positive", by="ann", at=at)
+        counted = _rollup_rows(store)
+        assert store.prune(at - timedelta(days=30)) == 1  # the corrected one: its links go, its counts stay
+        assert _rollup_rows(store) == counted and _tables(store) == (1, 1, 0)
+        assert store.conn.execute("SELECT count(*) FROM corrections").fetchone()[0] == 1
+    result = run_readonly(path, "SELECT mention_id, topic, label, model_sentiment, corrected_by FROM corrections")
+    assert result.rows == [(ids[0], "globex", "not relevant", "negative", "ann")]

@@ -8,16 +8,17 @@ function and print.
 - `look`: search, sql, digest, export;
 - `alerts`: alerts, alerts test;
 - `model`: score, model eval;
+- `corrections`: corrections, corrections export;
 - `demo`: demo;
 - `web`: serve (the dashboard), user-hash.
 """
 
 from __future__ import annotations
 
-from listener.cli import alerts, collect, demo, look, model, web
+from listener.cli import alerts, collect, corrections, demo, look, model, web
 from listener.cli.group import cli, take_config_everywhere
 
-COMMAND_MODULES = (collect, look, alerts, model, demo, web)  # importing each registers its commands on `cli`
+COMMAND_MODULES = (collect, look, alerts, model, corrections, demo, web)  # importing each registers its commands on `cli`
 take_config_everywhere(cli)
 
 __all__ = ["cli", "main"]

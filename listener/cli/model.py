@@ -1,5 +1,5 @@
 """Commands about the sentiment model: `score` (texts given on the command line) and `model eval`
-(its quality on labelled data)."""
+(its quality on labelled data: a file, or the team's corrections)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from listener import terminal
-from listener.cli.context import model_config, model_factory
+from listener.cli.context import load, model_config, model_factory, open_store
 from listener.cli.group import cli
 from listener.cli.output import echo_json_lines, json_option
 
@@ -40,12 +40,16 @@ def model() -> None:
 
 
 @model.command("eval")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--corrections", "on_corrections", is_flag=True,
+              help="Evaluate on the team's sentiment corrections in the database instead of a file.")
 @click.option("--model", "model_name", help="A model name or folder instead of the configured one.")
 @json_option("Print one JSON object.")
 @click.pass_context
-def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: bool) -> None:
-    """Evaluate the model on FILE.tsv (columns text, label 0/1/2, optional language).
+def model_eval(ctx: click.Context, file: Path | None, on_corrections: bool, model_name: str | None,
+               as_json: bool) -> None:
+    """Evaluate the model on FILE.tsv (columns text, label 0/1/2, optional language), or on the team's
+    corrected labels (--corrections).
 
     Prints macro-averaged recall (TweetEval's metric), macro-F1, accuracy, per-class recall and the
     confusion matrix, overall and per language.
@@ -55,18 +59,25 @@ def model_eval(ctx: click.Context, file: Path, model_name: str | None, as_json: 
     from listener.models.data import read_tsv
     from listener.models.metrics import evaluate
 
+    if (file is None) == (not on_corrections):
+        raise click.ClickException("give either FILE.tsv or --corrections")
     model_cfg = model_config(ctx)
     if model_name:
         model_cfg = replace(model_cfg, name=model_name)
-    examples = read_tsv(file)
-    result = evaluate(model_factory(model_cfg)(), examples)
+    if on_corrections:
+        from listener.tools.corrections import evaluate_on_corrections
+
+        with open_store(load(ctx)) as store:
+            result = evaluate_on_corrections(store, model_factory(model_cfg))
+    else:
+        result = evaluate(model_factory(model_cfg)(), read_tsv(file))
     if as_json:
         click.echo(json.dumps(result))
         return
     console = terminal.console(min_width=120)
     groups = [("all", result)] + list(result.get("by_language", {}).items())
     table = Table("subset", "n", "macro recall", "macro F1", "accuracy", "recall neg", "recall neu", "recall pos",
-                  title=f"{file.name}: model {result['model']}")
+                  title=f"{file.name if file else 'the corrections'}: model {result['model']}")
     for name, r in groups:
         table.add_row(name, str(r["n"]), f"{r['macro_recall']:.3f}", f"{r['macro_f1']:.3f}", f"{r['accuracy']:.3f}",
                       *(f"{r['recall'][k]:.3f}" for k in ("negative", "neutral", "positive")))

@@ -17,7 +17,7 @@ Tables and views are documented in the README and stable for users' SQL.
 from pathlib import Path
 
 from listener.store.interface import MentionStore
-from listener.store.migrations import MIGRATIONS
+from listener.store.sqlite.migrations import MIGRATIONS
 from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore, check_select, run_readonly
 from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
                                   parse_iso)

@@ -11,13 +11,14 @@ whose times are UTC ISO-8601 text (`iso`), as in the documented tables.
 The hourly rollups are part of the contract. `topic_hourly`, `hashtag_hourly` (scored mentions per
 topic, and per topic and hashtag, per hour: counts per sentiment, the sum of P(negative), and for
 topics the sum of its square) and `topic_breakdown_hourly` (per topic, hour, source and language)
-must follow every change of a mention's score (`save_scores`, a re-score moves its counts) and
-every topic linked to an already scored mention (`save_fetch`, `save_mentions`), and must keep
-their counts when mentions are pruned (`prune`): trends outlive the mentions. What depends on
+must follow every change of a mention's score (`save_scores`, a re-score moves its counts; a
+`correct_sentiment` too), every topic linked to an already scored mention (`save_fetch`,
+`save_mentions`) and every topic a mention is no longer in (`mark_not_relevant` takes it out), and
+must keep their counts when mentions are pruned (`prune`): trends outlive the mentions. What depends on
 them: `topic_hours`, `hashtag_hours`, `hashtag_share`, `hashtag_first_seen`, `topic_data_since`
 (`AlertWindows`); `rollup_counts`, `topic_hourly_counts` (`DigestRollups`); and users' SQL over
 the rollups and the daily views built on them (`read_only_query`). SQLite keeps them with the
-triggers of migrations m002, m003, m004 and m006; another engine must keep them the same way.
+triggers of migrations m002, m003, m004, m006 and m007; another engine must keep them the same way.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from listener.sources import SourceState
-from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, ExampleMention, ExportedMention, FetchRecord,
-                                 IncidentRecord, IncidentRow, LogsPruned, MentionText, NewAlertEvent, Notification,
-                                 Outage, OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus, RuleEvaluation,
+from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, CorrectionRow, ExampleMention,
+                                 ExportedMention, FetchRecord, IncidentRecord, IncidentRow, LogsPruned, MentionText,
+                                 NewAlertEvent, Notification, Outage, OutboxCounts, OutboxProblem, OutboxRow,
+                                 OutboxStatus, RuleEvaluation,
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
 from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult,
                                   SourceHealth)
@@ -47,7 +49,7 @@ class Ingest(Protocol):
         """Store a successful fetch at once: its mentions, their topics and hashtags, the source's new
         state and a line in its fetch log. A mention stored before under the same (source, source id),
         or under the same canonical URL from another source, is refreshed (engagement) and linked to
-        the new topics, not stored twice."""
+        the new topics (not to one it was marked not relevant to), not stored twice."""
         ...
 
     def save_mentions(self, rows: Sequence[MentionRow]) -> SaveResult:
@@ -96,7 +98,8 @@ class Scoring(Protocol):
         ...
 
     def save_scores(self, scores: Iterable[tuple[int, Any]], model: str, now: datetime) -> int:
-        """Write the sentiment of (mention id, models.Sentiment) pairs at once (the rollups follow); how many."""
+        """Write the sentiment of (mention id, models.Sentiment) pairs at once (the rollups follow), except
+        over a team's correction (`Corrections`); how many were written."""
         ...
 
 
@@ -288,8 +291,9 @@ class Retention(Protocol):
     """The daily prune job (`listener.store.retention`) and a status page."""
 
     def prune(self, before: datetime, *, batch: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:
-        """Delete the mentions published before `before` (with their topics, hashtags and search entries),
-        `batch` per transaction so other writers get their turn; the rollups keep their counts. How many."""
+        """Delete the mentions published before `before` (with their topics, hashtags, corrections and
+        search entries), `batch` per transaction so other writers get their turn; the rollups keep
+        their counts. How many."""
         ...
 
     def prune_logs(self, before: datetime, *, batch: int = 5000) -> LogsPruned:
@@ -353,9 +357,38 @@ class DashboardReads(Protocol):
         ...
 
 
+class Corrections(Protocol):
+    """A dashboard, `listener corrections` and `listener model eval --corrections`: the team's own labels.
+
+    A correction is the mention's effective label from then on: the corrected sentiment is the
+    mention's `sentiment` (its probabilities 1.0 for that label, 0.0 for the others), so every count,
+    window, rollup and example follows as after a re-score, and scoring never overwrites it; a mention
+    not relevant to a topic leaves that topic (its counts, rollups and windows) and is never linked to
+    it again when fetched or imported again. The model's own label is kept with the correction.
+    """
+
+    def correct_sentiment(self, mention_id: int, sentiment: str, *, by: str, at: datetime) -> None:
+        """`by` says mention `mention_id` is `sentiment` (negative, neutral or positive), at `at`; it
+        replaces an earlier sentiment correction of it. ListenerError for an unknown mention or label."""
+        ...
+
+    def mark_not_relevant(self, mention_id: int, *, topic: str | None, by: str, at: datetime) -> None:
+        """`by` says mention `mention_id` is not relevant to `topic` (None: to any of its topics), at `at`;
+        it leaves the topic's counts. ListenerError for an unknown mention, or a topic it is not in."""
+        ...
+
+    def corrections(self, since: datetime | None = None) -> list[CorrectionRow]:
+        """The current corrections (made since `since`, when given), oldest first, with their mention's words."""
+        ...
+
+    def get_mention(self, mention_id: int) -> ExportedMention | None:
+        """One stored mention with its topics and hashtags; None when there is none with this id."""
+        ...
+
+
 @runtime_checkable
 class MentionStore(Ingest, SourceReads, Scoring, MentionReads, ReadOnlySQL, AlertWindows, DigestRollups, AlertState,
-                   Outbox, Retention, DashboardReads, Protocol):
+                   Outbox, Retention, DashboardReads, Corrections, Protocol):
     """The mention database as listener uses it: every group above, and its own lifetime."""
 
     def migrate(self) -> list[str]:

@@ -42,6 +42,28 @@ class ExportedMention(StoredMention):
     topic_list: str | None  # space-separated, in no particular order
 
 
+class CorrectionRow(TypedDict):
+    """A team member's correction of the model (`corrections`), with the words of its mention: for a
+    list of corrections, an evaluation of the model and a training file."""
+
+    id: int
+    mention_id: int
+    topic: str | None  # not relevant to this topic; None: to all of its topics (or a sentiment)
+    label: str  # the corrected sentiment (negative / neutral / positive) or "not relevant"
+    model_sentiment: str | None  # the model's label before; None: it was not scored yet
+    model_p_negative: float | None
+    model_p_neutral: float | None
+    model_p_positive: float | None
+    model: str | None  # the model that gave it
+    corrected_by: str
+    corrected_at: str
+    source: str  # the mention's
+    url: str | None
+    title: str | None
+    text: str
+    language: str | None
+
+
 class EngagedMention(TypedDict):
     """A mention shown as an example (alerts) or a top mention (digest), with its engagement."""
 

@@ -1,1 +1,2 @@
-"""Tools around the product: the offline demo and its simulated stream, rule replay, import and the JSON Lines format."""
+"""Tools around the product: the offline demo and its simulated stream, rule replay, import and the JSON Lines
+format, export, and the team's corrections as labelled examples."""

@@ -3,9 +3,10 @@
 One SQLite file in WAL mode. Tables (documented in the README, stable for users' SQL):
 `mentions`, `mention_topics`, `hashtags`, `sources`, `fetches`, `mentions_fts` (FTS5 over
 title and text), the hourly rollups kept by triggers (`topic_hourly`, `hashtag_hourly`,
-`topic_breakdown_hourly`), alert state and history, the `outbox`, `job_runs` and `_migrations`;
-views `topic_daily`, `hashtag_daily` and `mention_details`. Times are UTC ISO-8601 strings
-(`2026-11-22T08:00:00Z`), which sort and compare as text and work with SQLite's date functions.
+`topic_breakdown_hourly`), alert state and history, the `outbox`, `job_runs`, the team's
+`corrections` and `_migrations`; views `topic_daily`, `hashtag_daily` and `mention_details`.
+Times are UTC ISO-8601 strings (`2026-11-22T08:00:00Z`), which sort and compare as text and work
+with SQLite's date functions.
 
 `SQLiteStore` is put together from one part per group of the interface:
 
@@ -18,13 +19,15 @@ views `topic_daily`, `hashtag_daily` and `mention_details`. Times are UTC ISO-86
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
 - `pruning`: retention and the job log;
 - `dashboard`: the web dashboard's filtered mentions, engagement, authors, outages and incidents;
-- `readonly`: users' SQL on a read-only connection.
+- `readonly`: users' SQL on a read-only connection;
+- `corrections`: the team's corrections of sentiment and relevance, the mention's label from then on.
 """
 
 from listener.store.sqlite.alert_reads import SQLiteAlertReads
 from listener.store.sqlite.alert_state import SQLiteAlertState
 from listener.store.sqlite.connection import BUSY_TIMEOUT_MS, SQLiteBase, Transaction
 from listener.store.sqlite.dashboard import SQLiteDashboard
+from listener.store.sqlite.corrections import SQLiteCorrections
 from listener.store.sqlite.digest_reads import SQLiteDigestReads
 from listener.store.sqlite.ingest import SQLiteIngest
 from listener.store.sqlite.mentions import SQLiteMentions
@@ -35,7 +38,7 @@ from listener.store.sqlite.sources import SQLiteSourceReads
 
 
 class SQLiteStore(SQLiteIngest, SQLiteSourceReads, SQLiteMentions, SQLiteReadOnly, SQLiteAlertReads,
-                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteOutbox, SQLitePruning):
+                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteOutbox, SQLitePruning, SQLiteCorrections):
     """The mention database in one SQLite file at `path` (created and migrated on open)."""
 
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import sqlite_utils
 
 from listener.errors import StoreError
-from listener.store.migrations import MIGRATIONS
+from listener.store.sqlite.migrations import MIGRATIONS
 from listener.store.types import iso
 
 BUSY_TIMEOUT_MS = 10_000

@@ -53,14 +53,15 @@ class SQLiteMentions(SQLiteBase):
             (topic, iso(since) if since else "")).fetchone()[0]
 
     def save_scores(self, scores: Iterable[tuple[int, Any]], model: str, now: datetime) -> int:
-        """(The rollups follow by trigger: `mentions_scored` and its siblings.)"""
+        """(The rollups follow by trigger: `mentions_scored` and its siblings. A mention with a sentiment
+        correction keeps it.)"""
         at = iso(now)
-        rows = [(s.label, s.p_negative, s.p_neutral, s.p_positive, s.score, model, at, mid) for mid, s in scores]
+        rows = [(s.label, s.p_negative, s.p_neutral, s.p_positive, s.score, model, at, mid, mid) for mid, s in scores]
         with self.transaction():
-            self.conn.executemany(
+            return self.conn.executemany(
                 """UPDATE mentions SET sentiment = ?, p_negative = ?, p_neutral = ?, p_positive = ?,
-                   sentiment_score = ?, model = ?, scored_at = ? WHERE id = ?""", rows)
-        return len(rows)
+                   sentiment_score = ?, model = ?, scored_at = ? WHERE id = ? AND NOT EXISTS (
+                       SELECT 1 FROM corrections WHERE mention_id = ? AND label != 'not relevant')""", rows).rowcount
 
     def search(self, query: Query | None, *, limit: int = 50, topic: str | None = None) -> list[StoredMention]:
         params: list[Any] = []

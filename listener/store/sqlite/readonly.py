@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import sqlite_utils
 
 from listener.errors import StoreError
-from listener.store.migrations import MIGRATIONS
+from listener.store.sqlite.migrations import MIGRATIONS
 from listener.store.sqlite.connection import BUSY_TIMEOUT_MS, SQLiteBase
 from listener.store.types import QueryResult
 
