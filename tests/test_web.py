@@ -184,3 +184,28 @@ def test_password_hashes_users_and_the_serve_command(tmp_path, monkeypatch):
     monkeypatch.delenv("LISTENER_USERS_FILE", raising=False)
     refused = CliRunner().invoke(cli, ["--config", str(tmp_path / "site" / "config.toml"), "serve", "--host", "0.0.0.0"])
     assert refused.exit_code == 1 and "lets other machines in: set LISTENER_USERS" in refused.output
+
+
+def test_a_correction_is_stored_with_who_and_when_and_moves_the_chart(site):
+    client, _, ids = site
+    mid = ids["Acme launch is brilliant"]  # positive, 00:30 on the day
+    day = "/api/topic/acme?from=2026-11-21&to=2026-11-21"
+    before = client.get(day).json()
+    token = csrf_of(client)
+    assert client.post(f"/mention/{mid}/correct", data={"sentiment": "negative"}).status_code == 403  # no token
+    r = client.post(f"/mention/{mid}/correct", data={"sentiment": "negative", "csrf_token": token},
+                    headers={"hx-request": "true"})
+    assert r.status_code == 200 and "corrected to negative by local" in r.text and f'id="mention-{mid}"' in r.text
+    after = client.get(day).json()
+    assert (sum(after["negative"]), sum(after["positive"])) == (sum(before["negative"]) + 1, sum(before["positive"]) - 1)
+    gone = ids["Acme did it again"]
+    r = client.post(f"/mention/{gone}/correct", data={"not_relevant": "acme", "csrf_token": token},
+                    follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, f"/mentions#mention-{gone}")  # without htmx
+    assert sum(client.get(day).json()["day_mentions"]) == sum(before["day_mentions"]) - 1  # it left the counts
+    assert client.post("/mention/999999/correct", data={"sentiment": "neutral", "csrf_token": token}).status_code == 400
+    assert client.post(f"/mention/{mid}/correct", data={"sentiment": "angry", "csrf_token": token}).status_code == 400
+    listed = client.get("/corrections", headers=HTML).text
+    assert "Acme launch is brilliant" in listed and "not relevant (acme)" in listed and "Sat 21 Nov 20:00 CET" in listed
+    tsv = client.get("/corrections/export.tsv").text.splitlines()
+    assert tsv[0].split("\t")[:2] == ["text", "label"] and any(line.startswith("Acme launch is brilliant\t0") for line in tsv)

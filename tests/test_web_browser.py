@@ -122,3 +122,21 @@ def test_a_hostile_post_is_text_in_the_browser(site, page):
     hrefs = page.eval_on_selector_all("[href]", "els => els.map(e => e.getAttribute('href'))")
     assert not [h for h in hrefs if h.lower().startswith(("javascript", "data"))]
     assert page.problems == []
+
+
+def test_correct_a_label_and_see_the_chart_change(site, page):
+    base, ids = site
+    day = base + "/topic/acme?from=2026-11-21&to=2026-11-21"
+    page.goto(day)
+    chart_ready(page, "#chart-hourly")
+    negative, positive = (int(page.get_attribute("#chart-hourly", f"data-{s}")) for s in ("negative", "positive"))
+    page.goto(base + "/mentions?q=%22Nice%20one%22")
+    article = page.locator(f"#mention-{ids['Nice one acme']}")
+    article.locator("button[value=negative]").click()
+    page.wait_for_selector(f"#mention-{ids['Nice one acme']} .corrected")
+    assert "corrected to negative" in page.inner_text(f"#mention-{ids['Nice one acme']}")
+    page.goto(day)
+    chart_ready(page, "#chart-hourly")
+    assert int(page.get_attribute("#chart-hourly", "data-negative")) == negative + 1
+    assert int(page.get_attribute("#chart-hourly", "data-positive")) == positive - 1
+    assert page.problems == []

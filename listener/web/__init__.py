@@ -5,7 +5,7 @@ the same figures as the digest and the CLI.
 - `security`: users' scrypt hashes, login, CSRF, the security headers (a strict CSP);
 - `render`: what routes work with, the autoescaped templates and their filters;
 - `filters`: time ranges and mention filters read from a URL and written back;
-- `overview`, `topic`, `mentions`, `incidents`, `sources`, `auth`: one module per group of pages;
+- `overview`, `topic`, `mentions`, `corrections`, `incidents`, `sources`, `auth`: one module per group of pages;
 - `templates/`, `static/` (our CSS and JS, and vendored htmx and uPlot with their licences).
 """
 

@@ -18,13 +18,13 @@ from starlette.staticfiles import StaticFiles
 from listener.config import Config
 from listener.errors import QuerySyntaxError
 from listener.store import MentionStore
-from listener.web import auth, incidents, mentions, overview, sources, topic
+from listener.web import auth, corrections, incidents, mentions, overview, sources, topic
 from listener.web.filters import BadFilter
 from listener.web.render import HERE, Dashboard, make_templates
 from listener.web.security import CSRFCheck, LoginRequired, SecurityHeaders
 
 SESSION_DAYS = 14
-PAGES = (overview, topic, mentions, incidents, sources, auth)  # each a group of pages with its ROUTES
+PAGES = (overview, topic, mentions, corrections, incidents, sources, auth)  # each a group of pages with its ROUTES
 
 
 def _bad_request(request: Request, exc: Exception) -> PlainTextResponse:
