@@ -23,6 +23,7 @@ from listener.cli import cli
 from listener.config import parse_config
 from listener.digest import build_digest, render_text
 from listener.alerts.kinds import SHARE_SD, spread
+from listener.alerts.kinds.backlash import change_evidence
 from listener.alerts.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
                             predictive_size, rate_change, rhythmic_expectation)
 from listener.store import MentionRow, Store
@@ -165,6 +166,22 @@ def test_rate_change_finds_where_a_hijack_began_and_leaves_a_steady_story_whole(
     # a story that fades is one regime too: only a rise splits
     fading = [start + timedelta(minutes=2 * i) for i in range(20)] + [start + timedelta(minutes=60 + 12 * i) for i in range(8)]
     assert rate_change(fading, fading[-1] + timedelta(minutes=1), 8, 1 / 6, 4.6) == 28
+
+
+def test_a_chance_cluster_in_a_long_steady_story_is_no_rise_but_a_hijacked_campaign_is():
+    # backlash asks more of a rise the more posts there are (each a place where one could begin):
+    # a news story at 15/h for 2h40 whose next twelve posts happen to come within 14 minutes (the
+    # holdout bench's always-criticised false alarm) stays one regime, a campaign hijacked still splits
+    start = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+    steady = [start + timedelta(minutes=4 * i) for i in range(40)]
+    cluster = [steady[-1] + timedelta(minutes=4 + 14 * i / 11) for i in range(12)]
+    now = cluster[-1] + timedelta(minutes=1)
+    assert rate_change(steady + cluster, now, 8, 1 / 6, 4.6) == 12  # a flat threshold splits it
+    assert rate_change(steady + cluster, now, 8, 1 / 6, change_evidence(52)) == 52
+    campaign = [start + timedelta(minutes=24 * i) for i in range(5)]  # 2.5/h for two hours
+    hijack = [start + timedelta(hours=2, minutes=3 * i) for i in range(8)]  # then 20/h
+    now = hijack[-1] + timedelta(minutes=2)
+    assert rate_change(campaign + hijack, now, 8, 1 / 6, change_evidence(13)) == 8
 
 
 def test_spread_of_p_negative_per_topic():

@@ -13,7 +13,9 @@ on a hashtag that always has twenty are not.
   keeps the bound high; a hashtag unseen for a week gets a low one. It is scaled by the topic's
   rhythm at this time of day (a busy afternoon).
 - The burst is the hashtag's current regime: its posts since the likeliest rise of their rate
-  (`stats.rate_change`, when the rise carries CHANGE_EVIDENCE), else all its posts in LOOKBACK.
+  (`stats.rate_change`, when the rise carries `change_evidence`: CHANGE_EVIDENCE plus the log of
+  the posts, each a place where the rate could have risen, so that a chance cluster in hours of a
+  steady story is no rise while a campaign of a few posts hijacked is), else all its posts in LOOKBACK.
   Its share is that of all those posts: a steady news story as negative as usual is not a hijack
   because a run of eleven of its posts happens to be more negative, and a campaign's friendly
   posts before a hijack (2/h, then 20/h) do not dilute it.
@@ -27,6 +29,7 @@ on a hashtag that always has twenty are not.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from listener.alerts.kinds import AlertKind, Observation, Scope, is_own_hashtag, topic_baseline
@@ -38,7 +41,8 @@ NEW_TAG_SHARE = 0.05  # ... or this share of the topic's usual rate, for a busy 
 PRIOR_HOURS = 24.0  # the weight of that assumption, in hours of history
 MIN_SEGMENT = 10 / 60  # hours: a burst is never measured over less than ten minutes ...
 LOOKBACK = timedelta(hours=6)  # ... nor found further back than this (its share is that of all its posts)
-CHANGE_EVIDENCE = 4.6  # nats (a likelihood ratio of 100) that the hashtag's rate rose within the burst
+CHANGE_EVIDENCE = 2.3  # nats (a likelihood ratio of 10) that the hashtag's rate rose within the burst, plus
+# the log of its posts (each is a place where it could have risen: a longer steady story has more chance clusters)
 VOLUME_EVIDENCE = 9.2  # nats (a likelihood ratio of 10,000) that the hashtag's rate is up
 SHARE_EVIDENCE = 1.0  # nats (z = 1.41) that its posts are more negative than the topic's usual at most is
 NEGATIVE_ODDS = 1.75  # the hashtag's negative odds must be this many times the topic's usual odds ...
@@ -128,6 +132,12 @@ def _can_hold(posts, burst_posts, usual: float, usual_upper: float, rule) -> boo
     return False
 
 
+def change_evidence(posts: int) -> float:
+    """Nats a rise of the rate within `posts` posts must carry: more for a longer stream, which has
+    more places where chance clusters its posts (a scan over every possible start)."""
+    return CHANGE_EVIDENCE + math.log(max(posts, 1))
+
+
 def _segment(posts, now, i: int, usual_rate: float, usual_upper: float, spread: float) -> dict:
     """The evidence of the last `i` posts (posts are oldest first)."""
     tail = posts[len(posts) - i:]
@@ -149,7 +159,7 @@ def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, spre
     negative) keeps chance out."""
     if len(posts) < max(rule.min_count, 1):
         return None, False
-    burst_i = rate_change([at for at, _, _ in posts], now, rule.min_count, MIN_SEGMENT, CHANGE_EVIDENCE)
+    burst_i = rate_change([at for at, _, _ in posts], now, rule.min_count, MIN_SEGMENT, change_evidence(len(posts)))
     seg = _segment(posts, now, burst_i, usual_rate, usual_upper, spread)
     share = seg["negative_share"]
     fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
