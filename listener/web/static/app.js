@@ -9,6 +9,17 @@
   function zone() { return document.body.getAttribute("data-zone") || "UTC"; }
   function tzDate(ts) { return uPlot.tzDate(new Date(ts * 1e3), zone()); }
   function isoHour(ts) { return new Date(ts * 1e3).toISOString().slice(0, 19) + "Z"; }
+  // The time axis and legend on a 24-hour clock, day before month (uPlot's default is US style):
+  // [tick step (s), label, label where the year changes, -, where the month changes, -, where the day changes, -, mode]
+  var TIME_AXIS = {values: [
+    [86400 * 365, "{YYYY}", null, null, null, null, null, null, 1],
+    [86400 * 28, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [86400, "{D} {MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [3600, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+    [60, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1]]};
+  var TIME_SERIES = {value: "{WWW} {D} {MMM} {HH}:{mm}"};
+  var DAY_SERIES = {value: "{WWW} {D} {MMM}"};
+
   function sum(xs) { return xs.reduce(function (a, b) { return a + (b || 0); }, 0); }
 
   function markersHook(markers) {
@@ -40,9 +51,9 @@
               value: function (u, v, s, idx) { return idx == null ? "-" : raw[si][idx]; }};
     }
     var opts = {width: el.clientWidth || 900, height: 260, tzDate: tzDate,
-                series: [{}, series("positive", COLORS.positive, 1), series("neutral", COLORS.neutral, 2),
+                series: [TIME_SERIES, series("positive", COLORS.positive, 1), series("neutral", COLORS.neutral, 2),
                          series("negative", COLORS.negative, 3)],
-                axes: [{}, {label: "mentions / h"}], scales: {y: {range: function (u, lo, hi) { return [0, Math.max(hi, 1)]; }}},
+                axes: [TIME_AXIS, {label: "mentions / h"}], scales: {y: {range: function (u, lo, hi) { return [0, Math.max(hi, 1)]; }}},
                 hooks: {draw: [markersHook(d.markers)]}};
     var plot = new uPlot(opts, [d.hours, all, negNeu, neg], el);
     var base = el.getAttribute("data-mentions");
@@ -61,8 +72,8 @@
 
   function net(el, d) {
     var opts = {width: el.clientWidth || 900, height: 160, tzDate: tzDate,
-                series: [{}, {label: "net sentiment", stroke: "#1c7ed6", width: 2, spanGaps: false, points: {show: true}}],
-                scales: {y: {range: [-1, 1]}}, axes: [{}, {label: "net"}]};
+                series: [DAY_SERIES, {label: "net sentiment", stroke: "#1c7ed6", width: 2, spanGaps: false, points: {show: true}}],
+                scales: {y: {range: [-1, 1]}}, axes: [TIME_AXIS, {label: "net"}]};
     el.setAttribute("data-net", JSON.stringify(d.net));
     return new uPlot(opts, [d.days, d.net], el);
   }
@@ -70,9 +81,9 @@
   function incident(el, d) {
     var marks = [{kind: "incident", start: d.opened, end: d.closed || d.hours[d.hours.length - 1] + 3600, label: "incident"}];
     var opts = {width: el.clientWidth || 900, height: 260, tzDate: tzDate,
-                series: [{}, {label: d.label, stroke: COLORS.negative, width: 2, fill: "rgba(214, 69, 69, 0.1)"},
+                series: [TIME_SERIES, {label: d.label, stroke: COLORS.negative, width: 2, fill: "rgba(214, 69, 69, 0.1)"},
                          {label: "usual", stroke: "#555", dash: [6, 4], width: 1.5}],
-                axes: [{}, {label: "mentions / h"}], hooks: {draw: [markersHook(marks)]}};
+                axes: [TIME_AXIS, {label: "mentions / h"}], hooks: {draw: [markersHook(marks)]}};
     el.setAttribute("data-total", String(sum(d.mentions)));
     return new uPlot(opts, [d.hours, d.mentions, d.usual], el);
   }
