@@ -612,6 +612,45 @@ def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
     assert store.top_authors("acme", T, T + 6 * HOUR) == []  # these rows have no author
 
 
+def test_a_search_finds_the_same_mentions_whether_its_words_are_common_or_rare(store):
+    """However many mentions a query's words match (most, a few, none), and however the mentions were
+    stored (not in order of time), search and the dashboard's stream find exactly the mentions the
+    query matches, newest first, page after page."""
+    import random
+    from listener.store import MentionFilter
+
+    rng = random.Random(3)
+    times = [T - timedelta(minutes=rng.randrange(60 * 24 * 20)) for _ in range(900)]  # stored in no order of time
+    rank = {i: r for r, i in enumerate(sorted(range(900), key=lambda i: (times[i], i), reverse=True))}
+    rows = [row(f"s{i}", " ".join(["acme", *(["refund"] if i % 3 else []), *(["broken"] if i % 5 == 0 else []),
+                                   *(["zebra"] if i % 97 == 0 else []), *(["#late"] if i % 4 == 0 else []),
+                                   # the last of every 200 newest and a few more: across pages and windows
+                                   *(["sparse"] if rank[i] % 200 == 199 or rank[i] % 37 == 0 else [])]),
+                at=at, topics=("acme", "globex") if i % 7 == 0 else ("acme",), hashtags=("late",) if i % 4 == 0 else ())
+            for i, at in enumerate(times)]
+    fetch(store, rows)
+    stored = sorted(store.iter_mentions(), key=lambda m: (m["published_at"], m["id"]), reverse=True)
+    for text in ("acme refund -broken", "zebra", "sparse", "sparse OR zebra", "refund zebra", "broken OR zebra", "refund -#late", "#late",
+                 "nowhere", "acme"):
+        query = parse(text)
+        for where in (MentionFilter(), MentionFilter(topic="globex"), MentionFilter(hashtag="late")):
+            wanted = [m["id"] for m in stored if query.matches_stored(m)
+                      and (where.topic is None or where.topic in m["topic_list"].split())
+                      and (where.hashtag is None or where.hashtag in (m["hashtag_list"] or "").split())]
+            for limit in (1, 7, 50):
+                assert [m["id"] for m in store.filtered_mentions(where, query, limit=limit)] == wanted[:limit], \
+                    (text, where, limit)
+            page, found = store.filtered_mentions(where, query, limit=40), []
+            while page:
+                found += [m["id"] for m in page]
+                page = store.filtered_mentions(where, query, limit=40, before=(page[-1]["published_at"], page[-1]["id"]))
+            assert found == wanted, (text, where)
+        assert [m["id"] for m in store.search(query, limit=30)] == [i for i in [m["id"] for m in stored
+                                                                                if query.matches_stored(m)]][:30]
+        assert [m["id"] for m in store.search(query, limit=30, topic="globex")] == [
+            m["id"] for m in stored if query.matches_stored(m) and "globex" in m["topic_list"].split()][:30]
+
+
 def engagement_from_mentions(store: MentionStore, topic: str, start: datetime, end: datetime) -> dict[str, int]:
     """What `topic_engagement` must say, summed from the stored mentions themselves."""
     out: dict[str, int] = {}

@@ -14,6 +14,7 @@ with SQLite's date functions.
 - `ingest`: storing fetches and imports (dedup, topics, hashtags, source state, fetch log);
 - `sources`: source health, failures and the fetch log;
 - `mentions`: scoring, search, export, counts;
+- `matching`: the newest mentions a query matches (an index walked in windows, or FTS5 leading);
 - `alert_reads`: windows and hourly rollups for alert kinds;
 - `digest_reads`: the digest's counts per period and top mentions;
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, FetchRecord, IncidentRecord, Outage,
                                  OutboxRow)
 from listener.store.sqlite.alert_state import SQLiteAlertState
-from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST, first_matching
+from listener.store.sqlite.matching import first_matching
+from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
 from listener.store.types import MentionFilter, iso
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ class SQLiteDashboard(SQLiteAlertState):
 
     def filtered_mentions(self, where: MentionFilter, query: Query | None = None, *, limit: int = 50,
                           before: tuple[str, int] | None = None, after_id: int | None = None) -> list[ExportedMention]:
-        fts = query.to_fts5() if query is not None else None
         # walk the most selective index newest first: a hashtag's, a topic's, else every mention's
         if where.hashtag is not None:
             source, at, mid = "hashtags d JOIN mentions m ON m.id = d.mention_id", "d.published_at", "d.mention_id"
@@ -84,14 +84,8 @@ class SQLiteDashboard(SQLiteAlertState):
         if after_id is not None:
             conds.append("m.id > ?")
             params.append(after_id)
-        if fts:
-            conds.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
-            params.append(fts)
-        sql = (f"SELECT m.*, {TOPIC_LIST}, {HASHTAG_LIST} FROM {source}"
-               + (" WHERE " + " AND ".join(conds) if conds else "") + f" ORDER BY {at} DESC, {mid} DESC")
-        if query is None:
-            sql += f" LIMIT {int(limit)}"
-        return first_matching(self, sql, params, query, limit)
+        return first_matching(self, f"m.*, {TOPIC_LIST}, {HASHTAG_LIST}", source, conds, params, query, limit,
+                              at=at, mid=mid)
 
     def topic_engagement(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
         """(Whole hours from `topic_hourly`, the cut hours at either end from the mentions.)"""
