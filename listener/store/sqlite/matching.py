@@ -38,18 +38,14 @@ def first_matching(db: SQLiteBase, columns: str, source: str, conds: Sequence[st
     order = f" ORDER BY {at} DESC, {mid} DESC"
 
     def select(what: str, more: Sequence[str], more_params: Sequence[Any], window: int | None = None, *,
-               ids: tuple[str, Any] | None = None) -> sqlite3.Cursor:
-        """SELECT `what` of the rows that pass, newest first; from `ids` (a query of mention ids and its
-        parameter) when given: CROSS JOIN keeps it as SQLite's outer loop, the rows looked up by id."""
+               ids: tuple[str, Any] | None = None) -> tuple[str, list[Any]]:
+        """SELECT `what` of the rows that pass, newest first, and its parameters; from `ids` (a query
+        of mention ids, its parameter) when given: CROSS JOIN keeps it SQLite's outer loop, each row
+        looked up by id."""
         where = [*conds, *more] + ([f"{mid} = f.id"] if ids else [])
         start = f"SELECT {what} FROM ({ids[0]}) AS f CROSS JOIN {source}" if ids else f"SELECT {what} FROM {source}"
-        return db.conn.execute(start + (" WHERE " + " AND ".join(where) if where else "") + order
-                               + (f" LIMIT {int(window)}" if window is not None else ""),
-                               [*([ids[1]] if ids else []), *params, *more_params])
-
-    def rows(cursor: sqlite3.Cursor) -> Iterator[Any]:
-        names = [c[0] for c in cursor.description]
-        return (dict(zip(names, r)) for r in cursor)
+        return (start + (" WHERE " + " AND ".join(where) if where else "") + order
+                + (f" LIMIT {int(window)}" if window is not None else ""), [*([ids[1]] if ids else []), *params, *more_params])
 
     def after(last: tuple[int, str] | None) -> tuple[list[str], list[Any]]:
         if last is None:
@@ -69,12 +65,12 @@ def first_matching(db: SQLiteBase, columns: str, source: str, conds: Sequence[st
 
     try:
         if query is None:
-            return list(rows(select(columns, [], [], limit)))
+            return list(db._dicts(*select(columns, [], [], limit)))
         last, lead = None, False
         if fts:
             window, walked, in_fts, spanned = min(max(WINDOW_PER_ROW * limit, WINDOW_MIN), WINDOW_MAX), 0, 0, 0
             while walked < WALK_MAX:
-                keys = select(f"{mid}, {at}", *after(last), window).fetchall()
+                keys = db.conn.execute(*select(f"{mid}, {at}", *after(last), window)).fetchall()
                 if not keys:
                     return out
                 lo, hi = min(k for k, _ in keys), max(k for k, _ in keys)
@@ -82,7 +78,7 @@ def first_matching(db: SQLiteBase, columns: str, source: str, conds: Sequence[st
                     break  # stored in no order of time: each window's span would hold most of FTS5's matches
                 span = {rowid for rowid, in db.conn.execute(FTS_IN_SPAN, (fts, lo, hi))}
                 hits = sorted(k for k, _ in keys if k in span)
-                if hits and take(rows(select(columns, [], [], ids=(IDS, json.dumps(hits))))):
+                if hits and take(db._dicts(*select(columns, [], [], ids=(IDS, json.dumps(hits))))):
                     return out
                 if len(keys) < window:
                     return out
@@ -95,7 +91,7 @@ def first_matching(db: SQLiteBase, columns: str, source: str, conds: Sequence[st
         more, more_params = after(last)
         if fts and not lead:
             more, more_params = [*more, f"m.id {FTS_ROWIDS}"], [*more_params, fts]
-        take(rows(select(columns, more, more_params, ids=(FTS_IDS, fts) if lead else None)))
+        take(db._dicts(*select(columns, more, more_params, ids=(FTS_IDS, fts) if lead else None)))
     except sqlite3.OperationalError as exc:
         raise StoreError(f"search failed: {exc}") from exc
     return out

@@ -84,9 +84,9 @@ def up(db: sqlite_utils.Database) -> None:
               AND mentions = 0 AND topic IN (SELECT topic FROM mention_topics WHERE mention_id = new.id);
         END;
 
-        -- a scored mention linked to one more topic later (same URL from another source)
+        -- one more topic linked to a mention already scored (the same URL from another source)
         CREATE TRIGGER mention_topic_added_engagement AFTER INSERT ON mention_topics
-        WHEN (SELECT sentiment FROM mentions WHERE id = new.mention_id) IS NOT NULL
+        WHEN EXISTS (SELECT 1 FROM mentions WHERE id = new.mention_id AND sentiment IS NOT NULL)
         BEGIN
             INSERT OR IGNORE INTO topic_hourly (topic, hour) VALUES (new.topic, substr(new.published_at, 1, 13) || ':00:00Z');
             UPDATE topic_hourly SET negative_engagement = negative_engagement + (m.s = 'negative') * m.e,
