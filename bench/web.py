@@ -10,8 +10,10 @@ peer that computes the same figures by scanning the mentions instead of the hour
    incident with its notification.
 2. Times each page and endpoint through Starlette's test client (routing, store, templates, JSON):
    the first run and the median of `--repeat`; then the naive peer of the figures a page draws
-   (the overview's digest figures, a topic's hourly chart and share of voice) by GROUP BY over the
-   mentions. Prints a table; the target is every page under 300 ms.
+   (the overview's digest figures, a topic's hourly chart, share of voice by mentions and by
+   engagement, top authors) by GROUP BY over the mentions. Prints a table; the target is every page
+   under 300 ms. (A cached database from before a migration is migrated when opened: m008 backfills
+   its engagement and author rollups in a few seconds.)
 """
 
 from __future__ import annotations
@@ -131,6 +133,27 @@ def naive_voice(store: Store, start, end) -> dict:
         (iso(start), iso(end)))}
 
 
+def naive_engagement(store: Store, topic: str, start, end) -> dict:
+    """A topic's engagement by sentiment, scanning the mentions (what the share of voice reads from topic_hourly)."""
+    return dict(store.conn.execute(
+        """SELECT m.sentiment, sum(coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0)
+                                   + coalesce(m.score, 0))
+           FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+           WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL GROUP BY 1""",
+        (topic, iso(start), iso(end))))
+
+
+def naive_authors(store: Store, topic: str, start, end, limit: int = 10) -> list:
+    """A topic's top authors, scanning the mentions (what the topic page reads from topic_author_daily)."""
+    return store.conn.execute(
+        """SELECT m.author, count(*) AS n, sum(coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0)
+                                             + coalesce(m.score, 0)) AS e
+           FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+           WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL
+             AND m.author IS NOT NULL GROUP BY m.author ORDER BY n DESC, e DESC, m.author LIMIT ?""",
+        (topic, iso(start), iso(end), limit)).fetchall()
+
+
 def timed(fn, repeat: int) -> tuple[float, float]:
     """(first run, median of `repeat` runs) in ms."""
     runs = []
@@ -186,7 +209,13 @@ def main() -> None:
                  ("topic chart 30 d: naive GROUP BY on mentions", lambda: naive_hourly(store, "acme", start30, now)),
                  ("share of voice 7 d: rollup_counts per topic", lambda: [store.rollup_counts(k, t, [start7, now])
                                                                          for t in TOPICS for k in ("topic", "source")]),
-                 ("share of voice 7 d: naive GROUP BY on mentions", lambda: naive_voice(store, start7, now))]
+                 ("share of voice 7 d: naive GROUP BY on mentions", lambda: naive_voice(store, start7, now)),
+                 ("engagement 30 d: topic_engagement per topic (rollup)",
+                  lambda: [store.topic_engagement(t, start30, now) for t in TOPICS]),
+                 ("engagement 30 d: naive GROUP BY on mentions", lambda: [naive_engagement(store, t, start30, now)
+                                                                          for t in TOPICS]),
+                 ("top authors 30 d: top_authors (rollup)", lambda: store.top_authors("acme", start30, now)),
+                 ("top authors 30 d: naive GROUP BY on mentions", lambda: naive_authors(store, "acme", start30, now))]
         print(f"\n{'figure (the same numbers, two ways)':58} {'first ms':>9} {'median ms':>10}")
         for name, fn in peers:
             first, median = timed(fn, args.repeat)

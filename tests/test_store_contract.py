@@ -612,6 +612,138 @@ def test_the_dashboard_pages_mentions_by_filter_and_keyset(store):
     assert store.top_authors("acme", T, T + 6 * HOUR) == []  # these rows have no author
 
 
+def test_a_search_finds_the_same_mentions_whether_its_words_are_common_or_rare(store):
+    """However many mentions a query's words match (most, a few, none), and however the mentions were
+    stored (not in order of time), search and the dashboard's stream find exactly the mentions the
+    query matches, newest first, page after page."""
+    import random
+    from listener.store import MentionFilter
+
+    rng = random.Random(3)
+    times = [T - timedelta(minutes=rng.randrange(60 * 24 * 20)) for _ in range(900)]  # stored in no order of time
+    rank = {i: r for r, i in enumerate(sorted(range(900), key=lambda i: (times[i], i), reverse=True))}
+    rows = [row(f"s{i}", " ".join(["acme", *(["refund"] if i % 3 else []), *(["broken"] if i % 5 == 0 else []),
+                                   *(["zebra"] if i % 97 == 0 else []), *(["#late"] if i % 4 == 0 else []),
+                                   # the last of every 200 newest and a few more: across pages and windows
+                                   *(["sparse"] if rank[i] % 200 == 199 or rank[i] % 37 == 0 else [])]),
+                at=at, topics=("acme", "globex") if i % 7 == 0 else ("acme",), hashtags=("late",) if i % 4 == 0 else ())
+            for i, at in enumerate(times)]
+    fetch(store, rows)
+    stored = sorted(store.iter_mentions(), key=lambda m: (m["published_at"], m["id"]), reverse=True)
+    for text in ("acme refund -broken", "zebra", "sparse", "sparse OR zebra", "refund zebra", "broken OR zebra", "refund -#late", "#late",
+                 "nowhere", "acme"):
+        query = parse(text)
+        for where in (MentionFilter(), MentionFilter(topic="globex"), MentionFilter(hashtag="late")):
+            wanted = [m["id"] for m in stored if query.matches_stored(m)
+                      and (where.topic is None or where.topic in m["topic_list"].split())
+                      and (where.hashtag is None or where.hashtag in (m["hashtag_list"] or "").split())]
+            for limit in (1, 7, 50):
+                assert [m["id"] for m in store.filtered_mentions(where, query, limit=limit)] == wanted[:limit], \
+                    (text, where, limit)
+            page, found = store.filtered_mentions(where, query, limit=40), []
+            while page:
+                found += [m["id"] for m in page]
+                page = store.filtered_mentions(where, query, limit=40, before=(page[-1]["published_at"], page[-1]["id"]))
+            assert found == wanted, (text, where)
+        assert [m["id"] for m in store.search(query, limit=30)] == [i for i in [m["id"] for m in stored
+                                                                                if query.matches_stored(m)]][:30]
+        assert [m["id"] for m in store.search(query, limit=30, topic="globex")] == [
+            m["id"] for m in stored if query.matches_stored(m) and "globex" in m["topic_list"].split()][:30]
+
+
+def engagement_from_mentions(store: MentionStore, topic: str, start: datetime, end: datetime) -> dict[str, int]:
+    """What `topic_engagement` must say, summed from the stored mentions themselves."""
+    out: dict[str, int] = {}
+    for m in store.iter_mentions(topic=topic):
+        if m["sentiment"] is not None and iso(start) <= m["published_at"] < iso(end):
+            out[m["sentiment"]] = out.get(m["sentiment"], 0) + sum(m[k] or 0 for k in ("likes", "reposts", "replies",
+                                                                                      "score"))
+    return out
+
+
+def authors_from_mentions(store: MentionStore, topic: str, start: datetime, end: datetime, limit: int) -> list[dict]:
+    """What `top_authors` must say, counted from the stored mentions themselves."""
+    out: dict[str, dict] = {}
+    for m in store.iter_mentions(topic=topic):
+        if m["sentiment"] is not None and m["author"] is not None and iso(start) <= m["published_at"] < iso(end):
+            a = out.setdefault(m["author"], {"author": m["author"], "mentions": 0, "engagement": 0, "negative": 0,
+                                             "neutral": 0, "positive": 0})
+            a["mentions"] += 1
+            a[m["sentiment"]] += 1
+            a["engagement"] += sum(m[k] or 0 for k in ("likes", "reposts", "replies", "score"))
+    return sorted(out.values(), key=lambda a: (-a["mentions"], -a["engagement"], a["author"]))[:limit]
+
+
+DAY0 = datetime(2026, 11, 17, tzinfo=timezone.utc)
+# whole UTC days, days cut at both ends, within one day, within one hour, hours cut at both ends
+WINDOWS = [(DAY0, DAY0 + timedelta(days=4)), (DAY0 + timedelta(hours=5, minutes=30), DAY0 + timedelta(days=3, hours=7)),
+           (DAY0 + timedelta(days=1, hours=2), DAY0 + timedelta(days=1, hours=20)),
+           (DAY0 + timedelta(days=2, hours=9, minutes=10), DAY0 + timedelta(days=2, hours=9, minutes=50)),
+           (DAY0 + timedelta(days=1), DAY0 + timedelta(days=3)), (DAY0 - timedelta(days=1), DAY0 + timedelta(days=9))]
+
+
+def figures(store: MentionStore, topic: str) -> list:
+    """Every window's engagement and top authors (3 and 10) as the store reads them."""
+    return [(store.topic_engagement(topic, a, b), store.top_authors(topic, a, b, 3), store.top_authors(topic, a, b))
+            for a, b in WINDOWS]
+
+
+def assert_figures_follow_the_mentions(store: MentionStore) -> None:
+    for topic in ("acme", "globex"):
+        assert figures(store, topic) == [
+            (engagement_from_mentions(store, topic, a, b), authors_from_mentions(store, topic, a, b, 3),
+             authors_from_mentions(store, topic, a, b, 10)) for a, b in WINDOWS], topic
+
+
+def test_engagement_and_top_authors_follow_every_change_of_the_mentions(store):
+    import random
+
+    rng = random.Random(7)
+    authors = [f"user{k}" for k in range(12)]
+    rows = [MentionRow("feed", f"e{i}", f"acme post {i}", at, at, ("acme",) if i % 4 else ("acme", "globex"),
+                       url=f"https://news.example/{i}", author=rng.choices(authors, [1 / (k + 1) for k in range(12)])[0]
+                       if i % 9 else None, likes=rng.randrange(30) if i % 5 else None, reposts=rng.randrange(5),
+                       score=i % 3 or None)
+            for i, at in enumerate(sorted(DAY0 + timedelta(minutes=rng.randrange(4 * 24 * 60)) for _ in range(160)))]
+    ids = fetch(store, rows).new_ids
+    assert_figures_follow_the_mentions(store)  # nothing scored yet: nothing counted
+    assert store.top_authors("acme", *WINDOWS[0]) == [] and store.topic_engagement("acme", *WINDOWS[0]) == {}
+    store.save_scores([(mid, (NEG, NEU, POS)[k % 3]) for k, mid in enumerate(ids[:150])], "m", T)
+    assert_figures_follow_the_mentions(store)
+    assert len(store.top_authors("acme", *WINDOWS[0], 3)) == 3 and store.topic_engagement("globex", *WINDOWS[0])
+    # duplicates: new engagement (one not scored yet), and the same URL from elsewhere linking a new topic
+    again = [rows[k] for k in (3, 10, 11, 155)]
+    fetch(store, [MentionRow(r.source, r.source_id, r.text, r.published_at, r.fetched_at, r.topics, url=r.url,
+                             author=r.author, likes=(r.likes or 0) + 40, replies=7) for r in again])
+    fetch(store, [MentionRow("other", "x1", "acme post 13", rows[13].published_at, T, ("globex",), url=rows[13].url,
+                             author="someone", likes=500)], source="other")
+    assert_figures_follow_the_mentions(store)
+    # scoring again, the rest scored, corrections of sentiment and relevance
+    store.save_scores([(ids[k], NEU) for k in range(0, 160, 7)], "m2", T)
+    store.correct_sentiment(ids[1], "negative", by="ann", at=T)
+    store.correct_sentiment(ids[13], "positive", by="ann", at=T)
+    store.mark_not_relevant(ids[4], topic="acme", by="ann", at=T)
+    store.mark_not_relevant(ids[8], topic=None, by="ann", at=T)
+    store.mark_not_relevant(ids[13], topic="globex", by="ann", at=T)
+    assert_figures_follow_the_mentions(store)
+    fetch(store, [rows[4], rows[8]])  # fetched again: not linked again, not counted again
+    assert_figures_follow_the_mentions(store)
+    # pruning: what is left still adds up; the whole hours (engagement) and UTC days (authors) before the
+    # cut keep their figures, like every rollup
+    days, hours = (DAY0, DAY0 + timedelta(days=2)), (DAY0 + timedelta(hours=3), DAY0 + timedelta(hours=30))
+    kept = (store.topic_engagement("acme", *days), store.topic_engagement("acme", *hours),
+            store.top_authors("acme", *days, 3))
+    store.prune(DAY0 + timedelta(days=2), batch=7)
+    assert (store.topic_engagement("acme", *days), store.topic_engagement("acme", *hours),
+            store.top_authors("acme", *days, 3)) == kept
+    assert all(kept) and engagement_from_mentions(store, "acme", *days) == {}
+    later = [(DAY0 + timedelta(days=2), DAY0 + timedelta(days=4)),
+             (DAY0 + timedelta(days=2, hours=1, minutes=20), DAY0 + timedelta(days=3, hours=22, minutes=5))]
+    for a, b in later:
+        assert store.topic_engagement("acme", a, b) == engagement_from_mentions(store, "acme", a, b)
+        assert store.top_authors("acme", a, b, 3) == authors_from_mentions(store, "acme", a, b, 3)
+
+
 def test_the_dashboard_reads_outages_errors_and_one_incident(store):
     for k, ok in enumerate([True, False, False, True, False]):
         at = T + k * HOUR

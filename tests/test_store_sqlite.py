@@ -186,9 +186,10 @@ def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_link
     [acme], [globex] = hours["acme"].values(), hours["globex"].values()
     assert acme.p_negative == pytest.approx(0.8) and acme.p_negative_sq == pytest.approx(0.36 + 0.04)
     assert globex.mentions == 1 and globex.p_negative_sq == pytest.approx(0.36)
-    # a database from before the column (and so before m007, whose trigger reads it): the migration
-    # fills it in from the mentions
+    # a database from before the column (and so before m007 and m008, whose triggers read it): the
+    # migration fills it in from the mentions
     with sqlite3.connect(tmp_path / "s.db") as conn:
+        undo_m008(conn)
         conn.execute("DROP TRIGGER mention_topic_not_relevant")
         conn.execute("DROP TRIGGER mention_topic_kept_out")
         conn.execute("DROP TABLE corrections")
@@ -201,6 +202,37 @@ def test_the_topic_rollup_sums_squares_of_p_negative_through_rescores_topic_link
     with Store(tmp_path / "s.db") as store:
         [again] = store.topic_hours("acme", at - timedelta(hours=1), at + timedelta(hours=1)).values()
     assert again.p_negative_sq == pytest.approx(0.40)
+
+
+def undo_m008(conn: sqlite3.Connection) -> None:
+    """Take a database back to before m008 (its triggers, table and columns, its record)."""
+    for trigger in ("mentions_engagement", "mention_topic_added_engagement", "mention_topic_not_relevant_engagement"):
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DROP TABLE topic_author_daily")
+    for sentiment in ("negative", "neutral", "positive"):
+        conn.execute(f"ALTER TABLE topic_hourly DROP COLUMN {sentiment}_engagement")
+    conn.execute("DELETE FROM _migrations WHERE name = 'm008_engagement_author_rollups'")
+
+
+def test_m008_fills_engagement_and_authors_of_mentions_stored_before_it(tmp_path):
+    at = datetime(2026, 11, 21, 10, 15, tzinfo=timezone.utc)
+    path, span = tmp_path / "e.db", (at - timedelta(days=3), at + timedelta(hours=1))
+    with Store(path) as store:
+        ids = store.save_mentions([MentionRow("feed", str(i), "acme", at - timedelta(hours=5 * i), at,
+                                              ("acme",) if i % 2 else ("acme", "globex"), (), author=f"u{i % 3}",
+                                              likes=i, score=1) for i in range(12)]).new_ids
+        store.save_scores([(m, Sentiment.from_probs(0.8, 0.1, 0.1) if k % 2 else Sentiment.from_probs(0.1, 0.1, 0.8))
+                           for k, m in enumerate(ids[:10])], "m", at)  # two not scored
+        figures = [(store.topic_engagement(t, *span), store.top_authors(t, *span)) for t in ("acme", "globex")]
+        rollups = [store.conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                   for t in ("topic_hourly", "topic_author_daily")]
+    assert figures[0][0] and figures[0][1] and figures[1][1]
+    with sqlite3.connect(path) as conn:  # a database from before m008
+        undo_m008(conn)
+    with Store(path) as store:
+        assert [(store.topic_engagement(t, *span), store.top_authors(t, *span)) for t in ("acme", "globex")] == figures
+        assert [store.conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in ("topic_hourly", "topic_author_daily")] == rollups
 
 
 def old_database(path, migrations: int) -> sqlite3.Connection:

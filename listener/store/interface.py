@@ -8,17 +8,20 @@ own, no transactions (each write below is one transaction, all or nothing). The 
 Conventions: times given are aware datetimes; rows given back are typed dicts (`listener.store.rows`)
 whose times are UTC ISO-8601 text (`iso`), as in the documented tables.
 
-The hourly rollups are part of the contract. `topic_hourly`, `hashtag_hourly` (scored mentions per
+The rollups are part of the contract. `topic_hourly`, `hashtag_hourly` (scored mentions per
 topic, and per topic and hashtag, per hour: counts per sentiment, the sum of P(negative), and for
-topics the sum of its square) and `topic_breakdown_hourly` (per topic, hour, source and language)
-must follow every change of a mention's score (`save_scores`, a re-score moves its counts; a
-`correct_sentiment` too), every topic linked to an already scored mention (`save_fetch`,
-`save_mentions`) and every topic a mention is no longer in (`mark_not_relevant` takes it out), and
-must keep their counts when mentions are pruned (`prune`): trends outlive the mentions. What depends on
+topics the sum of its square and their engagement per sentiment), `topic_breakdown_hourly` (per
+topic, hour, source and language) and `topic_author_daily` (per topic, UTC day and author: counts per
+sentiment and engagement) must follow every change of a mention's score (`save_scores`, a re-score
+moves its counts; a `correct_sentiment` too), every refresh of a stored mention's engagement (a
+duplicate in `save_fetch`, `save_mentions`), every topic linked to an already scored mention (the
+same) and every topic a mention is no longer in (`mark_not_relevant` takes it out), and must keep
+their counts when mentions are pruned (`prune`): trends outlive the mentions. What depends on
 them: `topic_hours`, `hashtag_hours`, `hashtag_share`, `hashtag_first_seen`, `topic_data_since`
-(`AlertWindows`); `rollup_counts`, `topic_hourly_counts` (`DigestRollups`); and users' SQL over
-the rollups and the daily views built on them (`read_only_query`). SQLite keeps them with the
-triggers of migrations m002, m003, m004, m006 and m007; another engine must keep them the same way.
+(`AlertWindows`); `rollup_counts`, `topic_hourly_counts` (`DigestRollups`); `topic_engagement`,
+`top_authors` (`DashboardReads`); and users' SQL over the rollups and the daily views built on them
+(`read_only_query`). SQLite keeps them with the triggers of migrations m002, m003, m004, m006, m007
+and m008; another engine must keep them the same way.
 """
 
 from __future__ import annotations
@@ -316,8 +319,8 @@ class Retention(Protocol):
 
 class DashboardReads(Protocol):
     """The web dashboard (`listener.web`): what its pages show beyond the digest's rollups. Counts per
-    hour, day, source, language and hashtag come from `DigestRollups` and `AlertWindows`; these read
-    the mentions themselves (a page of them, engagement, authors) or the logs."""
+    hour, day, source, language and hashtag come from `DigestRollups` and `AlertWindows`; these read a
+    page of the mentions themselves, the engagement and author rollups, or the logs."""
 
     def filtered_mentions(self, where: MentionFilter, query: Query | None = None, *, limit: int = 50,
                           before: tuple[str, int] | None = None, after_id: int | None = None) -> list[ExportedMention]:
@@ -329,11 +332,14 @@ class DashboardReads(Protocol):
 
     def topic_engagement(self, topic: str, start: datetime, end: datetime) -> dict[str, int]:
         """The engagement (likes + reposts + replies + score) of `topic`'s scored mentions published in
-        [start, end), per sentiment (those there are)."""
+        [start, end), per sentiment (those there are). Like `rollup_counts`: whole hours come from the
+        rollup (they outlive pruned mentions), an hour a bound cuts from the mentions."""
         ...
 
     def top_authors(self, topic: str, start: datetime, end: datetime, limit: int = 10) -> list[AuthorRow]:
-        """The authors of most scored mentions of `topic` published in [start, end), then by engagement."""
+        """The authors of most scored mentions of `topic` published in [start, end), then by engagement,
+        then by name: their mentions per sentiment and engagement. Whole UTC days come from the
+        rollup (they outlive pruned mentions), a day a bound cuts from the mentions."""
         ...
 
     def source_outages(self, start: datetime, end: datetime, sources: Sequence[str] | None = None) -> list[Outage]:

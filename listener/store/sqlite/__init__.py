@@ -2,8 +2,8 @@
 
 One SQLite file in WAL mode. Tables (documented in the README, stable for users' SQL):
 `mentions`, `mention_topics`, `hashtags`, `sources`, `fetches`, `mentions_fts` (FTS5 over
-title and text), the hourly rollups kept by triggers (`topic_hourly`, `hashtag_hourly`,
-`topic_breakdown_hourly`), alert state and history, the `outbox`, `job_runs`, the team's
+title and text), the rollups kept by triggers (`topic_hourly`, `hashtag_hourly`,
+`topic_breakdown_hourly` per hour, `topic_author_daily` per day), alert state and history, the `outbox`, `job_runs`, the team's
 `corrections` and `_migrations`; views `topic_daily`, `hashtag_daily` and `mention_details`.
 Times are UTC ISO-8601 strings (`2026-11-22T08:00:00Z`), which sort and compare as text and work
 with SQLite's date functions.
@@ -14,11 +14,12 @@ with SQLite's date functions.
 - `ingest`: storing fetches and imports (dedup, topics, hashtags, source state, fetch log);
 - `sources`: source health, failures and the fetch log;
 - `mentions`: scoring, search, export, counts;
+- `matching`: the newest mentions a query matches (an index walked in windows, or FTS5 leading);
 - `alert_reads`: windows and hourly rollups for alert kinds;
 - `digest_reads`: the digest's counts per period and top mentions;
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
 - `pruning`: retention and the job log;
-- `dashboard`: the web dashboard's filtered mentions, engagement, authors, outages and incidents;
+- `dashboard`: the web dashboard's filtered mentions, engagement and authors (rollups), outages and incidents;
 - `readonly`: users' SQL on a read-only connection;
 - `corrections`: the team's corrections of sentiment and relevance, the mention's label from then on.
 """

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
-import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from listener.errors import StoreError
 from listener.store.rows import ExportedMention, StoredMention
 from listener.store.sqlite.connection import SQLiteBase
+from listener.store.sqlite.matching import first_matching
 from listener.store.types import iso
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,21 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
 HASHTAG_LIST = "(SELECT group_concat(hashtag, ' ') FROM hashtags h WHERE h.mention_id = m.id) AS hashtag_list"
 TOPIC_LIST = "(SELECT group_concat(topic, ' ') FROM mention_topics t WHERE t.mention_id = m.id) AS topic_list"
 ENGAGEMENT = "coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)"
-
-
-def first_matching(db: SQLiteBase, sql: str, params: Sequence[Any], query: Query | None, limit: int) -> list[Any]:
-    """The first `limit` rows of `sql` that `query` matches (every row, when None): the index narrowed,
-    `Query.matches_stored` decides. StoreError in one line when the search fails."""
-    out = []
-    try:
-        for row in db._dicts(sql, params):
-            if query is None or query.matches_stored(row):
-                out.append(row)
-                if len(out) >= limit:
-                    break
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"search failed: {exc}") from exc
-    return out
 
 
 class SQLiteMentions(SQLiteBase):
@@ -64,18 +47,10 @@ class SQLiteMentions(SQLiteBase):
                        SELECT 1 FROM corrections WHERE mention_id = ? AND label != 'not relevant')""", rows).rowcount
 
     def search(self, query: Query | None, *, limit: int = 50, topic: str | None = None) -> list[StoredMention]:
-        params: list[Any] = []
-        where = []
-        fts = query.to_fts5() if query is not None else None
-        if fts:
-            where.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
-            params.append(fts)
-        if topic:
-            where.append("m.id IN (SELECT mention_id FROM mention_topics WHERE topic = ?)")
-            params.append(topic)
-        sql = (f"SELECT m.*, {HASHTAG_LIST} FROM mentions m" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY m.published_at DESC, m.id DESC")
-        return first_matching(self, sql, params, query, limit)
+        if topic:  # walk the topic's index newest first
+            return first_matching(self, f"m.*, {HASHTAG_LIST}", "mention_topics d JOIN mentions m ON m.id = d.mention_id",
+                                  ["d.topic = ?"], [topic], query, limit, at="d.published_at", mid="d.mention_id")
+        return first_matching(self, f"m.*, {HASHTAG_LIST}", "mentions m", [], [], query, limit)
 
     def iter_mentions(self, *, since: datetime | None = None, topic: str | None = None) -> Iterator[ExportedMention]:
         where, params = [], []
