@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from listener.config import parse_config
 from listener.daemon import job_deliver, job_evaluate, job_fetch, job_score
+from listener.pipeline import ScoreCache, SourcePool
 from listener.tools.simulate import generate, hijack_onset
 from listener.store import Store
 from tests.httpserver import Reply
@@ -90,10 +91,11 @@ topic = "burgerly"
 query = "recall OR lawsuit"
 """), base_dir=tmp_path)
     transitions = []
+    sources, scores = SourcePool(), ScoreCache()  # the daemon keeps one of each for its life
     with Store(config.database.path) as store:
         while clock.t <= START + timedelta(days=DAYS):
-            job_fetch(config, store, clock.t)
-            job_score(store, bundled_model, clock.t)
+            job_fetch(config, store, clock.t, pool=sources)
+            job_score(store, bundled_model, clock.t, cache=scores)
             transitions += job_evaluate(config, store, clock.t).transitions
             job_deliver(config, store, clock.t)
             clock.t += STEP

@@ -105,6 +105,7 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
     from listener.alerts.wording import local_time
     from listener.config import parse_config
     from listener.daemon import job_deliver, job_digest, job_evaluate, job_fetch, job_score
+    from listener.pipeline import ScoreCache, SourcePool
     from listener.store import open_store
 
     end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -142,20 +143,21 @@ def run_demo(folder: Path, model_factory: Callable[[], object], echo: Callable[[
 
         echo(f"{len(posts)} generated mentions of {BRAND} (English and Dutch), {when(start)} to {when(end)}, "
              f"5 simulated minutes per step; times in {config.digest.timezone}")
+        sources, scores = SourcePool(), ScoreCache()  # kept for the run, as the daemon keeps them
         with open_store(config.database.path) as store:
             day_start, day_new, day_scored, failures = start, 0, 0, 0
             seen_mails = 0
             while clock.now < end:
                 while phases and phases[0][0] <= clock.now:
                     echo(f"-- {when(phases[0][0])}: {phases.pop(0)[1]}")
-                for o in job_fetch(config, store, clock.now):
+                for o in job_fetch(config, store, clock.now, pool=sources):
                     day_new += o.new
                     if not o.ok:
                         failures += 1
                 if store.count_unscored():
                     if model is None:
                         model = model_factory()
-                    day_scored += job_score(store, model, clock.now)
+                    day_scored += job_score(store, model, clock.now, cache=scores)
                 for t in job_evaluate(config, store, clock.now).transitions:
                     if t.state in ("firing", "resolved"):
                         echo(f"  {when(t.at)} ALERT {t.line().split(' ', 1)[1]}")
