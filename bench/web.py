@@ -37,7 +37,7 @@ from listener.config import parse_config  # noqa: E402
 from listener.digest import build_digest  # noqa: E402
 from listener.models import Sentiment  # noqa: E402
 from listener.sources import SourceState  # noqa: E402
-from listener.store import MentionFilter, MentionRow, Store, iso  # noqa: E402
+from listener.store import MentionFilter, MentionRow, Store, iso, parse_iso  # noqa: E402
 
 TARGET_MS = 300
 BATCH = 20_000
@@ -174,6 +174,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--db", type=Path, default=REPO / "data" / "bench" / "web.db")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--at", help="the dashboard's now, UTC ISO-8601 (default: 2026-11-22T00:00:00Z, a midnight: "
+                                 "a time of day makes the pages add the cut hours and days from the mentions)")
     args = ap.parse_args()
     if not args.db.exists():
         print(f"building {args.mentions:,} mentions over {args.days} days in {args.db} (once; then cached) ...")
@@ -182,6 +184,8 @@ def main() -> None:
         print(f"built in {seconds:.0f} s ({args.mentions / seconds:,.0f} mentions/s through save_mentions and save_scores)")
     config = parse_config(tomllib.loads(CONFIG.format(db=args.db)), base_dir=args.db.parent)
     now = END - timedelta(hours=6)  # the evening of the digest's day in bench/digest.py
+    if args.at:
+        now = parse_iso(args.at)
     with Store(args.db) as store:
         total = sum(store.count_by_sentiment().values())
         newest = store.filtered_mentions(MentionFilter(), limit=1)
