@@ -769,3 +769,21 @@ def test_the_dashboard_reads_outages_errors_and_one_incident(store):
     [sent] = store.incident_notifications(ids["acme"])
     assert (sent["subject"], sent["recipients"], sent["sent_at"]) == ("FIRING", ["pr@x"], None)
     assert store.incident_notifications(ids["acme"] + 1) == []
+
+
+def test_a_duplicate_that_adds_a_topic_is_counted_at_the_mentions_own_hour(store):
+    """The same URL fetched again by another source, with another time and a second topic: the new
+    topic counts the mention at the hour it was stored at, so that a later correction (or re-score)
+    moves the counts it added, not some other hour's (it left -1 in one hour and +1 in another)."""
+    [mid] = fetch(store, [row("1", url="https://x.example/1")]).new_ids
+    store.save_scores([(mid, NEG)], "m", T)
+    later = T + timedelta(hours=3)
+    fetch(store, [row("9", url="https://x.example/1", at=later, topics=("acme", "beta"), likes=5)], source="other",
+          at=later)
+    store.correct_sentiment(mid, "positive", by="ann", at=later)
+    span = (T - HOUR, T + timedelta(hours=5))
+    for topic in ("acme", "beta"):
+        hours = store.topic_hours(topic, *span)
+        assert [(h.mentions, h.negative, h.positive) for h in hours.values() if h.mentions or h.negative
+                or h.positive] == [(1, 0, 1)], (topic, hours)
+        rollups_match_the_mentions(store, topic, *span)

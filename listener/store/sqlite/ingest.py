@@ -57,7 +57,9 @@ class SQLiteIngest(SQLiteBase):
                 new_ids.append(mention_id)
             else:
                 updated += 1
-            pub = iso(row.published_at)
+            # a duplicate's topics are linked at the stored mention's time, which every rollup counts it at
+            pub = iso(row.published_at) if is_new else self.conn.execute(
+                "SELECT published_at FROM mentions WHERE id = ?", (mention_id,)).fetchone()[0]
             self.conn.executemany(
                 "INSERT OR IGNORE INTO mention_topics (mention_id, topic, published_at) VALUES (?, ?, ?)",
                 [(mention_id, t, pub) for t in row.topics])
