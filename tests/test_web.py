@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from listener.cli import cli
 from listener.store import Store
 from listener.web import create_app
-from listener.web.security import CSP, hash_password, load_users, parse_users, verify_password, UsersError
+from listener.web.security import CSP, UsersError, hash_password, load_users, parse_users, trusted_hosts, verify_password
 from tests.webdata import HOSTILE_TEXT, NOW, build
 
 HTML = {"accept": "text/html"}
@@ -209,3 +209,15 @@ def test_a_correction_is_stored_with_who_and_when_and_moves_the_chart(site):
     assert "Acme launch is brilliant" in listed and "not relevant (acme)" in listed and "Sat 21 Nov 20:00 CET" in listed
     tsv = client.get("/corrections/export.tsv").text.splitlines()
     assert tsv[0].split("\t")[:2] == ["text", "label"] and any(line.startswith("Acme launch is brilliant\t0") for line in tsv)
+
+
+def test_without_users_only_this_machines_own_names_are_answered(tmp_path):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 must get nothing."""
+    config, _ = build(tmp_path)
+    app = create_app(config, lambda: Store(config.database.path), secret_key="k", clock=lambda: NOW,
+                     hosts=trusted_hosts("127.0.0.1", {}))
+    assert TestClient(app, base_url="http://127.0.0.1:8080").get("/", headers=HTML).status_code == 200
+    assert TestClient(app, base_url="http://localhost:8080").get("/api/topic/acme").status_code == 200
+    rebound = TestClient(app, base_url="http://evil.example:8080")
+    assert rebound.get("/", headers=HTML).status_code == 400 and rebound.get("/api/topic/acme").status_code == 400
+    assert trusted_hosts("0.0.0.0", {"ana": "scrypt$..."}) is None  # with users, the login guards every page

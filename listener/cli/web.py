@@ -22,7 +22,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from listener import terminal
     from listener.store import open_store
     from listener.web import create_app
-    from listener.web.security import SECRET_ENV, USERS_ENV, USERS_FILE_ENV, is_loopback, load_users, secret_key
+    from listener.web.security import (SECRET_ENV, USERS_ENV, USERS_FILE_ENV, is_loopback, load_users, secret_key,
+                                       trusted_hosts)
 
     config = load(ctx)
     users = load_users()
@@ -31,7 +32,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
                                    "(lines name:hash from `listener user-hash`) first, or serve on 127.0.0.1")
     key, kept = secret_key()
     open_store(config.database.path).close()  # created and migrated once, before the first request
-    app = create_app(config, lambda: open_store(config.database.path), secret_key=key, users=users)
+    app = create_app(config, lambda: open_store(config.database.path), secret_key=key, users=users,
+                     hosts=trusted_hosts(host, users))
     who = f"{len(users)} user{'s' if len(users) != 1 else ''} may log in" if users else "no login (loopback only)"
     err_console.print(terminal.styled(f"dashboard on http://{host}:{port}/ ({who}); times in {config.digest.timezone}",
                                       "bold"))

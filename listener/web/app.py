@@ -5,11 +5,12 @@ store and a clock."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
@@ -32,14 +33,17 @@ def _bad_request(request: Request, exc: Exception) -> PlainTextResponse:
 
 
 def create_app(config: Config, open_store: Callable[[], MentionStore], *, secret_key: str,
-               users: Mapping[str, str] | None = None,
+               users: Mapping[str, str] | None = None, hosts: Sequence[str] | None = None,
                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Starlette:
     """The dashboard on the database `open_store` opens (once per request). With `users` (name ->
-    scrypt hash) every page needs a login; `secret_key` signs the session cookies."""
+    scrypt hash) every page needs a login; `secret_key` signs the session cookies. `hosts`, when given,
+    are the only Host headers answered: without users the dashboard trusts its loopback address alone,
+    and a page from elsewhere whose domain is rebound to 127.0.0.1 must not be able to read or post."""
     users = dict(users or {})
     routes = [route for module in PAGES for route in module.ROUTES]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(routes=routes, middleware=[
+        *([Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))] if hosts is not None else []),
         Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=secret_key, session_cookie="listener_session",
                    max_age=SESSION_DAYS * 86400, same_site="strict", https_only=False),

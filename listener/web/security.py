@@ -101,6 +101,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def trusted_hosts(host: str, users: Mapping[str, str]) -> list[str] | None:
+    """The Host headers the dashboard answers: without users only this machine's own names (a web
+    page whose domain an attacker rebinds to 127.0.0.1 is refused); with users any (the login guards)."""
+    return None if users else sorted({host, "127.0.0.1", "localhost"})
+
+
 def csrf_token(session: dict) -> str:
     """The session's CSRF token (made on first use): every form and htmx request sends it back."""
     if "csrf" not in session:
