@@ -17,12 +17,17 @@ from listener.store.types import iso
 BUSY_TIMEOUT_MS = 10_000
 
 
+MIN_SQLITE = (3, 33, 0)
+
 class SQLiteBase:
     """An open mention database file (migrated on open). `conn`, `path` and `transaction()` are the
     engine's own: nothing outside `listener.store` uses them (SQLite-specific tests do)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if sqlite3.sqlite_version_info < MIN_SQLITE:  # the rollup triggers use UPDATE ... FROM (3.33)
+            raise StoreError(f"listener needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python has "
+                             f"{sqlite3.sqlite_version} (use a Python built with a newer SQLite)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
