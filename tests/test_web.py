@@ -67,6 +67,7 @@ def test_the_topic_chart_comes_from_the_rollups_with_its_markers(site):
     page = client.get("/topic/acme?range=7d", headers=HTML).text
     assert 'data-chart="hourly"' in page and "#fail" in page and "Share of voice" in page
     assert client.get("/topic/acme?range=1y", headers=HTML).status_code == 400
+    assert client.get("/mentions/new?after_id=abc").status_code == 400  # a bad id is the caller's error, not a crash
 
 
 def test_the_stream_filters_by_hashtag_query_and_time_and_pages_new_ones(site):

@@ -55,7 +55,10 @@ def mentions_page(request: Request) -> Response:
 def new_mentions(request: Request) -> Response:
     """GET /mentions/new?after_id=N (htmx): the mentions stored since N that pass the filters, and the poller again."""
     sel = _selection(request)
-    after = int(request.query_params.get("after_id") or 0)
+    given = request.query_params.get("after_id") or "0"
+    if not given.isdigit():
+        raise BadFilter("after_id is a mention id (a whole number)")
+    after = int(given)
     with dashboard(request).store() as store:
         rows = filtered_mentions(store, sel.where, sel.query, limit=PAGE, after_id=after)
     return page(request, "mention_rows.html", sel=sel, rows=rows,
