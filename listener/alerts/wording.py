@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 
 from listener.config import format_duration
+from listener.store import parse_iso
 
 
 def percent(x: float) -> str:
@@ -31,6 +32,13 @@ def local_time(at: datetime, tz: tzinfo, *, with_day: bool = False, now: datetim
     if with_day or (now is not None and local.date() != now.astimezone(tz).date()):
         return f"{local:%a %d %b %H:%M} {zone}"
     return f"{local:%H:%M} {zone}"
+
+
+def shown_time(value: datetime | str | None, tz: tzinfo, default: str = "-") -> str:
+    """`Mon 23 Nov 14:05 CET`: a stored time (ISO-8601 text or a datetime) as people read it, in the
+    display zone, named; `default` when there is none."""
+    at = parse_iso(value) if isinstance(value, str) else value
+    return local_time(at, tz, with_day=True) if at is not None else default
 
 
 def duration_words(d: timedelta) -> str:

@@ -61,11 +61,9 @@ def echo_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -
 
 def shown_time(dt: datetime | str | None, config: Config, default: str = "-") -> str:
     """A time for people: in the display zone (`[digest] timezone`), named (`Mon 23 Nov 14:05 CET`)."""
-    from listener.alerts.wording import local_time
-    from listener.store import parse_iso
+    from listener.alerts import wording
 
-    at = parse_iso(dt) if isinstance(dt, str) else dt
-    return local_time(at, config.digest.tzinfo, with_day=True) if at is not None else default
+    return wording.shown_time(dt, config.digest.tzinfo, default)
 
 
 def counted(n: int, noun: str) -> str:

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from listener.config import Config
 from listener.errors import ListenerError
+from listener.models import LABELS as SENTIMENTS  # the labels, in the model's order
 from listener.store import MentionStore, iso
 from listener.sources.text import clip, is_web_url
 
 
-SENTIMENTS = ("negative", "neutral", "positive")
 COLORS = {"negative": "#d64545", "neutral": "#a0aab4", "positive": "#2f9e44"}
 TOP_HASHTAGS = 10
 EXAMPLES = 3  # most engaged mentions per sentiment

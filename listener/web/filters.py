@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 from listener.digest.figures import local_midnight
 from listener.errors import ListenerError
+from listener.models import LABELS as SENTIMENTS  # the labels, in the model's order
 from listener.store import MentionFilter, parse_iso
 
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-SENTIMENTS = ("negative", "neutral", "positive")
 FIELDS = ("topic", "sentiment", "source", "language", "hashtag", "author")
 
 

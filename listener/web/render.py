@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from listener.alerts.wording import engagement_text, local_time, percent
+from listener.alerts.wording import engagement_text, percent, shown_time
 from listener.config import Config
 from listener.digest.format import fmt_change, fmt_net
 from listener.sources.text import web_url
-from listener.store import MentionStore, parse_iso
+from listener.store import MentionStore
 from listener.web.security import csrf_token
 
 HERE = Path(__file__).parent
@@ -58,12 +58,6 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     return d.templates.TemplateResponse(request, template, {
         **context, "user": request.session.get("user"), "login": bool(d.users), "csrf": csrf_token(request.session),
         "zone": d.config.digest.timezone, "topic_names": [t.name for t in d.config.topics]}, status_code=status_code)
-
-
-def shown_time(value: datetime | str | None, tz: Any) -> str:
-    """`Mon 23 Nov 14:05 CET`: a time in the display zone, the zone named."""
-    at = parse_iso(value) if isinstance(value, str) else value
-    return local_time(at, tz, with_day=True) if at is not None else "-"
 
 
 def spark_points(values: Sequence[float | None], width: int = 80, height: int = 20, low: float = -1.0,

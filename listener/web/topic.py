@@ -45,7 +45,7 @@ def _ranked(counts: dict[str, tuple], key: str) -> list[dict]:
 
 def feeding(config: Config, topic: str) -> list[str]:
     """The configured sources that feed `topic`."""
-    return [s.name for s in config.sources if topic in config.topics_fed_by([s.name])]
+    return [s.name for s in config.sources if s.feeds(topic)]
 
 
 def chart_data(store: MentionStore, config: Config, topic: str, span: TimeRange) -> dict:

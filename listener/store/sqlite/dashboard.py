@@ -13,13 +13,13 @@ from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, Fetc
 from listener.store.sqlite.alert_state import SQLiteAlertState
 from listener.store.sqlite.matching import first_matching
 from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
+from listener.models import LABELS as SENTIMENTS  # the labels, in the model's order
 from listener.store.types import MentionFilter, iso
 
 if TYPE_CHECKING:
     from listener.query import Query
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-SENTIMENTS = ("negative", "neutral", "positive")
 # an author's counts over some whole days of `topic_author_daily` (its days a JSON list), of some authors only
 _AUTHOR_SUMS = "sum(mentions), sum(engagement), sum(negative), sum(neutral), sum(positive)"
 _DAYS = "FROM topic_author_daily WHERE topic = ? AND day IN (SELECT value FROM json_each(?))"
