@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.httpserver import http_server  # noqa: F401  (fixture)
+from tests.pgserver import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.smtpserver import smtp_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -330,7 +330,7 @@ def alert(body: str) -> str:
     [
         # unknown keys, everywhere
         ("[databse]\n", "databse: unknown section (known sections: database, model, fetch, topics, sources, email, notify, digest, alerts, webhooks)"),
-        ("[database]\npaht = 'x'\n", "database.paht: unknown key (known: path, keep)"),
+        ("[database]\npaht = 'x'\n", "database.paht: unknown key (known: path, url, keep)"),
         ("[model]\nbatch = 1\n", "model.batch: unknown key (known: name, batch_size, max_length, cache_dir, threads)"),
         ("[fetch]\nretries = 1\n", "fetch.retries: unknown key (known: timeout, max_bytes, per_host, concurrency, user_agent)"),
         (TOPIC + "lang = ['nl']\n", "topics[0].lang: unknown key (known: name, query, languages)"),

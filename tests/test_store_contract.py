@@ -1,6 +1,6 @@
 """The store's contract: what the pipeline, the alerts, the digest and the CLI ask of it, in their
 words (`listener.store.interface`). Written against the public methods only (never `conn`), so that
-every engine must pass it: SQLite today; a PostgreSQL engine joins ENGINES and runs the same tests.
+every engine must pass it: SQLite and PostgreSQL (a throwaway server, tests/pgserver.py).
 One test (or more) per group of the interface; SQLite's own specifics are in test_store_sqlite.py.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from listener.errors import ListenerError, StoreError
 from listener.query import parse
-from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface
+from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface, open_store
 from listener.models import Sentiment
 from listener.sources import SourceState
 
@@ -22,12 +22,13 @@ T = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
 NEG, NEU, POS = Sentiment.from_probs(0.8, 0.1, 0.1), Sentiment.from_probs(0.1, 0.8, 0.1), Sentiment.from_probs(0.1, 0.2, 0.7)
 HOUR = timedelta(hours=1)
 
-ENGINES = {"sqlite": lambda tmp_path: Store(tmp_path / "contract.db")}
+ENGINES = {"sqlite": lambda request, tmp_path: Store(tmp_path / "contract.db"),
+           "postgresql": lambda request, tmp_path: open_store(request.getfixturevalue("pg_url"))}
 
 
 @pytest.fixture(params=sorted(ENGINES))
 def store(request, tmp_path):
-    s = ENGINES[request.param](tmp_path)
+    s = ENGINES[request.param](request, tmp_path)
     yield s
     s.close()
 

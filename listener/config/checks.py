@@ -196,6 +196,25 @@ def path(r: Reader, path: str, value: Any) -> Any:
     return p if p.is_absolute() else r.base_dir.absolute() / p
 
 
+def database_url(r: Reader, path: str, value: Any) -> Any:
+    """A PostgreSQL URL (`postgresql://user@host:5432/listener`) without a password: the password
+    comes from the environment (PGPASSWORD, or ~/.pgpass), never from the file."""
+    if not isinstance(value, str):
+        return r.problem(path, f"expected a URL string, {got(value)}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("postgresql", "postgres") or re.search(r"\s", value):
+        return r.problem(path, f"{show(redact_url(value))} is not a postgresql:// URL")
+    if parts.password is not None:
+        return r.problem(path, "must not hold a password: set PGPASSWORD in the environment (or use ~/.pgpass)")
+    if not parts.path.strip("/"):
+        return r.problem(path, f"{show(redact_url(value))} names no database (postgresql://user@host:5432/DATABASE)")
+    return value
+
+
 def env_name(r: Reader, path: str, value: Any) -> Any:
     # The value is echoed in neither message: someone may have pasted the secret itself here.
     if not isinstance(value, str):

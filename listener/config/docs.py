@@ -108,7 +108,7 @@ SECTION_NOTES = {
 }
 
 EXAMPLE = (
-    _Table("database", full=True, commented={"keep": "180d"}),
+    _Table("database", full=True, commented={"url": "postgresql://listener@db.agency.example:5432/listener", "keep": "180d"}),
     _Table("model", full=True, commented={"cache_dir": ".cache/listener", "threads": 2}),
     _Table("fetch", full=True, commented={"user_agent": "listener (+mailto:monitoring@agency.example)"}),
     _Table("topics", full=True, values={"name": "acme", "query": 'acme OR "acme foods" OR #acme OR @acme -"acme anvil"',

@@ -88,9 +88,17 @@ class DatabaseConfig:
 
     path: Path = key("data/mentions.db", "SQLite file of mentions; relative to the config file's folder.", c.path,
                      value=REQUIRED)
+    url: str | None = key(None, "PostgreSQL instead of the SQLite file (`postgresql://user@host:5432/listener`); "
+                                "the password comes from PGPASSWORD, never from this file.", c.database_url,
+                          shown="the SQLite file at `path`")
     keep: timedelta | None = key(None, "Delete mentions older than this (like `90d`), and fetch, alert and "
                                        "sent-notification logs of that age; absent keeps them forever.",
                                  c.duration(positive=True), shown="mentions are kept forever")
+
+    @property
+    def location(self) -> str | Path:
+        """What `listener.store.open_store` opens: the PostgreSQL URL when set, else the SQLite file."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@
 
 `Store` is `SQLiteStore`: `Store(path)` opens the database file at `path`, as every caller and
 test did before there was an interface. `open_store` is where a caller that only knows the
-configured database asks for one; an engine for another kind of location joins there.
+configured database asks for one: an SQLite file, or a PostgreSQL URL (`postgres`, the engine for
+teams that outgrow one machine, partitioned by month, several workers on one database).
 Tables and views are documented in the README and stable for users' SQL.
 """
 
@@ -25,11 +26,21 @@ from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, Men
 Store = SQLiteStore
 
 
-def open_store(path: str | Path) -> MentionStore:
-    """The mention database at `path` (an SQLite file), created and migrated if need be."""
-    return SQLiteStore(path)
+def is_postgres(location: str | Path) -> bool:
+    """Whether `location` names a PostgreSQL database (a postgresql:// URL) rather than an SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "MentionRow", "MentionFilter", "SaveResult", "SourceHealth",
+def open_store(location: str | Path) -> MentionStore:
+    """The mention database at `location` (`DatabaseConfig.location`): a postgresql:// URL opens
+    the PostgreSQL engine, anything else is an SQLite file. Created and migrated if need be."""
+    if is_postgres(location):
+        from listener.store.postgres import PostgresStore
+
+        return PostgresStore(str(location))
+    return SQLiteStore(location)
+
+
+__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "is_postgres", "MentionRow", "MentionFilter", "SaveResult", "SourceHealth",
            "HourCounts", "Counts", "JobRun", "QueryResult", "iso", "parse_iso", "run_readonly", "check_select",
            "MIGRATIONS", "BUSY_TIMEOUT_MS"]

@@ -1,0 +1,15 @@
+"""The mention database on PostgreSQL: the engine for teams that outgrow one machine, behind the
+same `listener.store.MentionStore` as SQLite (`[database] url = "postgresql://..."`).
+
+`PostgresStore` is put together from one part per group of the interface, as `SQLiteStore` is;
+`connection` holds the pool, transactions and migrations every part builds on.
+"""
+
+from listener.store.postgres.connection import PostgresBase
+
+
+class PostgresStore(PostgresBase):
+    """The mention database on the PostgreSQL server at `url` (migrated on open)."""
+
+
+__all__ = ["PostgresStore", "PostgresBase"]
