@@ -525,6 +525,49 @@ def test_the_outbox_queues_once_and_records_every_outcome(store):
     assert store.notifications()[0]["recipients"] == ["pr@example.org"]
 
 
+# ---------------------------------------------------------------- Workers
+def test_a_lease_is_held_by_one_worker_until_it_expires_or_is_released(store):
+    minute = timedelta(minutes=1)
+    assert store.claim_lease("fetch:feed", "w1", T, minute)
+    assert not store.claim_lease("fetch:feed", "w2", T + timedelta(seconds=59), minute)  # w1 holds it
+    assert store.claim_lease("fetch:feed", "w1", T + timedelta(seconds=30), minute)  # renewed to T+90s
+    assert not store.claim_lease("fetch:feed", "w2", T + timedelta(seconds=89), minute)
+    assert store.claim_lease("fetch:feed", "w2", T + timedelta(seconds=90), minute)  # expired: w1 died
+    assert store.claim_lease("leader", "w1", T, minute)
+    store.release_lease("fetch:feed", "w1", T + timedelta(seconds=95))  # not w1's any more: no effect
+    assert not store.claim_lease("fetch:feed", "w1", T + timedelta(seconds=100), minute)
+    store.release_lease("fetch:feed", "w2", T + timedelta(seconds=100))
+    held = store.leases("fetch:")
+    assert list(held) == ["fetch:feed"]
+    assert held["fetch:feed"] == {"name": "fetch:feed", "worker": "w2", "acquired_at": iso(T + timedelta(seconds=90)),
+                                  "expires_at": iso(T + timedelta(seconds=150)), "released_at": iso(T + timedelta(seconds=100))}
+    assert store.claim_lease("fetch:feed", "w1", T + timedelta(seconds=101), minute)  # released: free again
+    assert store.leases()["leader"]["worker"] == "w1" and set(store.leases()) == {"fetch:feed", "leader"}
+
+
+def test_mentions_to_score_and_notifications_to_deliver_are_claimed_by_one_worker_each(store):
+    fetch(store, [row(f"m{i}") for i in range(5)])
+    minute = timedelta(minutes=1)
+    first = store.claim_unscored("w1", T, minute, limit=3)
+    second = store.claim_unscored("w2", T, minute, limit=3)
+    assert [m[0] for m in first] == [m[0] for m in store.unscored()][:3] and len(second) == 2
+    assert not {m[0] for m in first} & {m[0] for m in second}
+    assert store.claim_unscored("w3", T, minute) == []  # all claimed
+    store.save_scores([(first[0][0], NEG)], "m", T)  # w1 scored one and died
+    again = store.claim_unscored("w3", T + minute, minute)  # w1's and w2's claims expired
+    assert sorted(m[0] for m in again) == sorted([m[0] for m in first[1:]] + [m[0] for m in second])
+    assert store.claim_unscored("w3", T + minute, minute, limit=1) == [again[0]]  # its own earlier claims end
+
+    for mid in ("<a@x>", "<b@x>"):
+        store.enqueue(message_id=mid, channel="email", kind="alert", recipients=["pr@example.org"], subject="s",
+                      body_text="b", body_html=None, payload=None, now=T)
+    mine = store.claim_due_notifications("w1", T, minute)
+    assert [r["message_id"] for r in mine] == ["<a@x>", "<b@x>"] and mine[0]["recipients"] == ["pr@example.org"]
+    assert store.claim_due_notifications("w2", T, minute) == []
+    store.mark_sent(mine[0]["id"], T)
+    assert [r["message_id"] for r in store.claim_due_notifications("w2", T + minute, minute)] == ["<b@x>"]
+
+
 # ---------------------------------------------------------------- Retention
 def test_retention_drops_old_mentions_but_not_their_counts(store):
     old, new = T - timedelta(days=40), T

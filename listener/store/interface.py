@@ -27,12 +27,12 @@ and m008; another engine must keep them the same way.
 from __future__ import annotations
 
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from listener.sources import SourceState
 from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, CorrectionRow, ExampleMention,
-                                 ExportedMention, FetchRecord, IncidentRecord, IncidentRow, LogsPruned, MentionText,
+                                 ExportedMention, FetchRecord, IncidentRecord, IncidentRow, LeaseRow, LogsPruned, MentionText,
                                  NewAlertEvent, Notification, Outage, OutboxCounts, OutboxProblem, OutboxRow,
                                  OutboxStatus, RuleEvaluation,
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
@@ -290,6 +290,36 @@ class Outbox(Protocol):
         ...
 
 
+class Workers(Protocol):
+    """Several `listener run` workers on one database (`listener.daemon`): a lease gives one work to
+    one worker at a time and expires when that worker dies; a claim does the same for single
+    mentions to score and notifications to deliver. `worker` names a process (host:pid); times
+    decide, so a killed worker's share is free again once its lease or claim expires."""
+
+    def claim_lease(self, name: str, worker: str, now: datetime, ttl: timedelta) -> bool:
+        """Hold lease `name` for `worker` until `now + ttl`: True when it was free, expired, released or
+        already `worker`'s (renewed); False while another worker holds it."""
+        ...
+
+    def release_lease(self, name: str, worker: str, now: datetime) -> None:
+        """Free `name` at `now`, if `worker` holds it (kept as who held it last)."""
+        ...
+
+    def leases(self, prefix: str = "") -> dict[str, LeaseRow]:
+        """Every lease whose name starts with `prefix`, held or last held, by name."""
+        ...
+
+    def claim_unscored(self, worker: str, now: datetime, ttl: timedelta, limit: int = 1000) -> list[tuple[int, str, str | None]]:
+        """Like `unscored`, of those no other worker's live claim holds, claimed for `worker` until
+        `now + ttl` (its earlier claims end)."""
+        ...
+
+    def claim_due_notifications(self, worker: str, now: datetime, ttl: timedelta, limit: int = 100) -> list[OutboxRow]:
+        """Like `due_notifications`, of those no other worker's live claim holds, claimed for `worker`
+        until `now + ttl`: each is delivered by one worker (its earlier claims end)."""
+        ...
+
+
 class Retention(Protocol):
     """The daily prune job (`listener.store.retention`) and a status page."""
 
@@ -394,7 +424,7 @@ class Corrections(Protocol):
 
 @runtime_checkable
 class MentionStore(Ingest, SourceReads, Scoring, MentionReads, ReadOnlySQL, AlertWindows, DigestRollups, AlertState,
-                   Outbox, Retention, DashboardReads, Corrections, Protocol):
+                   Outbox, Workers, Retention, DashboardReads, Corrections, Protocol):
     """The mention database as listener uses it: every group above, and its own lifetime."""
 
     def migrate(self) -> list[str]:

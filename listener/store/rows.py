@@ -334,3 +334,13 @@ class Outage(TypedDict):
     end: str | None
     errors: int
     error: str | None  # the last error of the run
+
+
+class LeaseRow(TypedDict):
+    """A lease as stored: who holds it (or held it last) and until when."""
+
+    name: str  # fetch:SOURCE, leader
+    worker: str
+    acquired_at: str
+    expires_at: str
+    released_at: str | None

@@ -6,9 +6,10 @@ same `listener.store.MentionStore` as SQLite (`[database] url = "postgresql://..
 """
 
 from listener.store.postgres.connection import PostgresBase
+from listener.store.postgres.workers import PostgresWorkers
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresWorkers):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""
 
 

@@ -18,6 +18,7 @@ with SQLite's date functions.
 - `alert_reads`: windows and hourly rollups for alert kinds;
 - `digest_reads`: the digest's counts per period and top mentions;
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
+- `workers`: leases and claims, so that several workers share one database;
 - `pruning`: retention and the job log;
 - `dashboard`: the web dashboard's filtered mentions, engagement and authors (rollups), outages and incidents;
 - `readonly`: users' SQL on a read-only connection;
@@ -36,10 +37,11 @@ from listener.store.sqlite.outbox import SQLiteOutbox
 from listener.store.sqlite.pruning import SQLitePruning
 from listener.store.sqlite.readonly import SQLiteReadOnly, check_select, run_readonly
 from listener.store.sqlite.sources import SQLiteSourceReads
+from listener.store.sqlite.workers import SQLiteWorkers
 
 
 class SQLiteStore(SQLiteIngest, SQLiteSourceReads, SQLiteMentions, SQLiteReadOnly, SQLiteAlertReads,
-                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteOutbox, SQLitePruning, SQLiteCorrections):
+                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteWorkers, SQLitePruning, SQLiteCorrections):
     """The mention database in one SQLite file at `path` (created and migrated on open)."""
 
 
