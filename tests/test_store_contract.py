@@ -568,6 +568,56 @@ def test_mentions_to_score_and_notifications_to_deliver_are_claimed_by_one_worke
     assert [r["message_id"] for r in store.claim_due_notifications("w2", T + minute, minute)] == ["<b@x>"]
 
 
+# ---------------------------------------------------------------- Transfer
+def filled(store: MentionStore) -> MentionStore:
+    """`store` with a row in every table `listener db copy` moves, and rollups that outlive a pruned mention."""
+    old = T - timedelta(days=40)
+    ids = fetch(store, [row("old", at=old), row("a", "acme broke it", hashtags=("acmefail",), likes=4,
+                                                     url="https://news.example/a"),
+                        row("b", "acme is fine", topics=("acme", "globex"), language="nl"), row("c", "later")]).new_ids
+    store.save_scores(zip(ids, [NEG, NEG, POS]), "m", T)  # "c" stays unscored
+    store.correct_sentiment(ids[2], "neutral", by="ana", at=T)
+    store.mark_not_relevant(ids[2], topic="globex", by="ana", at=T)
+    store.record_failure("feed", "rss", "HTTP 500", started_at=T, now=T, next_check_at=T + HOUR)
+    labels = json.dumps({"topic": "acme"})
+    store.save_alert_evaluation(
+        states={"spike": {labels: state_row("spike", {"topic": "acme"}, "firing", T)}},
+        events=[{"rule": "spike", "labels": labels, "state": "firing", "at": T, "value": 3.0, "summary": "3",
+                 "details": None, "topic": "acme"}],
+        incidents=[incident_row(None, "open", T)],
+        outbox=[{"message_id": "<i1@x>", "channel": "email", "kind": "alert", "recipients": ["pr@example.org"],
+                 "subject": "FIRING", "body_text": "b", "body_html": "<p>b</p>", "payload": {"k": 1}, "now": T,
+                 "incident_topic": "acme"}],
+        evaluations=[{"rule": "spike", "now": T, "error": None, "instances": 1, "status": None}])
+    store.record_job_run("prune", T, "1 mention")
+    assert store.prune(T - timedelta(days=30)) == 1
+    return store
+
+
+def every_row(store: MentionStore) -> dict[str, list[dict]]:
+    from listener.store.transfer import TABLES
+
+    return {t: [r for rows in store.read_table(t) for r in rows] for t in TABLES}
+
+
+def test_a_copy_holds_every_row_of_every_table_on_every_engine_and_back(store, request, tmp_path):
+    from listener.store.transfer import copy_database
+
+    filled(store)
+    want = every_row(store)
+    assert all(want[t] for t in ("mentions", "corrections", "topic_hourly", "outbox", "job_runs", "fetches"))
+    for name in sorted(ENGINES):
+        (tmp_path / name).mkdir()
+        with ENGINES[name](request, tmp_path / name) as there:
+            report = copy_database(store, there, batch=2)
+            assert report.rows["mentions"] == 3 and report.rows["topic_hourly"] == len(want["topic_hourly"])
+            assert every_row(there) == want, name  # the pruned mention's hour is in the rollups still
+            assert there.search(parse("broke"))[0]["source_id"] == "a"  # its own search index
+            assert there.save_mentions([row("d", at=T + HOUR)]).new_ids[0] > max(m["id"] for m in want["mentions"])
+            with pytest.raises(StoreError, match="already holds mentions"):
+                copy_database(store, there)
+
+
 # ---------------------------------------------------------------- Retention
 def test_retention_drops_old_mentions_but_not_their_counts(store):
     old, new = T - timedelta(days=40), T

@@ -9,16 +9,17 @@ function and print.
 - `alerts`: alerts, alerts test;
 - `model`: score, model eval;
 - `corrections`: corrections, corrections export;
+- `db`: db copy (to another engine, and back);
 - `demo`: demo;
 - `web`: serve (the dashboard), user-hash.
 """
 
 from __future__ import annotations
 
-from listener.cli import alerts, collect, corrections, demo, look, model, web
+from listener.cli import alerts, collect, corrections, db, demo, look, model, web
 from listener.cli.group import cli, take_config_everywhere
 
-COMMAND_MODULES = (collect, look, alerts, model, corrections, demo, web)  # importing each registers its commands on `cli`
+COMMAND_MODULES = (collect, look, alerts, model, corrections, db, demo, web)  # importing each registers its commands on `cli`
 take_config_everywhere(cli)
 
 __all__ = ["cli", "main"]

@@ -40,7 +40,7 @@ def open_store(config: Config) -> MentionStore:
     """The configured database, open (created and migrated as needed)."""
     from listener import store
 
-    return store.open_store(config.database.path)
+    return store.open_store(config.database.location)
 
 
 def model_factory(model_cfg: ModelConfig) -> Callable[[], SentimentModel]:

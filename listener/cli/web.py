@@ -31,8 +31,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         raise click.ClickException(f"listening on {host} lets other machines in: set {USERS_ENV} or {USERS_FILE_ENV} "
                                    "(lines name:hash from `listener user-hash`) first, or serve on 127.0.0.1")
     key, kept = secret_key()
-    open_store(config.database.path).close()  # created and migrated once, before the first request
-    app = create_app(config, lambda: open_store(config.database.path), secret_key=key, users=users,
+    open_store(config.database.location).close()  # created and migrated once, before the first request
+    app = create_app(config, lambda: open_store(config.database.location), secret_key=key, users=users,
                      hosts=trusted_hosts(host, users))
     who = f"{len(users)} user{'s' if len(users) != 1 else ''} may log in" if users else "no login (loopback only)"
     err_console.print(terminal.styled(f"dashboard on http://{host}:{port}/ ({who}); times in {config.digest.timezone}",

@@ -320,6 +320,36 @@ class Workers(Protocol):
         ...
 
 
+class Transfer(Protocol):
+    """`listener db copy` (`listener.store.transfer`): a whole database moved to another engine, table
+    by table, with its ids. Tables are the documented ones, by name."""
+
+    def table_columns(self, table: str) -> list[str]:
+        """The documented columns of `table` (what users' SQL sees), in order."""
+        ...
+
+    def read_table(self, table: str, *, batch: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Every row of `table` (documented columns, times as ISO text) in batches, by primary key."""
+        ...
+
+    def write_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` into `table` as they are, ids included, in one transaction (the engine keeps
+        its own indexes, search and partitions; its rollups follow as for any write)."""
+        ...
+
+    def clear_table(self, table: str) -> None:
+        """Delete every row of `table` (a rollup, before the source's own rows replace it)."""
+        ...
+
+    def count_rows(self, table: str) -> int:
+        """How many rows `table` holds."""
+        ...
+
+    def finish_copy(self) -> None:
+        """After rows were written with their ids: new ids continue after the highest (and statistics)."""
+        ...
+
+
 class Retention(Protocol):
     """The daily prune job (`listener.store.retention`) and a status page."""
 
@@ -424,7 +454,7 @@ class Corrections(Protocol):
 
 @runtime_checkable
 class MentionStore(Ingest, SourceReads, Scoring, MentionReads, ReadOnlySQL, AlertWindows, DigestRollups, AlertState,
-                   Outbox, Workers, Retention, DashboardReads, Corrections, Protocol):
+                   Outbox, Workers, Retention, DashboardReads, Corrections, Transfer, Protocol):
     """The mention database as listener uses it: every group above, and its own lifetime."""
 
     def migrate(self) -> list[str]:

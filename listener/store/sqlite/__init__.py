@@ -19,6 +19,7 @@ with SQLite's date functions.
 - `digest_reads`: the digest's counts per period and top mentions;
 - `outbox`, `alert_state`: notifications; alert instances, events, incidents, evaluations;
 - `workers`: leases and claims, so that several workers share one database;
+- `transfer`: whole tables in and out, for `listener db copy`;
 - `pruning`: retention and the job log;
 - `dashboard`: the web dashboard's filtered mentions, engagement and authors (rollups), outages and incidents;
 - `readonly`: users' SQL on a read-only connection;
@@ -37,11 +38,13 @@ from listener.store.sqlite.outbox import SQLiteOutbox
 from listener.store.sqlite.pruning import SQLitePruning
 from listener.store.sqlite.readonly import SQLiteReadOnly, check_select, run_readonly
 from listener.store.sqlite.sources import SQLiteSourceReads
+from listener.store.sqlite.transfer import SQLiteTransfer
 from listener.store.sqlite.workers import SQLiteWorkers
 
 
 class SQLiteStore(SQLiteIngest, SQLiteSourceReads, SQLiteMentions, SQLiteReadOnly, SQLiteAlertReads,
-                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteWorkers, SQLitePruning, SQLiteCorrections):
+                  SQLiteDigestReads, SQLiteDashboard, SQLiteAlertState, SQLiteWorkers, SQLitePruning, SQLiteCorrections,
+                  SQLiteTransfer):
     """The mention database in one SQLite file at `path` (created and migrated on open)."""
 
 
