@@ -5,28 +5,36 @@ Jobs: one fetch job per source (its own interval, with jitter), scoring of new m
 evaluation every minute, outbox delivery, the daily digest (checked every minute, queued once a
 day) and retention (checked hourly, pruned once a day). Explicit job ids, `coalesce=True`, `max_instances=1`.
 SIGTERM/SIGINT stop it gracefully: running jobs finish their batch and commit, then exit 0.
-One daemon per database: a second one stops with a clear error.
+One daemon per SQLite file: a second one stops with a clear error. On PostgreSQL, several daemons
+(workers, on one machine or several) share the work: each due source is fetched by the one that
+takes its lease, new mentions are scored and notifications delivered by whoever claims them, and
+the leader (the worker holding the `leader` lease, renewed every 15 s, taken over within a minute
+when it dies) alone evaluates rules, queues the digest and prunes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
+import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from listener.config import Config
-from listener.errors import ListenerError
-from listener.store import MentionStore, open_store
+from listener.errors import ListenerError, redact_url
+from listener.store import MentionStore, is_postgres, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from listener.models import SentimentModel
     from listener.pipeline import ScoreCache, SourcePool
 
+LEADER_TTL = timedelta(seconds=45)  # a leader that died is replaced within a minute
+LEAD_EVERY = timedelta(seconds=15)  # how often the leader renews its lease (and another worker tries to take it)
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
 DELIVER_EVERY = timedelta(seconds=15)
@@ -34,6 +42,11 @@ DELIVER_EVERY = timedelta(seconds=15)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def worker_name() -> str:
+    """This process among the workers on one database: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # ---------------------------------------------------------------- the jobs
@@ -47,11 +60,13 @@ def job_fetch(config: Config, store: MentionStore, now: datetime, source: str | 
     return fetch_due(config, store, now, names=names, pool=pool)
 
 
-def job_score(store: MentionStore, model: SentimentModel, now: datetime, cache: ScoreCache | None = None) -> int:
-    """Score the new mentions; `cache` remembers texts already scored (the daemon's)."""
+def job_score(store: MentionStore, model: SentimentModel, now: datetime, cache: ScoreCache | None = None,
+              worker: str | None = None) -> int:
+    """Score the new mentions (those `worker` claims, when given); `cache` remembers texts already
+    scored (the daemon's)."""
     from listener.pipeline import score_pending
 
-    return score_pending(store, model, now, cache=cache)
+    return score_pending(store, model, now, cache=cache, worker=worker)
 
 
 def job_evaluate(config: Config, store: MentionStore, now: datetime):
@@ -61,11 +76,12 @@ def job_evaluate(config: Config, store: MentionStore, now: datetime):
     return evaluate_all(config, store, now)
 
 
-def job_deliver(config: Config, store: MentionStore, now: datetime):
-    """Deliver the due notifications: a DeliveryReport (unpacks as sent, failed)."""
+def job_deliver(config: Config, store: MentionStore, now: datetime, worker: str | None = None):
+    """Deliver the due notifications (those `worker` claims, when given): a DeliveryReport (unpacks
+    as sent, failed)."""
     from listener.notify import deliver
 
-    return deliver(config, store, now)
+    return deliver(config, store, now, worker=worker)
 
 
 def job_digest(config: Config, store: MentionStore, now: datetime) -> bool:
@@ -120,6 +136,7 @@ class Daemon:
     model_factory: Callable[[], object]
     clock: Callable[[], datetime] = utcnow
     log: Callable[[str], None] = print
+    worker: str = field(default_factory=worker_name)
 
     def __post_init__(self) -> None:
         from listener.pipeline import ScoreCache, SourcePool
@@ -130,6 +147,7 @@ class Daemon:
         self._scores = ScoreCache()  # reposts and copies are scored once
         self._evaluate_lock = threading.Lock()  # two evaluations at once would notify twice
         self._deliver_lock = threading.Lock()  # two deliveries at once would send a message twice
+        self._leading = False
 
     def model(self):
         with self._model_lock:  # loaded once per process, on first need
@@ -140,7 +158,7 @@ class Daemon:
     def _with_store(self, fn):
         def run(*args):
             try:
-                with open_store(self.config.database.path) as store:
+                with open_store(self.config.database.location) as store:
                     return fn(store, *args)
             except ListenerError as exc:
                 self.log(f"error: {exc}")
@@ -153,32 +171,50 @@ class Daemon:
         for o in job_fetch(self.config, store, self.clock(), source, self._sources):
             self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
 
+    def leads(self, store: MentionStore) -> bool:
+        """Whether this worker is the leader (its lease taken or renewed now): among several workers on
+        one database, only the leader evaluates rules, queues the digest and prunes."""
+        was = self._leading
+        self._leading = store.claim_lease("leader", self.worker, self.clock(), LEADER_TTL)
+        if self._leading != was:
+            self.log(f"worker {self.worker} {'leads' if self._leading else 'no longer leads'}: alert rules, digest, retention")
+        return self._leading
+
+    def lead(self, store: MentionStore) -> None:
+        self.leads(store)
+
     def score(self, store: MentionStore) -> None:
-        """Score new mentions; when there were any, evaluate and deliver at once (minutes matter)."""
+        """Score new mentions (the batches this worker claims); when there were any, evaluate and
+        deliver at once (minutes matter)."""
         if store.count_unscored():
-            n = job_score(store, self.model(), self.clock(), self._scores)
-            self.log(f"scored {n} mentions")
-            self.evaluate(store)
-            self.deliver(store)
+            n = job_score(store, self.model(), self.clock(), self._scores, worker=self.worker)
+            if n:
+                self.log(f"scored {n} mentions")
+                self.evaluate(store)
+                self.deliver(store)
 
     def evaluate(self, store: MentionStore) -> None:
         with self._evaluate_lock:
+            if not self.leads(store):
+                return
             result = job_evaluate(self.config, store, self.clock())
         for event in [*result.transitions, *result.notices]:
             self.log(f"alert {event.line()}")
 
     def deliver(self, store: MentionStore) -> None:
         with self._deliver_lock:
-            report = job_deliver(self.config, store, self.clock())
+            report = job_deliver(self.config, store, self.clock(), worker=self.worker)
         if report.sent or report.failed or report.given_up:
             self.log(f"notifications: {report.summary()}")
 
     def digest(self, store: MentionStore) -> None:
-        if job_digest(self.config, store, self.clock()):
+        if self.leads(store) and job_digest(self.config, store, self.clock()):
             self.log("daily digest queued")
             self.deliver(store)
 
     def prune(self, store: MentionStore) -> None:
+        if not self.leads(store):
+            return
         result = job_prune(self.config, store, self.clock())
         if result:
             self.log(f"retention: deleted {result} old mentions")
@@ -200,6 +236,8 @@ class Daemon:
             jitter = min(30, max(1, int(src.every.total_seconds() * 0.1)))
             sched.add_job(self._with_store(self.fetch), IntervalTrigger(seconds=src.every.total_seconds(), jitter=jitter),
                           args=[src.name], id=f"fetch:{src.name}", name=f"fetch {src.name}", next_run_time=start)
+        sched.add_job(self._with_store(self.lead), IntervalTrigger(seconds=LEAD_EVERY.total_seconds()),
+                      id="lead", name="leader lease", next_run_time=start + timedelta(seconds=1))
         sched.add_job(self._with_store(self.score), IntervalTrigger(seconds=SCORE_EVERY.total_seconds()),
                       id="score", name="score new mentions", next_run_time=start + timedelta(seconds=2))
         sched.add_job(self._with_store(self.evaluate), IntervalTrigger(seconds=EVALUATE_EVERY.total_seconds()),
@@ -217,15 +255,19 @@ class Daemon:
     def run(self, stop: threading.Event | None = None) -> int:
         """Run until SIGTERM/SIGINT (or `stop` is set); returns the exit code (0)."""
         stop = stop or threading.Event()
-        with DatabaseLock(self.config.database.path):
-            open_store(self.config.database.path).close()  # migrate before the jobs start
+        location = self.config.database.location
+        with contextlib.ExitStack() as held:
+            if not is_postgres(location):  # one daemon per SQLite file; several workers share a PostgreSQL database
+                held.enter_context(DatabaseLock(Path(location)))
+            open_store(location).close()  # migrate before the jobs start
             sched = self.scheduler()
             previous = {}
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     previous[sig] = signal.signal(sig, lambda *_: stop.set())
             sched.start()
-            self.log(f"listener running: {len(sched.get_jobs())} jobs on {self.config.database.path} (stop with Ctrl-C)")
+            where = redact_url(location) if is_postgres(location) else location
+            self.log(f"listener running as worker {self.worker}: {len(sched.get_jobs())} jobs on {where} (stop with Ctrl-C)")
             try:
                 while not stop.wait(0.5):
                     pass
@@ -234,5 +276,6 @@ class Daemon:
                 sched.shutdown(wait=True)
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+                self._with_store(lambda store: store.release_lease("leader", self.worker, self.clock()))()
             self.log("stopped")
         return 0

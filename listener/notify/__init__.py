@@ -72,12 +72,17 @@ def retry_delay(attempts: int, notify: NotifyConfig | None = None) -> timedelta:
     return min(notify.retry_first * (2 ** min(max(attempts, 0), 30)), notify.retry_max)
 
 
-def deliver(config: Config, store: MentionStore, now: datetime) -> DeliveryReport:
+CLAIM_TTL = timedelta(minutes=10)  # a worker's claim on the notifications it is sending (its timeouts fit in it)
+
+
+def deliver(config: Config, store: MentionStore, now: datetime, *, worker: str | None = None) -> DeliveryReport:
     """Send every due notification, channel by channel (webhooks first, then one SMTP session for
-    the mail). Each row fails on its own: retried later when that can help, else given up."""
+    the mail). Each row fails on its own: retried later when that can help, else given up. With
+    `worker` (a daemon among several), only the due ones it claims: each is sent by one worker."""
     report = DeliveryReport()
     by_channel: dict[str, list[dict]] = {}
-    for row in store.due_notifications(now):
+    due = store.claim_due_notifications(worker, now, CLAIM_TTL) if worker else store.due_notifications(now)
+    for row in due:
         by_channel.setdefault(row["channel"], []).append(row)
     for name in sorted(by_channel, key=lambda n: n == "email"):
         for row, delivery in channel_for(config, name).send_all(by_channel[name]):

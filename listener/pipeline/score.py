@@ -4,7 +4,7 @@ once), and their sentiment saved, batch by batch."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
 from listener.store import MentionStore
@@ -41,18 +41,24 @@ class ScoreCache:
         return out
 
 
+CLAIM_TTL = timedelta(minutes=10)  # a worker's claim on the batch it is scoring
+
+
 def score_pending(store: MentionStore, model: SentimentModel, now: datetime | None = None, *, batch: int = 256,
-                  on_batch: Callable[[int], None] | None = None, cache: ScoreCache | None = None) -> int:
+                  on_batch: Callable[[int], None] | None = None, cache: ScoreCache | None = None,
+                  worker: str | None = None) -> int:
     """Score every unscored mention in batches; each batch is committed on its own. `cache` keeps
-    the texts scored across calls (the daemon's), else it lives for this call."""
+    the texts scored across calls (the daemon's), else it lives for this call. With `worker` (a
+    daemon among several), each batch is claimed first: workers scoring at once split the work."""
     cache = cache if cache is not None else ScoreCache()
+    now = now or datetime.now(timezone.utc)
     total = 0
     while True:
-        pending = store.unscored(batch)
+        pending = store.claim_unscored(worker, now, CLAIM_TTL, batch) if worker else store.unscored(batch)
         if not pending:
             return total
         scores = cache.score(model, [text_for_scoring(text, title) for _, text, title in pending])
-        store.save_scores(zip([mid for mid, _, _ in pending], scores), model.name, now or datetime.now(timezone.utc))
+        store.save_scores(zip([mid for mid, _, _ in pending], scores), model.name, now)
         total += len(pending)
         if on_batch:
             on_batch(len(pending))
