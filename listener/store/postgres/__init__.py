@@ -5,10 +5,14 @@ same `listener.store.MentionStore` as SQLite (`[database] url = "postgresql://..
 `connection` holds the pool, transactions and migrations every part builds on.
 """
 
+from listener.store.postgres.alert_state import PostgresAlertState
 from listener.store.postgres.connection import PostgresBase
+from listener.store.postgres.logs import PostgresLogs
+from listener.store.postgres.outbox import PostgresOutbox
+from listener.store.postgres.sources import PostgresSourceReads
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresSourceReads, PostgresAlertState, PostgresOutbox, PostgresLogs):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""
 
 
