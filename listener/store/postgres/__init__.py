@@ -6,9 +6,13 @@ same `listener.store.MentionStore` as SQLite (`[database] url = "postgresql://..
 """
 
 from listener.store.postgres.connection import PostgresBase
+from listener.store.postgres.corrections import PostgresCorrections
+from listener.store.postgres.ingest import PostgresIngest
+from listener.store.postgres.mentions import PostgresMentions
+from listener.store.postgres.pruning import PostgresPruning
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresIngest, PostgresMentions, PostgresCorrections, PostgresPruning):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""
 
 
