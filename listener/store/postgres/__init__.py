@@ -7,12 +7,17 @@ same `listener.store.MentionStore` as SQLite (`[database] url = "postgresql://..
 
 from listener.store.postgres.alert_state import PostgresAlertState
 from listener.store.postgres.connection import PostgresBase
+from listener.store.postgres.corrections import PostgresCorrections
+from listener.store.postgres.ingest import PostgresIngest
 from listener.store.postgres.logs import PostgresLogs
+from listener.store.postgres.mentions import PostgresMentions
 from listener.store.postgres.outbox import PostgresOutbox
+from listener.store.postgres.pruning import PostgresPruning
 from listener.store.postgres.sources import PostgresSourceReads
 
 
-class PostgresStore(PostgresSourceReads, PostgresAlertState, PostgresOutbox, PostgresLogs):
+class PostgresStore(PostgresIngest, PostgresSourceReads, PostgresMentions, PostgresAlertState, PostgresOutbox,
+                    PostgresPruning, PostgresLogs, PostgresCorrections):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""
 
 
