@@ -16,10 +16,11 @@ from listener.store.postgres.logs import PostgresLogs
 from listener.store.postgres.mentions import PostgresMentions
 from listener.store.postgres.outbox import PostgresOutbox
 from listener.store.postgres.pruning import PostgresPruning
+from listener.store.postgres.readonly import PostgresReadOnly
 from listener.store.postgres.sources import PostgresSourceReads
 
 
-class PostgresStore(PostgresIngest, PostgresSourceReads, PostgresMentions, PostgresAlertReads,
+class PostgresStore(PostgresIngest, PostgresSourceReads, PostgresMentions, PostgresReadOnly, PostgresAlertReads,
                     PostgresDigestReads, PostgresDashboard, PostgresAlertState, PostgresOutbox, PostgresPruning,
                     PostgresLogs, PostgresCorrections):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""

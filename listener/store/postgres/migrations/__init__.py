@@ -10,10 +10,11 @@ A migration is never edited once released; a change is a new one.
 
 from __future__ import annotations
 
-from listener.store.postgres.migrations import p001_mentions, p002_state
+from listener.store.postgres.migrations import p001_mentions, p002_state, p003_reader
 
 # (name recorded in `_migrations`, its statements), in the order they run
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("p001_mentions", p001_mentions.STATEMENTS),
     ("p002_state", p002_state.STATEMENTS),
+    ("p003_reader", p003_reader.STATEMENTS),
 ]
