@@ -29,47 +29,35 @@ ATTEMPTS = 4  # a batch that lost a race (see the module's docstring) runs again
 ENGAGEMENT = ("likes", "reposts", "replies", "score")
 T = TypeVar("T")
 
+# each row's stored mention, by its key and by its URL (a key found twice is read twice); written so
+# that even a plan made while the table was small looks them up by index, row by row
 _STORED = f"""SELECT k.id, k.source AS key_source, k.source_id, k.url, m.id IS NOT NULL AS alive,
         {', '.join('m.' + c for c in ENGAGEMENT)},
         ARRAY(SELECT t.topic FROM mention_topics t WHERE t.mention_id = k.id AND t.published_at = k.published_at) AS topics
-    FROM mention_keys k LEFT JOIN mentions m ON m.id = k.id AND m.published_at = k.published_at
-    WHERE k.id IN (SELECT id FROM mention_keys WHERE (source, source_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-                   UNION ALL SELECT id FROM mention_keys WHERE url = ANY(%s::text[]))"""
+    FROM unnest(%b::text[], %b::text[], %b::text[]) AS x(source, source_id, url)
+    CROSS JOIN LATERAL (SELECT * FROM mention_keys k WHERE k.source = x.source AND k.source_id = x.source_id
+                        UNION ALL SELECT * FROM mention_keys k WHERE k.url = x.url) AS k
+    LEFT JOIN LATERAL (SELECT * FROM mentions m WHERE m.id = k.id AND m.published_at = k.published_at LIMIT 1) AS m
+        ON true"""
 
 _COLUMNS = ("source", "source_id", "url", "author", "title", "text", "language", "language_detected", "published_at",
-            "fetched_at", *ENGAGEMENT, "words")
-_TYPES = ("text", "text", "text", "text", "text", "text", "text", "int", "timestamptz", "timestamptz",
-          "bigint", "bigint", "bigint", "bigint", "text")
-_INSERT = f"""WITH x AS MATERIALIZED (
-        SELECT nextval('mention_keys_id_seq') AS id, x.*
-        FROM unnest({', '.join(f'%({c})s::{t}[]' for c, t in zip(_COLUMNS, _TYPES))}) WITH ORDINALITY
-             AS x({', '.join(_COLUMNS)}, ord)),
-    k AS (INSERT INTO mention_keys (id, source, source_id, url, published_at)
-          SELECT id, source, source_id, url, published_at FROM x ORDER BY source, source_id
-          ON CONFLICT DO NOTHING RETURNING id),
-    m AS (INSERT INTO mentions (id, {', '.join(_COLUMNS)})
-          SELECT x.id, {', '.join('x.' + c for c in _COLUMNS[:-1])}, array_to_tsvector(string_to_array(x.words, ' '))
-          FROM x JOIN k USING (id)),
-    t AS (INSERT INTO mention_topics (mention_id, topic, published_at)
-          SELECT x.id, l.name, x.published_at FROM unnest(%(topic_of)s::bigint[], %(topic)s::text[]) AS l(ord, name)
-          JOIN x USING (ord) JOIN k USING (id)),
-    h AS (INSERT INTO hashtags (mention_id, hashtag, published_at)
-          SELECT x.id, l.name, x.published_at FROM unnest(%(hashtag_of)s::bigint[], %(hashtag)s::text[]) AS l(ord, name)
-          JOIN x USING (ord) JOIN k USING (id))
-    SELECT x.ord, x.id FROM x JOIN k USING (id)"""
-
+            "fetched_at", *ENGAGEMENT)
+# new keys in the batch's order (their ids too); a key another writer stored meanwhile is not returned
+_KEYS = """INSERT INTO mention_keys (source, source_id, url, published_at)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[])
+    ON CONFLICT DO NOTHING RETURNING id, source, source_id"""
 _LOCK = f"""SELECT {rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}
     FROM mentions m JOIN mention_keys k ON m.id = k.id AND m.published_at = k.published_at
-    WHERE k.id = ANY(%s::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
+    WHERE k.id = ANY(%b::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
 
 _REFRESH = f"""UPDATE mentions m SET {', '.join(f'{c} = v.{c}' for c in ENGAGEMENT)}
-    FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
+    FROM unnest(%b::bigint[], %b::timestamptz[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[])
          AS v(id, at, {', '.join(ENGAGEMENT)})
     WHERE m.id = v.id AND m.published_at = v.at"""
 
 # new topics of stored mentions, except those a team said they are not relevant to
 _LINK = """INSERT INTO mention_topics (mention_id, topic, published_at)
-    SELECT x.id, x.topic, x.at FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS x(id, at, topic)
+    SELECT x.id, x.topic, x.at FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[]) AS x(id, at, topic)
     WHERE NOT EXISTS (SELECT 1 FROM corrections c WHERE c.mention_id = x.id AND c.label = 'not relevant'
                       AND (c.topic IS NULL OR c.topic = x.topic))
     ORDER BY x.id, x.topic ON CONFLICT DO NOTHING RETURNING mention_id, topic"""
@@ -93,6 +81,15 @@ _FAILED = """WITH s AS (
     f AS (INSERT INTO fetches (source, started_at, finished_at, status, requests, error)
           VALUES (%(source)s, %(started_at)s, %(now)s, 'error', %(requests)s, %(error)s))
     SELECT consecutive_errors FROM s"""
+
+
+def _words(row: MentionRow) -> str:
+    """The mention's search vector as tsvector input: its words, which hold no space, quote, backslash or
+    colon (a word longer than a tsvector keeps is left out; a character is 4 bytes at most)."""
+    words = search_words(row.text, row.title)
+    if max(map(len, words), default=0) > MAX_LEXEME // 4:
+        words = {w for w in words if len(w.encode()) <= MAX_LEXEME}
+    return " ".join(words)
 
 
 class _Again(Exception):
@@ -209,41 +206,48 @@ class PostgresIngest(PostgresPartitions):
         """The stored mentions the rows repeat, by (source, source id) and by URL. A key left by a mention
         whose month was dropped (retention cut short) goes: the row is new."""
         found = conn.execute(_STORED, ([r.source for r in rows], [r.source_id for r in rows],
-                                       list({r.url for r in rows if r.url}))).fetchall()
-        stale = [r["id"] for r in found if not r["alive"]]
+                                       [r.url for r in rows])).fetchall()
+        stale = list({r["id"] for r in found if not r["alive"]})
         if stale:
-            conn.execute("DELETE FROM mention_keys WHERE id = ANY(%s::bigint[])", (stale,))
-        by_key, by_url = {}, {}
+            conn.execute("DELETE FROM mention_keys WHERE id = ANY(%b::bigint[])", (stale,))
+        by_key, by_url, by_id = {}, {}, {}
         for r in found:
-            if r["alive"]:
-                stored = _Stored(r["id"], set(r["topics"]), [r[c] for c in ENGAGEMENT])
+            if r["alive"] and r["id"] not in by_id:
+                by_id[r["id"]] = stored = _Stored(r["id"], set(r["topics"]), [r[c] for c in ENGAGEMENT])
                 by_key[(r["key_source"], r["source_id"])] = stored
                 if r["url"]:
                     by_url[r["url"]] = stored
         return by_key, by_url
 
     def _insert(self, conn: Any, fresh: list[_New]) -> list[int]:
-        """Insert the new mentions with their keys, topics and hashtags; their ids, in order."""
+        """Insert the new mentions with their keys, then (COPY: the fastest way in) their rows, topics and
+        hashtags; their ids, in order."""
         if not fresh:
             return []
-        params: dict[str, list[Any]] = {c: [] for c in (*_COLUMNS, "topic_of", "topic", "hashtag_of", "hashtag")}
-        for ord_, new in enumerate(fresh, 1):
-            row = new.row
-            values = (row.source, row.source_id, row.url, row.author, row.title, row.text, row.language,
-                      int(row.language_detected), iso(row.published_at), iso(row.fetched_at), *new.engagement,
-                      " ".join(w for w in search_words(row.text, row.title) if len(w.encode()) <= MAX_LEXEME))
-            for c, v in zip(_COLUMNS, values):
-                params[c].append(v)
-            for name in new.topics:
-                params["topic_of"].append(ord_)
-                params["topic"].append(name)
-            for name in dict.fromkeys(row.hashtags):
-                params["hashtag_of"].append(ord_)
-                params["hashtag"].append(name)
-        inserted = dict((r["ord"], r["id"]) for r in conn.execute(_INSERT, params).fetchall())
-        if len(inserted) < len(fresh):  # another writer stored some of them meanwhile
+        rows = [new.row for new in fresh]
+        at = [iso(row.published_at) for row in rows]
+        ids = {(r["source"], r["source_id"]): r["id"] for r in conn.execute(_KEYS, (
+            [row.source for row in rows], [row.source_id for row in rows], [row.url for row in rows], at)).fetchall()}
+        if len(ids) < len(rows):  # another writer stored some of them meanwhile
             raise _Again()
-        return [inserted[i] for i in range(1, len(fresh) + 1)]
+        new_ids = [ids[row.source, row.source_id] for row in rows]
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY mentions (id, {', '.join(_COLUMNS)}, words) FROM STDIN") as copy:
+                for mention_id, new, when in zip(new_ids, fresh, at):
+                    row = new.row
+                    copy.write_row((mention_id, row.source, row.source_id, row.url, row.author, row.title, row.text,
+                                    row.language, int(row.language_detected), when, iso(row.fetched_at),
+                                    *new.engagement, _words(row)))
+            with cur.copy("COPY mention_topics (mention_id, topic, published_at) FROM STDIN") as copy:
+                for mention_id, new, when in zip(new_ids, fresh, at):
+                    for topic in new.topics:
+                        copy.write_row((mention_id, topic, when))
+            if any(row.hashtags for row in rows):
+                with cur.copy("COPY hashtags (mention_id, hashtag, published_at) FROM STDIN") as copy:
+                    for mention_id, row, when in zip(new_ids, rows, at):
+                        for hashtag in dict.fromkeys(row.hashtags):
+                            copy.write_row((mention_id, hashtag, when))
+        return new_ids
 
     def _refresh(self, conn: Any, repeated: list[_Stored]) -> None:
         """Bring the repeats to their stored mentions: engagement refreshed, new topics linked (not one

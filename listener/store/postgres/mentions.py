@@ -35,10 +35,10 @@ BY_HASHTAG = "hashtags d JOIN mentions m ON m.id = d.mention_id AND m.published_
 
 # lock the scored mentions (oldest id first), read what they count for; then write the scores the
 # team's sentiment corrections do not override (the UPDATE's own snapshot sees a correction just made)
-_LOCK = f"""SELECT {rollups.COUNTED_COLUMNS} FROM {BY_ID} WHERE k.id = ANY(%s::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
+_LOCK = f"""SELECT {rollups.COUNTED_COLUMNS} FROM {BY_ID} WHERE k.id = ANY(%b::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
 _SCORE = """UPDATE mentions m SET sentiment = v.sentiment, p_negative = v.p_negative, p_neutral = v.p_neutral,
         p_positive = v.p_positive, sentiment_score = v.score, model = %s, scored_at = %s
-    FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+    FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[], %b::float8[], %b::float8[], %b::float8[], %b::float8[])
          AS v(id, at, sentiment, p_negative, p_neutral, p_positive, score)
     WHERE m.id = v.id AND m.published_at = v.at AND NOT EXISTS (
         SELECT 1 FROM corrections c WHERE c.mention_id = m.id AND c.label <> 'not relevant')

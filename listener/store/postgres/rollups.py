@@ -47,8 +47,8 @@ _CHANGES = """c AS MATERIALIZED (
     SELECT coalesce(x.topic, t.topic) AS topic, x.id, x.at, x.sign, x.s, coalesce(x.p, 0) AS p, x.e, x.author,
            x.source, coalesce(x.language, '') AS language,
            date_trunc('hour', x.at, 'UTC') AS hour, (x.at AT TIME ZONE 'UTC')::date AS day
-    FROM unnest(%(sign)s::int[], %(id)s::bigint[], %(at)s::timestamptz[], %(s)s::text[], %(p)s::float8[],
-                %(e)s::bigint[], %(author)s::text[], %(source)s::text[], %(language)s::text[], %(topic)s::text[])
+    FROM unnest(%(sign)b::int[], %(id)b::bigint[], %(at)b::timestamptz[], %(s)b::text[], %(p)b::float8[],
+                %(e)b::bigint[], %(author)b::text[], %(source)b::text[], %(language)b::text[], %(topic)b::text[])
          AS x(sign, id, at, s, p, e, author, source, language, topic)
     LEFT JOIN mention_topics t ON x.topic IS NULL AND t.mention_id = x.id AND t.published_at = x.at
     WHERE x.s IS NOT NULL AND coalesce(x.topic, t.topic) IS NOT NULL)"""
