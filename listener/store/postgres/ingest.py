@@ -42,10 +42,15 @@ _STORED = f"""SELECT k.id, k.source AS key_source, k.source_id, k.url, m.id IS N
 
 _COLUMNS = ("source", "source_id", "url", "author", "title", "text", "language", "language_detected", "published_at",
             "fetched_at", *ENGAGEMENT)
-# new keys in the batch's order (their ids too); a key another writer stored meanwhile is not returned
-_KEYS = """INSERT INTO mention_keys (source, source_id, url, published_at)
-    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[])
+# new keys, their ids in the batch's order, inserted in the order of the key (writers storing the same
+# mentions at once wait for each other instead of deadlocking); one another writer stored meanwhile is
+# not returned
+_KEYS = """WITH x AS MATERIALIZED (
+        SELECT nextval('mention_keys_id_seq') AS id, x.*
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[]) AS x(source, source_id, url, published_at))
+    INSERT INTO mention_keys (id, source, source_id, url, published_at) SELECT * FROM x ORDER BY source, source_id
     ON CONFLICT DO NOTHING RETURNING id, source, source_id"""
+
 _LOCK = f"""SELECT {rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}
     FROM mentions m JOIN mention_keys k ON m.id = k.id AND m.published_at = k.published_at
     WHERE k.id = ANY(%b::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
