@@ -2,9 +2,9 @@
 and hashtags, the source's state and its fetch log, all in one transaction, a batch at a time.
 
 A batch costs a few statements, whatever its size: one looks up the stored mentions it repeats
-(`mention_keys`), one inserts every new mention with its key, topics and hashtags (arrays
-unnested), and only a batch that changes stored mentions (more engagement, a new topic) locks
-them and moves the rollups (`rollups.move`). Which rows repeat which is decided in order, as
+(`mention_keys`), one inserts the new mentions' keys, topics and hashtags (arrays unnested), one
+COPY their rows, and only a batch that changes stored mentions (more engagement, a new topic)
+locks them and moves the rollups (`rollups.move`). Which rows repeat which is decided in order, as
 SQLite's engine does one row after another. Two processes storing the same mention at once: the
 second one's key insert waits for the first, finds it taken, and its batch runs again from the
 start, seeing the stored mention (as does a batch that lost a deadlock, or whose month another
@@ -43,17 +43,24 @@ _STORED = f"""SELECT k.id, k.source AS key_source, k.source_id, k.url, m.id IS N
 _COLUMNS = ("source", "source_id", "url", "author", "title", "text", "language", "language_detected", "published_at",
             "fetched_at", *ENGAGEMENT)
 # new keys, their ids in the batch's order, inserted in the order of the key (writers storing the same
-# mentions at once wait for each other instead of deadlocking); one another writer stored meanwhile is
-# not returned
+# mentions at once wait for each other instead of deadlocking), and their topics and hashtags; whether
+# each key went in (one that another writer stored meanwhile did not)
 _KEYS = """WITH x AS MATERIALIZED (
         SELECT nextval('mention_keys_id_seq') AS id, x.*
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[]) AS x(source, source_id, url, published_at))
-    INSERT INTO mention_keys (id, source, source_id, url, published_at) SELECT * FROM x ORDER BY source, source_id
-    ON CONFLICT DO NOTHING RETURNING id, source, source_id"""
+        FROM unnest(%(source)b::text[], %(source_id)b::text[], %(url)b::text[], %(at)b::timestamptz[]) WITH ORDINALITY
+             AS x(source, source_id, url, published_at, ord)),
+    k AS (INSERT INTO mention_keys (id, source, source_id, url, published_at)
+          SELECT id, source, source_id, url, published_at FROM x ORDER BY source, source_id
+          ON CONFLICT DO NOTHING RETURNING id),
+    t AS (INSERT INTO mention_topics (mention_id, topic, published_at)
+          SELECT x.id, l.name, x.published_at FROM unnest(%(topic_of)b::bigint[], %(topic)b::text[]) AS l(ord, name)
+          JOIN x USING (ord)),
+    h AS (INSERT INTO hashtags (mention_id, hashtag, published_at)
+          SELECT x.id, l.name, x.published_at FROM unnest(%(hashtag_of)b::bigint[], %(hashtag)b::text[]) AS l(ord, name)
+          JOIN x USING (ord))
+    SELECT x.id, k.id IS NOT NULL AS stored FROM x LEFT JOIN k USING (id) ORDER BY x.ord"""
 
-_LOCK = f"""SELECT {rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}
-    FROM mentions m JOIN mention_keys k ON m.id = k.id AND m.published_at = k.published_at
-    WHERE k.id = ANY(%b::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
+_LOCK = rollups.locked(f"{rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}")
 
 _REFRESH = f"""UPDATE mentions m SET {', '.join(f'{c} = v.{c}' for c in ENGAGEMENT)}
     FROM unnest(%b::bigint[], %b::timestamptz[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[])
@@ -225,33 +232,28 @@ class PostgresIngest(PostgresPartitions):
         return by_key, by_url
 
     def _insert(self, conn: Any, fresh: list[_New]) -> list[int]:
-        """Insert the new mentions with their keys, then (COPY: the fastest way in) their rows, topics and
-        hashtags; their ids, in order."""
+        """Insert the new mentions' keys, topics and hashtags, then (COPY: the fastest way in) their rows;
+        their ids, in order."""
         if not fresh:
             return []
         rows = [new.row for new in fresh]
         at = [iso(row.published_at) for row in rows]
-        ids = {(r["source"], r["source_id"]): r["id"] for r in conn.execute(_KEYS, (
-            [row.source for row in rows], [row.source_id for row in rows], [row.url for row in rows], at)).fetchall()}
-        if len(ids) < len(rows):  # another writer stored some of them meanwhile
+        params: dict[str, list[Any]] = {"source": [row.source for row in rows],
+                                        "source_id": [row.source_id for row in rows], "url": [row.url for row in rows],
+                                        "at": at}
+        for kind, names in (("topic", [new.topics for new in fresh]), ("hashtag", [dict.fromkeys(r.hashtags) for r in rows])):
+            params[f"{kind}_of"] = [n for n, these in enumerate(names, 1) for _ in these]
+            params[kind] = [name for these in names for name in these]
+        keys = conn.execute(_KEYS, params).fetchall()
+        if not all(k["stored"] for k in keys):  # another writer stored some of them meanwhile
             raise _Again()
-        new_ids = [ids[row.source, row.source_id] for row in rows]
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY mentions (id, {', '.join(_COLUMNS)}, words) FROM STDIN") as copy:
-                for mention_id, new, when in zip(new_ids, fresh, at):
-                    row = new.row
-                    copy.write_row((mention_id, row.source, row.source_id, row.url, row.author, row.title, row.text,
-                                    row.language, int(row.language_detected), when, iso(row.fetched_at),
-                                    *new.engagement, _words(row)))
-            with cur.copy("COPY mention_topics (mention_id, topic, published_at) FROM STDIN") as copy:
-                for mention_id, new, when in zip(new_ids, fresh, at):
-                    for topic in new.topics:
-                        copy.write_row((mention_id, topic, when))
-            if any(row.hashtags for row in rows):
-                with cur.copy("COPY hashtags (mention_id, hashtag, published_at) FROM STDIN") as copy:
-                    for mention_id, row, when in zip(new_ids, rows, at):
-                        for hashtag in dict.fromkeys(row.hashtags):
-                            copy.write_row((mention_id, hashtag, when))
+        new_ids = [k["id"] for k in keys]
+        with conn.cursor() as cur, cur.copy(f"COPY mentions (id, {', '.join(_COLUMNS)}, words) FROM STDIN") as copy:
+            for mention_id, new, when in zip(new_ids, fresh, at):
+                row = new.row
+                copy.write_row((mention_id, row.source, row.source_id, row.url, row.author, row.title, row.text,
+                                row.language, int(row.language_detected), when, iso(row.fetched_at), *new.engagement,
+                                _words(row)))
         return new_ids
 
     def _refresh(self, conn: Any, repeated: list[_Stored]) -> None:
@@ -262,7 +264,7 @@ class PostgresIngest(PostgresPartitions):
         if not changing:
             return
         by_id = {s.id: s for s in changing}
-        locked = conn.execute(_LOCK, ([s.id for s in changing],)).fetchall()  # what they count for now
+        locked = conn.execute(_LOCK, (sorted(by_id),)).fetchall()  # what they count for now
         changes: list[rollups.Change] = []
         refreshed = []
         for r in locked:
@@ -273,7 +275,7 @@ class PostgresIngest(PostgresPartitions):
                 refreshed.append((r["id"], r["published_at"], *now))
                 changes += rollups.rescored(old, old._replace(engagement=sum(v or 0 for v in now)))
         if refreshed:
-            conn.execute(_REFRESH, [list(col) for col in zip(*refreshed)])
+            conn.execute(_REFRESH, [list(col) for col in zip(*refreshed)], prepare=False)
         links = [(r["id"], r["published_at"], t) for r in locked for t in by_id[r["id"]].new_topics]
         if links:
             linked = conn.execute(_LINK, [list(col) for col in zip(*links)]).fetchall()
