@@ -2,9 +2,9 @@
 and hashtags, the source's state and its fetch log, all in one transaction, a batch at a time.
 
 A batch costs a few statements, whatever its size: one looks up the stored mentions it repeats
-(`mention_keys`), one inserts every new mention with its key, topics and hashtags (arrays
-unnested), and only a batch that changes stored mentions (more engagement, a new topic) locks
-them and moves the rollups (`rollups.move`). Which rows repeat which is decided in order, as
+(`mention_keys`), one inserts the new mentions' keys, topics and hashtags (arrays unnested), one
+COPY their rows, and only a batch that changes stored mentions (more engagement, a new topic)
+locks them and moves the rollups (`rollups.move`). Which rows repeat which is decided in order, as
 SQLite's engine does one row after another. Two processes storing the same mention at once: the
 second one's key insert waits for the first, finds it taken, and its batch runs again from the
 start, seeing the stored mention (as does a batch that lost a deadlock, or whose month another
@@ -29,47 +29,47 @@ ATTEMPTS = 4  # a batch that lost a race (see the module's docstring) runs again
 ENGAGEMENT = ("likes", "reposts", "replies", "score")
 T = TypeVar("T")
 
+# each row's stored mention, by its key and by its URL (a key found twice is read twice); written so
+# that even a plan made while the table was small looks them up by index, row by row
 _STORED = f"""SELECT k.id, k.source AS key_source, k.source_id, k.url, m.id IS NOT NULL AS alive,
         {', '.join('m.' + c for c in ENGAGEMENT)},
         ARRAY(SELECT t.topic FROM mention_topics t WHERE t.mention_id = k.id AND t.published_at = k.published_at) AS topics
-    FROM mention_keys k LEFT JOIN mentions m ON m.id = k.id AND m.published_at = k.published_at
-    WHERE k.id IN (SELECT id FROM mention_keys WHERE (source, source_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-                   UNION ALL SELECT id FROM mention_keys WHERE url = ANY(%s::text[]))"""
+    FROM unnest(%b::text[], %b::text[], %b::text[]) AS x(source, source_id, url)
+    CROSS JOIN LATERAL (SELECT * FROM mention_keys k WHERE k.source = x.source AND k.source_id = x.source_id
+                        UNION ALL SELECT * FROM mention_keys k WHERE k.url = x.url) AS k
+    LEFT JOIN LATERAL (SELECT * FROM mentions m WHERE m.id = k.id AND m.published_at = k.published_at LIMIT 1) AS m
+        ON true"""
 
 _COLUMNS = ("source", "source_id", "url", "author", "title", "text", "language", "language_detected", "published_at",
-            "fetched_at", *ENGAGEMENT, "words")
-_TYPES = ("text", "text", "text", "text", "text", "text", "text", "int", "timestamptz", "timestamptz",
-          "bigint", "bigint", "bigint", "bigint", "text")
-_INSERT = f"""WITH x AS MATERIALIZED (
+            "fetched_at", *ENGAGEMENT)
+# new keys, their ids in the batch's order, inserted in the order of the key (writers storing the same
+# mentions at once wait for each other instead of deadlocking), and their topics and hashtags; whether
+# each key went in (one that another writer stored meanwhile did not)
+_KEYS = """WITH x AS MATERIALIZED (
         SELECT nextval('mention_keys_id_seq') AS id, x.*
-        FROM unnest({', '.join(f'%({c})s::{t}[]' for c, t in zip(_COLUMNS, _TYPES))}) WITH ORDINALITY
-             AS x({', '.join(_COLUMNS)}, ord)),
+        FROM unnest(%(source)b::text[], %(source_id)b::text[], %(url)b::text[], %(at)b::timestamptz[]) WITH ORDINALITY
+             AS x(source, source_id, url, published_at, ord)),
     k AS (INSERT INTO mention_keys (id, source, source_id, url, published_at)
           SELECT id, source, source_id, url, published_at FROM x ORDER BY source, source_id
           ON CONFLICT DO NOTHING RETURNING id),
-    m AS (INSERT INTO mentions (id, {', '.join(_COLUMNS)})
-          SELECT x.id, {', '.join('x.' + c for c in _COLUMNS[:-1])}, array_to_tsvector(string_to_array(x.words, ' '))
-          FROM x JOIN k USING (id)),
     t AS (INSERT INTO mention_topics (mention_id, topic, published_at)
-          SELECT x.id, l.name, x.published_at FROM unnest(%(topic_of)s::bigint[], %(topic)s::text[]) AS l(ord, name)
-          JOIN x USING (ord) JOIN k USING (id)),
+          SELECT x.id, l.name, x.published_at FROM unnest(%(topic_of)b::bigint[], %(topic)b::text[]) AS l(ord, name)
+          JOIN x USING (ord)),
     h AS (INSERT INTO hashtags (mention_id, hashtag, published_at)
-          SELECT x.id, l.name, x.published_at FROM unnest(%(hashtag_of)s::bigint[], %(hashtag)s::text[]) AS l(ord, name)
-          JOIN x USING (ord) JOIN k USING (id))
-    SELECT x.ord, x.id FROM x JOIN k USING (id)"""
+          SELECT x.id, l.name, x.published_at FROM unnest(%(hashtag_of)b::bigint[], %(hashtag)b::text[]) AS l(ord, name)
+          JOIN x USING (ord))
+    SELECT x.id, k.id IS NOT NULL AS stored FROM x LEFT JOIN k USING (id) ORDER BY x.ord"""
 
-_LOCK = f"""SELECT {rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}
-    FROM mentions m JOIN mention_keys k ON m.id = k.id AND m.published_at = k.published_at
-    WHERE k.id = ANY(%s::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
+_LOCK = rollups.locked(f"{rollups.COUNTED_COLUMNS}, {', '.join('m.' + c for c in ENGAGEMENT)}")
 
 _REFRESH = f"""UPDATE mentions m SET {', '.join(f'{c} = v.{c}' for c in ENGAGEMENT)}
-    FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
+    FROM unnest(%b::bigint[], %b::timestamptz[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[])
          AS v(id, at, {', '.join(ENGAGEMENT)})
     WHERE m.id = v.id AND m.published_at = v.at"""
 
 # new topics of stored mentions, except those a team said they are not relevant to
 _LINK = """INSERT INTO mention_topics (mention_id, topic, published_at)
-    SELECT x.id, x.topic, x.at FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS x(id, at, topic)
+    SELECT x.id, x.topic, x.at FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[]) AS x(id, at, topic)
     WHERE NOT EXISTS (SELECT 1 FROM corrections c WHERE c.mention_id = x.id AND c.label = 'not relevant'
                       AND (c.topic IS NULL OR c.topic = x.topic))
     ORDER BY x.id, x.topic ON CONFLICT DO NOTHING RETURNING mention_id, topic"""
@@ -93,6 +93,15 @@ _FAILED = """WITH s AS (
     f AS (INSERT INTO fetches (source, started_at, finished_at, status, requests, error)
           VALUES (%(source)s, %(started_at)s, %(now)s, 'error', %(requests)s, %(error)s))
     SELECT consecutive_errors FROM s"""
+
+
+def _words(row: MentionRow) -> str:
+    """The mention's search vector as tsvector input: its words, which hold no space, quote, backslash or
+    colon (a word longer than a tsvector keeps is left out; a character is 4 bytes at most)."""
+    words = search_words(row.text, row.title)
+    if max(map(len, words), default=0) > MAX_LEXEME // 4:
+        words = {w for w in words if len(w.encode()) <= MAX_LEXEME}
+    return " ".join(words)
 
 
 class _Again(Exception):
@@ -209,41 +218,43 @@ class PostgresIngest(PostgresPartitions):
         """The stored mentions the rows repeat, by (source, source id) and by URL. A key left by a mention
         whose month was dropped (retention cut short) goes: the row is new."""
         found = conn.execute(_STORED, ([r.source for r in rows], [r.source_id for r in rows],
-                                       list({r.url for r in rows if r.url}))).fetchall()
-        stale = [r["id"] for r in found if not r["alive"]]
+                                       [r.url for r in rows])).fetchall()
+        stale = list({r["id"] for r in found if not r["alive"]})
         if stale:
-            conn.execute("DELETE FROM mention_keys WHERE id = ANY(%s::bigint[])", (stale,))
-        by_key, by_url = {}, {}
+            conn.execute("DELETE FROM mention_keys WHERE id = ANY(%b::bigint[])", (stale,))
+        by_key, by_url, by_id = {}, {}, {}
         for r in found:
-            if r["alive"]:
-                stored = _Stored(r["id"], set(r["topics"]), [r[c] for c in ENGAGEMENT])
+            if r["alive"] and r["id"] not in by_id:
+                by_id[r["id"]] = stored = _Stored(r["id"], set(r["topics"]), [r[c] for c in ENGAGEMENT])
                 by_key[(r["key_source"], r["source_id"])] = stored
                 if r["url"]:
                     by_url[r["url"]] = stored
         return by_key, by_url
 
     def _insert(self, conn: Any, fresh: list[_New]) -> list[int]:
-        """Insert the new mentions with their keys, topics and hashtags; their ids, in order."""
+        """Insert the new mentions' keys, topics and hashtags, then (COPY: the fastest way in) their rows;
+        their ids, in order."""
         if not fresh:
             return []
-        params: dict[str, list[Any]] = {c: [] for c in (*_COLUMNS, "topic_of", "topic", "hashtag_of", "hashtag")}
-        for ord_, new in enumerate(fresh, 1):
-            row = new.row
-            values = (row.source, row.source_id, row.url, row.author, row.title, row.text, row.language,
-                      int(row.language_detected), iso(row.published_at), iso(row.fetched_at), *new.engagement,
-                      " ".join(w for w in search_words(row.text, row.title) if len(w.encode()) <= MAX_LEXEME))
-            for c, v in zip(_COLUMNS, values):
-                params[c].append(v)
-            for name in new.topics:
-                params["topic_of"].append(ord_)
-                params["topic"].append(name)
-            for name in dict.fromkeys(row.hashtags):
-                params["hashtag_of"].append(ord_)
-                params["hashtag"].append(name)
-        inserted = dict((r["ord"], r["id"]) for r in conn.execute(_INSERT, params).fetchall())
-        if len(inserted) < len(fresh):  # another writer stored some of them meanwhile
+        rows = [new.row for new in fresh]
+        at = [iso(row.published_at) for row in rows]
+        params: dict[str, list[Any]] = {"source": [row.source for row in rows],
+                                        "source_id": [row.source_id for row in rows], "url": [row.url for row in rows],
+                                        "at": at}
+        for kind, names in (("topic", [new.topics for new in fresh]), ("hashtag", [dict.fromkeys(r.hashtags) for r in rows])):
+            params[f"{kind}_of"] = [n for n, these in enumerate(names, 1) for _ in these]
+            params[kind] = [name for these in names for name in these]
+        keys = conn.execute(_KEYS, params).fetchall()
+        if not all(k["stored"] for k in keys):  # another writer stored some of them meanwhile
             raise _Again()
-        return [inserted[i] for i in range(1, len(fresh) + 1)]
+        new_ids = [k["id"] for k in keys]
+        with conn.cursor() as cur, cur.copy(f"COPY mentions (id, {', '.join(_COLUMNS)}, words) FROM STDIN") as copy:
+            for mention_id, new, when in zip(new_ids, fresh, at):
+                row = new.row
+                copy.write_row((mention_id, row.source, row.source_id, row.url, row.author, row.title, row.text,
+                                row.language, int(row.language_detected), when, iso(row.fetched_at), *new.engagement,
+                                _words(row)))
+        return new_ids
 
     def _refresh(self, conn: Any, repeated: list[_Stored]) -> None:
         """Bring the repeats to their stored mentions: engagement refreshed, new topics linked (not one
@@ -253,7 +264,7 @@ class PostgresIngest(PostgresPartitions):
         if not changing:
             return
         by_id = {s.id: s for s in changing}
-        locked = conn.execute(_LOCK, ([s.id for s in changing],)).fetchall()  # what they count for now
+        locked = conn.execute(_LOCK, (sorted(by_id),)).fetchall()  # what they count for now
         changes: list[rollups.Change] = []
         refreshed = []
         for r in locked:
@@ -264,7 +275,7 @@ class PostgresIngest(PostgresPartitions):
                 refreshed.append((r["id"], r["published_at"], *now))
                 changes += rollups.rescored(old, old._replace(engagement=sum(v or 0 for v in now)))
         if refreshed:
-            conn.execute(_REFRESH, [list(col) for col in zip(*refreshed)])
+            conn.execute(_REFRESH, [list(col) for col in zip(*refreshed)], prepare=False)
         links = [(r["id"], r["published_at"], t) for r in locked for t in by_id[r["id"]].new_topics]
         if links:
             linked = conn.execute(_LINK, [list(col) for col in zip(*links)]).fetchall()

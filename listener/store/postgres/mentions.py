@@ -35,10 +35,10 @@ BY_HASHTAG = "hashtags d JOIN mentions m ON m.id = d.mention_id AND m.published_
 
 # lock the scored mentions (oldest id first), read what they count for; then write the scores the
 # team's sentiment corrections do not override (the UPDATE's own snapshot sees a correction just made)
-_LOCK = f"""SELECT {rollups.COUNTED_COLUMNS} FROM {BY_ID} WHERE k.id = ANY(%s::bigint[]) ORDER BY m.id FOR UPDATE OF m"""
+_LOCK = rollups.locked(rollups.COUNTED_COLUMNS)
 _SCORE = """UPDATE mentions m SET sentiment = v.sentiment, p_negative = v.p_negative, p_neutral = v.p_neutral,
         p_positive = v.p_positive, sentiment_score = v.score, model = %s, scored_at = %s
-    FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+    FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[], %b::float8[], %b::float8[], %b::float8[], %b::float8[])
          AS v(id, at, sentiment, p_negative, p_neutral, p_positive, score)
     WHERE m.id = v.id AND m.published_at = v.at AND NOT EXISTS (
         SELECT 1 FROM corrections c WHERE c.mention_id = m.id AND c.label <> 'not relevant')
@@ -73,14 +73,14 @@ class PostgresMentions(PostgresBase):
             return 0
         with self.transaction() as conn:
             old = {r["id"]: rollups.Counted(*(r[c] for c in rollups.Counted._fields))
-                   for r in conn.execute(_LOCK, (list(latest),)).fetchall()}
+                   for r in conn.execute(_LOCK, (sorted(latest),)).fetchall()}
             if not old:
                 return 0
             ids = sorted(old)
             written = {r["id"] for r in conn.execute(_SCORE, (
                 model, iso(now), ids, [old[i].published_at for i in ids],
                 *([getattr(latest[i], name) for i in ids] for name in ("label", "p_negative", "p_neutral",
-                                                                       "p_positive", "score")))).fetchall()}
+                                                                       "p_positive", "score"))), prepare=False).fetchall()}
             rollups.move(conn, [change for i in sorted(written) for change in rollups.rescored(
                 old[i], old[i]._replace(sentiment=latest[i].label, p_negative=latest[i].p_negative))])
         return len(written)

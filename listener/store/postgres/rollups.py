@@ -21,10 +21,20 @@ from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
 
-# A mention `m`'s engagement, and its columns that `Counted` names (read them `FOR UPDATE`).
+# A mention `m`'s engagement, and its columns that `Counted` names (read them `locked`).
 ENGAGEMENT = "coalesce(m.likes, 0) + coalesce(m.reposts, 0) + coalesce(m.replies, 0) + coalesce(m.score, 0)"
 COUNTED_COLUMNS = (f"m.id, m.published_at, m.sentiment, m.p_negative, {ENGAGEMENT} AS engagement, m.author, "
                    "m.source, m.language")
+
+
+def locked(columns: str) -> str:
+    """SELECT `columns` of the mentions `m` whose ids are the parameter (a list, sorted), each row locked
+    FOR UPDATE in that order (writers lock mentions in id order: no deadlock) before its change is
+    read and moved. Row by row through its key, so that no plan reads a partition whole."""
+    return (f"SELECT {columns} FROM unnest(%b::bigint[]) AS v(id) "
+            "CROSS JOIN LATERAL (SELECT * FROM mention_keys k WHERE k.id = v.id LIMIT 1) AS k "
+            "CROSS JOIN LATERAL (SELECT * FROM mentions m WHERE m.id = k.id AND m.published_at = k.published_at "
+            "LIMIT 1 FOR UPDATE) AS m")
 
 
 class Counted(NamedTuple):
@@ -47,8 +57,8 @@ _CHANGES = """c AS MATERIALIZED (
     SELECT coalesce(x.topic, t.topic) AS topic, x.id, x.at, x.sign, x.s, coalesce(x.p, 0) AS p, x.e, x.author,
            x.source, coalesce(x.language, '') AS language,
            date_trunc('hour', x.at, 'UTC') AS hour, (x.at AT TIME ZONE 'UTC')::date AS day
-    FROM unnest(%(sign)s::int[], %(id)s::bigint[], %(at)s::timestamptz[], %(s)s::text[], %(p)s::float8[],
-                %(e)s::bigint[], %(author)s::text[], %(source)s::text[], %(language)s::text[], %(topic)s::text[])
+    FROM unnest(%(sign)b::int[], %(id)b::bigint[], %(at)b::timestamptz[], %(s)b::text[], %(p)b::float8[],
+                %(e)b::bigint[], %(author)b::text[], %(source)b::text[], %(language)b::text[], %(topic)b::text[])
          AS x(sign, id, at, s, p, e, author, source, language, topic)
     LEFT JOIN mention_topics t ON x.topic IS NULL AND t.mention_id = x.id AND t.published_at = x.at
     WHERE x.s IS NOT NULL AND coalesce(x.topic, t.topic) IS NOT NULL)"""
@@ -96,9 +106,10 @@ def move(conn: Any, changes: Iterable[Change]) -> None:
     params = {"sign": [c[0] for c in changes], "topic": [c[2] for c in changes],
               **{name: [c[1][i] for c in changes] for i, name in enumerate(("id", "at", "s", "p", "e", "author",
                                                                              "source", "language"))}}
-    conn.execute(MOVE, params)
+    # planned each time (prepare=False): a generic plan kept from when the tables were small scans them whole
+    conn.execute(MOVE, params, prepare=False)
     if any(sign < 0 and topic is not None for sign, _, topic in changes):  # a topic left: empty rows go
-        conn.execute(DROP_EMPTY, params)
+        conn.execute(DROP_EMPTY, params, prepare=False)
 
 
 def rescored(old: Counted, new: Counted) -> list[Change]:
