@@ -38,25 +38,30 @@ DATA = [
 ]
 
 
+def fill(store) -> None:
+    """DATA and a few failed fetches, stored through the store's interface (any engine)."""
+    w = Writer(store)
+    for at, sentiment, topics, source, tags, author, engagement in DATA:
+        w.add(datetime.fromisoformat(at).replace(tzinfo=UTC), sentiment, topics=topics, source=source,
+              hashtags=tags, author=author, **engagement)
+
+    def fail(source: str, at: str, error: str = "HTTP 500") -> None:
+        t = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        store.record_failure(source, "rss", error, started_at=t, now=t, next_check_at=t)
+
+    fail("forum", "2026-11-22T07:00")
+    fail("blog", "2026-11-20T07:00", "timed out")
+    fail("blog", "2026-11-21T12:00", "timed out")
+    fail("feed", "2026-11-21T10:00")
+    ok = datetime(2026, 11, 21, 11, tzinfo=UTC)
+    store.save_fetch("feed", "rss", [], SourceState(), started_at=ok, now=ok, next_check_at=ok, items=0, requests=1)
+
+
 @pytest.fixture
 def db(tmp_path):
     config = make_config(tmp_path)
     with Store(config.database.path) as store:
-        w = Writer(store)
-        for at, sentiment, topics, source, tags, author, engagement in DATA:
-            w.add(datetime.fromisoformat(at).replace(tzinfo=UTC), sentiment, topics=topics, source=source,
-                  hashtags=tags, author=author, **engagement)
-
-        def fail(source: str, at: str, error: str = "HTTP 500") -> None:
-            t = datetime.fromisoformat(at).replace(tzinfo=UTC)
-            store.record_failure(source, "rss", error, started_at=t, now=t, next_check_at=t)
-
-        fail("forum", "2026-11-22T07:00")
-        fail("blog", "2026-11-20T07:00", "timed out")
-        fail("blog", "2026-11-21T12:00", "timed out")
-        fail("feed", "2026-11-21T10:00")
-        ok = datetime(2026, 11, 21, 11, tzinfo=UTC)
-        store.save_fetch("feed", "rss", [], SourceState(), started_at=ok, now=ok, next_check_at=ok, items=0, requests=1)
+        fill(store)
     return config.database.path
 
 

@@ -295,7 +295,7 @@ def check_rules(config: Config) -> None:
     problems = []
     for i, rule in enumerate(config.alerts):
         if rule.kind == "sql":
-            error = check_select(rule.sql, ("now", "window_start"))
+            error = check_select(rule.sql, ("now", "window_start"), location=config.database.location)
             if error:
                 problems.append(f"alerts[{i}].sql (rule '{rule.name}'): {error}")
     if problems:

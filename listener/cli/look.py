@@ -69,20 +69,21 @@ def sql(ctx: click.Context, sql: str | None, query_name: str | None, params: tup
         time_limit: float) -> None:
     """Run a read-only SQL query (or a ready one, --query NAME) on the mention database.
 
-    :now is bound to the current UTC time unless --param now=... is given.
+    SQLite's SQL on the database file, PostgreSQL's on a postgresql:// database; :now is bound to
+    the current UTC time unless --param now=... is given.
     """
     from listener.store.queries import ready_query
     from listener.user_sql import run_user_sql
 
     if (sql is None) == (query_name is None):
         raise click.ClickException("give either SQL or --query NAME")
+    config = load(ctx)
     if query_name is not None:
         try:
-            sql = ready_query(query_name).sql
+            sql = ready_query(query_name).for_location(config.database.location)
         except KeyError as exc:
             raise click.ClickException(exc.args[0]) from None
-    config = load(ctx)
-    result = run_user_sql(config.database.path, sql, _bindings(params), datetime.now(timezone.utc),
+    result = run_user_sql(config.database.location, sql, _bindings(params), datetime.now(timezone.utc),
                           time_limit=time_limit)
     echo_rows(result.columns, result.rows, fmt)
 

@@ -6,7 +6,8 @@ folded and tokenised once with `prepare`; `Query.matches` then costs a few set l
 - `tokens`: folding (`normalise`), words, hashtags and handles, shared by queries and mentions;
 - `syntax`: the grammar: a query text to a tree of nodes, or a QuerySyntaxError;
 - `match`: `prepare` a mention, and the predicate a tree stands for;
-- `fts`: the tree as an FTS5 MATCH expression, the store's prefilter;
+- `fts`: the tree as an FTS5 MATCH expression, the SQLite store's prefilter;
+- `tsquery`: the tree as a PostgreSQL tsquery over `search_words`, the PostgreSQL store's;
 - here: `parse`, which also refuses queries that would match (almost) everything, and `Query`.
 """
 
@@ -17,11 +18,12 @@ from typing import Any
 
 from listener.errors import QuerySyntaxError
 from listener.query.fts import to_fts5
-from listener.query.match import EMPTY, Document, matcher, prepare
+from listener.query.match import EMPTY, Document, matcher, prepare, search_words
 from listener.query.syntax import MAX_NESTING, And, Handle, Node, Not, Or, Words, parse_tree
 from listener.query.tokens import extract_hashtags, normalise
+from listener.query.tsquery import to_tsquery
 
-__all__ = ["Document", "Query", "MAX_NESTING", "extract_hashtags", "normalise", "parse", "prepare"]
+__all__ = ["Document", "Query", "MAX_NESTING", "extract_hashtags", "normalise", "parse", "prepare", "search_words"]
 
 
 class Query:
@@ -69,6 +71,14 @@ class Query:
         cannot be checked safely in FTS5), so the result is None when nothing else remains.
         """
         return to_fts5(self._root)
+
+    def to_tsquery(self) -> str | None:
+        """A PostgreSQL tsquery selecting a superset of the matching rows, or None (any row).
+
+        Meant for a `tsvector` of each mention's `search_words` (its folded words, no positions), as
+        `%s::tsquery`; run `matches` on the rows it returns. It leaves out what `to_fts5` leaves out.
+        """
+        return to_tsquery(self._root)
 
     def __repr__(self) -> str:
         return f"Query({self.text!r})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from listener.query.syntax import And, Handle, Hashtag, Node, Not, Or, Words
 from listener.query.tokens import HANDLE, WORD, hashtag_names, normalise
 
-__all__ = ["Document", "prepare", "matcher", "EMPTY"]
+__all__ = ["Document", "prepare", "search_words", "matcher", "EMPTY"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def prepare(
     `hashtags` are the mention's own tags (with or without '#'); `author` is its handle, with or
     without a leading '@', Mastodon-style 'acme@mastodon.social' included.
     """
-    fields = [normalise(title), normalise(text)] if title else [normalise(text)]
+    fields = _folded_fields(text, title)
     tokens: list[str] = []
     tags: set[str] = set()
     handles: set[str] = set()
@@ -75,6 +75,16 @@ def prepare(
         hashtags=frozenset(tags),
         handles=frozenset(handles),
     )
+
+
+def search_words(text: str, title: str | None = None) -> set[str]:
+    """The distinct words of a mention's title and text, folded as `prepare` folds them: what a query's
+    words and phrases are matched against, so a full-text index of exactly these never misses a match."""
+    return {word for field in _folded_fields(text, title) for word in WORD.findall(field)}
+
+
+def _folded_fields(text: str, title: str | None) -> list[str]:
+    return [normalise(title), normalise(text)] if title else [normalise(text)]
 
 
 EMPTY = prepare("")  # a mention without a word: what no sensible query matches

@@ -6,7 +6,10 @@
   and `iso`, the one time format of the database;
 - `sqlite`: `SQLiteStore`, the first engine (one file in WAL mode), and users' read-only SQL;
 - `migrations`: the SQLite schema, including the triggers that keep the hourly rollups;
-- `queries`: ready SQL for common questions; `retention`: the daily prune job.
+- `queries`: ready SQL for common questions, in each engine's dialect; `retention`: the daily prune job.
+
+`run_readonly` and `check_select` take users' SQL to a database by its location without opening it
+as a store (`listener sql`, `check-config`): SQLite's dialect on a file, PostgreSQL's on a URL.
 
 `Store` is `SQLiteStore`: `Store(path)` opens the database file at `path`, as every caller and
 test did before there was an interface. `open_store` is where a caller that only knows the
@@ -16,10 +19,12 @@ Tables and views are documented in the README and stable for users' SQL.
 """
 
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from listener.store.interface import MentionStore
 from listener.store.sqlite.migrations import MIGRATIONS
-from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore, check_select, run_readonly
+from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore
+from listener.store.sqlite import check_select as _sqlite_check, run_readonly as _sqlite_readonly
 from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
                                   parse_iso)
 
@@ -39,6 +44,27 @@ def open_store(location: str | Path) -> MentionStore:
 
         return PostgresStore(str(location))
     return SQLiteStore(location)
+
+
+def run_readonly(location: str | Path, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *,
+                 time_limit: float = 30.0, max_rows: int | None = None) -> QueryResult:
+    """Run users' SQL read-only and time-limited on the database at `location` (`listener sql`),
+    without opening it as a store: in SQLite's dialect on a file, in PostgreSQL's on a URL."""
+    if is_postgres(location):
+        from listener.store.postgres import readonly
+
+        return readonly.run_readonly(str(location), sql, params, time_limit=time_limit, max_rows=max_rows)
+    return _sqlite_readonly(location, sql, params, time_limit=time_limit, max_rows=max_rows)
+
+
+def check_select(sql: str, params: Sequence[str] = (), *, location: str | Path | None = None) -> str | None:
+    """Why `sql` would fail as read-only SQL on the database at `location` (None: an SQLite file), or
+    None. SQLite's is compiled against the schema in memory; PostgreSQL's on the server itself."""
+    if location is not None and is_postgres(location):
+        from listener.store.postgres import readonly
+
+        return readonly.check_select(str(location), sql, params)
+    return _sqlite_check(sql, params)
 
 
 __all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "is_postgres", "MentionRow", "MentionFilter", "SaveResult", "SourceHealth",

@@ -5,8 +5,8 @@ outages and recent errors, and one incident with its events and notifications.""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Sequence
 
 from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, FetchRecord, IncidentRecord, Outage,
                                  OutboxRow)
@@ -14,6 +14,7 @@ from listener.store.sqlite.alert_state import SQLiteAlertState
 from listener.store.sqlite.matching import first_matching
 from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
 from listener.models import LABELS as SENTIMENTS  # the labels, in the model's order
+from listener.store.periods import add_authors as _add_authors, whole_and_cut as _whole_and_cut
 from listener.store.types import MentionFilter, iso
 
 if TYPE_CHECKING:
@@ -25,28 +26,6 @@ _AUTHOR_SUMS = "sum(mentions), sum(engagement), sum(negative), sum(neutral), sum
 _DAYS = "FROM topic_author_daily WHERE topic = ? AND day IN (SELECT value FROM json_each(?))"
 _ONLY = "AND author IN (SELECT value FROM json_each(?))"
 MAX_CANDIDATES = 1000  # more authors that could make the top: sum them all, one pass beats a lookup each
-
-
-def _whole_and_cut(start: datetime, end: datetime, unit: timedelta) -> tuple[datetime, datetime, list[tuple[datetime, datetime]]]:
-    """[start, end) as the whole UTC `unit`s (hours, days) [lo, hi) it holds and the pieces of the units
-    it cuts at either end (lo >= hi when it holds none: then the one piece is all of it)."""
-    size = int(unit.total_seconds())
-
-    def floor(dt: datetime) -> datetime:
-        return datetime.fromtimestamp(int(dt.timestamp()) // size * size, timezone.utc)
-
-    lo = floor(start) if floor(start) == start else floor(start) + unit
-    hi = floor(end)
-    if lo >= hi:
-        return lo, hi, [(start, end)] if start < end else []
-    return lo, hi, [(a, b) for a, b in ((start, lo), (hi, end)) if a < b]
-
-
-def _add_authors(into: dict[str, list[int]], rows: Iterable[tuple]) -> None:
-    for author, *counts in rows:
-        old = into.setdefault(author, [0, 0, 0, 0, 0])
-        for i, c in enumerate(counts):
-            old[i] += c or 0
 
 
 class SQLiteDashboard(SQLiteAlertState):

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from listener.store.rows import TopMention
 from listener.store.sqlite.connection import SQLiteBase
 from listener.store.sqlite.mentions import ENGAGEMENT
+from listener.store.periods import add_counts as _add, hour_floor as _hour_floor
 from listener.store.types import Counts, iso
 
 # rollup_counts kinds: (key in the rollup, rollup table, the same key over the mentions, extra join)
@@ -18,15 +19,6 @@ _ROLLUPS = {
     "language": ("language", "topic_breakdown_hourly", "coalesce(m.language, '')", ""),
     "hashtag": ("hashtag", "hashtag_hourly", "h.hashtag", "JOIN hashtags h ON h.mention_id = t.mention_id"),
 }
-
-
-def _hour_floor(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-
-
-def _add(into: dict[str, Counts], key: str, counts: Sequence[int | None]) -> None:
-    old = into.get(key, (0, 0, 0, 0))
-    into[key] = tuple(a + (b or 0) for a, b in zip(old, counts))  # type: ignore[assignment]
 
 
 class SQLiteDigestReads(SQLiteBase):

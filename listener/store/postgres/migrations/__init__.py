@@ -10,11 +10,12 @@ A migration is never edited once released; a change is a new one.
 
 from __future__ import annotations
 
-from listener.store.postgres.migrations import p001_mentions, p002_state, p004_workers
+from listener.store.postgres.migrations import p001_mentions, p002_state, p003_reader, p004_workers
 
 # (name recorded in `_migrations`, its statements), in the order they run
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("p001_mentions", p001_mentions.STATEMENTS),
     ("p002_state", p002_state.STATEMENTS),
+    ("p003_reader", p003_reader.STATEMENTS),
     ("p004_workers", p004_workers.STATEMENTS),
 ]
