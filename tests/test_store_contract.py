@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,8 +23,15 @@ T = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
 NEG, NEU, POS = Sentiment.from_probs(0.8, 0.1, 0.1), Sentiment.from_probs(0.1, 0.8, 0.1), Sentiment.from_probs(0.1, 0.2, 0.7)
 HOUR = timedelta(hours=1)
 
+def _another_pg_database(request) -> str:
+    server = request.getfixturevalue("pg_server")
+    return server.create_database(f"copy_{uuid.uuid4().hex[:12]}", template="listener_template")
+
+
 ENGINES = {"sqlite": lambda request, tmp_path: Store(tmp_path / "contract.db"),
            "postgresql": lambda request, tmp_path: open_store(request.getfixturevalue("pg_url"))}
+OTHER = {"sqlite": lambda request, tmp_path: Store(tmp_path / "other.db"),  # a second, empty database of each engine
+         "postgresql": lambda request, tmp_path: open_store(_another_pg_database(request))}
 
 
 @pytest.fixture(params=sorted(ENGINES))
@@ -606,9 +614,8 @@ def test_a_copy_holds_every_row_of_every_table_on_every_engine_and_back(store, r
     filled(store)
     want = every_row(store)
     assert all(want[t] for t in ("mentions", "corrections", "topic_hourly", "outbox", "job_runs", "fetches"))
-    for name in sorted(ENGINES):
-        (tmp_path / name).mkdir()
-        with ENGINES[name](request, tmp_path / name) as there:
+    for name in sorted(OTHER):
+        with OTHER[name](request, tmp_path) as there:
             report = copy_database(store, there, batch=2)
             assert report.rows["mentions"] == 3 and report.rows["topic_hourly"] == len(want["topic_hourly"])
             assert every_row(there) == want, name  # the pruned mention's hour is in the rollups still

@@ -18,12 +18,13 @@ from listener.store.postgres.outbox import PostgresOutbox
 from listener.store.postgres.pruning import PostgresPruning
 from listener.store.postgres.readonly import PostgresReadOnly
 from listener.store.postgres.sources import PostgresSourceReads
+from listener.store.postgres.transfer import PostgresTransfer
 from listener.store.postgres.workers import PostgresWorkers
 
 
 class PostgresStore(PostgresIngest, PostgresSourceReads, PostgresMentions, PostgresReadOnly, PostgresAlertReads,
                     PostgresDigestReads, PostgresDashboard, PostgresAlertState, PostgresWorkers, PostgresOutbox, PostgresPruning,
-                    PostgresLogs, PostgresCorrections):
+                    PostgresLogs, PostgresCorrections, PostgresTransfer):
     """The mention database on the PostgreSQL server at `url` (migrated on open)."""
 
 

@@ -96,9 +96,13 @@ _FAILED = """WITH s AS (
 
 
 def _words(row: MentionRow) -> str:
-    """The mention's search vector as tsvector input: its words, which hold no space, quote, backslash or
+    return search_vector(row.text, row.title)
+
+
+def search_vector(text: str, title: str | None) -> str:
+    """A mention's search vector as tsvector input: its words, which hold no space, quote, backslash or
     colon (a word longer than a tsvector keeps is left out; a character is 4 bytes at most)."""
-    words = search_words(row.text, row.title)
+    words = search_words(text, title)
     if max(map(len, words), default=0) > MAX_LEXEME // 4:
         words = {w for w in words if len(w.encode()) <= MAX_LEXEME}
     return " ".join(words)
