@@ -25,6 +25,7 @@ class SourceStatus:
     consecutive_errors: int
     next_check_at: str | None  # None: due now
     mentions: int
+    worker: str | None = None  # the worker that fetched it last (host:pid), when a daemon did
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -33,6 +34,7 @@ class SourceStatus:
 def source_statuses(config: Config, store: MentionStore) -> list[SourceStatus]:
     """Every configured source's health, in the config's order (never fetched: all empty)."""
     health = store.source_health(with_counts=True)
+    leases = store.leases("fetch:")
     out = []
     for src in config.sources:
         h = health.get(src.name)
@@ -40,7 +42,8 @@ def source_statuses(config: Config, store: MentionStore) -> list[SourceStatus]:
             name=src.name, kind=src.kind, enabled=src.enabled, every_seconds=int(src.every.total_seconds()),
             last_success_at=iso(h.last_success_at) if h else None, last_error=(h.last_error or None) if h else None,
             last_error_at=iso(h.last_error_at) if h else None, consecutive_errors=h.consecutive_errors if h else 0,
-            next_check_at=iso(h.next_check_at) if h else None, mentions=h.mentions if h else 0))
+            next_check_at=iso(h.next_check_at) if h else None, mentions=h.mentions if h else 0,
+            worker=leases[f"fetch:{src.name}"]["worker"] if f"fetch:{src.name}" in leases else None))
     return out
 
 
@@ -75,6 +78,7 @@ class AlertOverview:
     events: list[dict]  # {rule, labels, state, at, summary, incident}
     outbox: dict[str, int]  # queued, sent, given_up
     outbox_problems: list[dict] = field(default_factory=list)  # per channel: why notifications wait
+    leader: dict | None = None  # {worker, since, until}: the worker that evaluates the rules (or did last)
 
     def records(self) -> list[dict]:
         """Every rule, then every incident, then every event, JSON-ready (`listener alerts --json`)."""
@@ -98,7 +102,10 @@ def alert_overview(config: Config, store: MentionStore, now: datetime, days: int
     incidents = [{"incident": i["id"], "topic": i["topic"], "state": i["state"], "opened_at": i["opened_at"],
                   "closed_at": i["closed_at"], "peak": i["peak"], "hashtags": i["hashtags"], "rules": i["rules"],
                   "summary": i["summary"], "notifications": i["notifications"]} for i in store.incidents(since)]
-    return AlertOverview(statuses, incidents, events, store.outbox_counts(), store.outbox_problems())
+    lease = store.leases("leader").get("leader")
+    leader = {"worker": lease["worker"], "since": lease["acquired_at"],
+              "until": lease["released_at"] or lease["expires_at"]} if lease else None
+    return AlertOverview(statuses, incidents, events, store.outbox_counts(), store.outbox_problems(), leader)
 
 
 def labels_words(labels: dict) -> str:

@@ -13,6 +13,7 @@ from listener import terminal
 from listener.cli.context import load, model_factory, open_store
 from listener.cli.group import cli
 from listener.cli.output import counted, echo_json_lines, json_option, shown_time
+from listener.store import parse_iso
 
 
 @cli.group(invoke_without_command=True)
@@ -38,6 +39,11 @@ def alerts(ctx: click.Context, days: int, as_json: bool) -> None:
                       r.status_words)
     console = terminal.console(min_width=120)
     console.print(table)
+    if view.leader:
+        ended = parse_iso(view.leader["until"]) <= datetime.now(timezone.utc)
+        click.echo(terminal.plain(f"evaluated by worker {view.leader['worker']}, leader since "
+                                  f"{shown_time(view.leader['since'], config)}"
+                                  + (f" until {shown_time(view.leader['until'], config)}" if ended else "")))
     if view.incidents:
         inc = Table("#", "topic", "opened", "closed", "peak/h", "hashtags", "rules", "notices",
                     title=f"incidents of the last {days} days ({config.digest.timezone})")

@@ -172,13 +172,14 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json_lines(r.as_json() for r in rows)
         return
-    table = Table("source", "kind", "last success", "errors", "next check", "mentions",
+    workers = any(r.worker for r in rows)  # fetched by a daemon (`listener run`): which worker, last
+    table = Table("source", "kind", "last success", "errors", "next check", "mentions", *(["worker"] if workers else []),
                   title=f"sources (times in {config.digest.timezone})")
     for r in rows:
         errors = str(r.consecutive_errors)
         table.add_row(r.name + ("" if r.enabled else " (disabled)"), r.kind, shown_time(r.last_success_at, config, "never"),
                       terminal.styled(errors, "red") if r.consecutive_errors else errors,
-                      shown_time(r.next_check_at, config, "now"), str(r.mentions))
+                      shown_time(r.next_check_at, config, "now"), str(r.mentions), *([r.worker or ""] if workers else []))
     out = terminal.console()
     out.print(table)
     for r in rows:  # errors in full, on their own lines: they are what to act on
