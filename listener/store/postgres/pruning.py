@@ -40,7 +40,8 @@ class PostgresPruning(PostgresPartitions):
                     on_batch(held)
         while True:
             with self.transaction() as conn:
-                gone = conn.execute(_BATCH, {"before": iso(before), "batch": batch}).fetchone()
+                # planned for this cut and batch each time: a kept plan could read a partition whole per batch
+                gone = conn.execute(_BATCH, {"before": iso(before), "batch": batch}, prepare=False).fetchone()
             total += gone["mentions"]
             if on_batch and gone["mentions"]:
                 on_batch(gone["mentions"])
