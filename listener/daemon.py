@@ -51,13 +51,14 @@ def worker_name() -> str:
 
 # ---------------------------------------------------------------- the jobs
 def job_fetch(config: Config, store: MentionStore, now: datetime, source: str | None = None,
-              pool: SourcePool | None = None) -> list:
-    """Fetch what is due (one source, or all); failures are recorded by the pipeline. `pool` keeps
-    the source objects from one fetch to the next (the daemon's)."""
+              pool: SourcePool | None = None, worker: str | None = None) -> list:
+    """Fetch what is due (one source, or all; those whose lease `worker` takes, when given);
+    failures are recorded by the pipeline. `pool` keeps the source objects from one fetch to the
+    next (the daemon's)."""
     from listener.pipeline import fetch_due
 
     names = {source} if source else None
-    return fetch_due(config, store, now, names=names, pool=pool)
+    return fetch_due(config, store, now, names=names, pool=pool, worker=worker)
 
 
 def job_score(store: MentionStore, model: SentimentModel, now: datetime, cache: ScoreCache | None = None,
@@ -168,7 +169,7 @@ class Daemon:
 
     # jobs as the scheduler calls them
     def fetch(self, store: MentionStore, source: str) -> None:
-        for o in job_fetch(self.config, store, self.clock(), source, self._sources):
+        for o in job_fetch(self.config, store, self.clock(), source, self._sources, self.worker):
             self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
 
     def leads(self, store: MentionStore) -> bool:

@@ -68,6 +68,12 @@ def due_sources(config: Config, store: MentionStore, now: datetime, only: str | 
     return due
 
 
+def fetch_lease(config: Config) -> timedelta:
+    """How long a worker holds a source while fetching it: long enough for several requests that
+    each run into the time limit; past it, a worker that died mid-fetch frees the source."""
+    return max(timedelta(minutes=5), 5 * config.fetch.timeout)
+
+
 def http_settings(config: Config) -> HttpSettings:
     defaults = HttpSettings()
     return HttpSettings(timeout=config.fetch.timeout.total_seconds(), max_bytes=config.fetch.max_bytes,
@@ -113,11 +119,13 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
                           names: set[str] | None = None, since: datetime | None = None,
                           on_outcome: Callable[[SourceOutcome], None] | None = None,
                           clock: Callable[[], datetime] | None = None,
-                          pool: SourcePool | None = None) -> list[SourceOutcome]:
+                          pool: SourcePool | None = None, worker: str | None = None) -> list[SourceOutcome]:
     """Fetch all due sources concurrently (global and per-host limits) and store each as it lands.
 
     `since` asks for a backfill from that time (where the source's API allows it); `pool` keeps
-    the source objects across calls (the daemon's), else they live for this call.
+    the source objects across calls (the daemon's), else they live for this call. With `worker`
+    (a daemon among several on one database), a source is fetched only by the worker that takes
+    its lease, and only if it is still due then (another worker may have just fetched it).
     """
     due = due_sources(config, store, now, only, names)
     pool = pool if pool is not None else SourcePool()
@@ -128,11 +136,20 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     async with HttpClient(http_settings(config)) as http:
 
         async def run(src: SourceConfig) -> None:
-            lower = fetch_since(src, store, now, since)
-            async with limit:
-                result = await _fetch_one(src, store, http, now, lower, pool)
-            finished = clock() if clock else now
-            outcome = record(config, store, src, result, started_at=now, now=finished, since=lower)
+            lease = f"fetch:{src.name}"
+            if worker and not store.claim_lease(lease, worker, now, fetch_lease(config)):
+                return  # another worker is fetching it
+            try:
+                if worker and not only and not due_sources(config, store, now, names={src.name}):
+                    return  # another worker fetched it since this one looked
+                lower = fetch_since(src, store, now, since)
+                async with limit:
+                    result = await _fetch_one(src, store, http, now, lower, pool)
+                finished = clock() if clock else now
+                outcome = record(config, store, src, result, started_at=now, now=finished, since=lower)
+            finally:
+                if worker:
+                    store.release_lease(lease, worker, clock() if clock else now)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
