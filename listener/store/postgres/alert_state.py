@@ -3,7 +3,6 @@ evaluation written with its notifications in one transaction."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Mapping, Sequence
 
@@ -13,8 +12,8 @@ from listener.store.postgres.outbox import PostgresOutbox
 from listener.store.rows import (AlertEventRow, AlertStateRow, IncidentRecord, IncidentRow, NewAlertEvent,
                                  Notification, RuleEvaluation, RuleEvaluationRow)
 from listener.store.types import iso
+from listener.store.decode import incident_record
 
-_INCIDENT_LISTS = ("hashtags", "rules", "members", "announced")  # JSON lists in `incidents`
 _EVENT = """INSERT INTO alert_events (rule, labels, state, at, value, summary, details, incident_id)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"""
 
@@ -42,15 +41,7 @@ class PostgresAlertState(PostgresOutbox):
         rows = self._dicts("SELECT * FROM incidents WHERE (closed_at IS NULL OR closed_at >= %s)"
                            + (" AND opened_at < %s" if until else "") + " ORDER BY opened_at, id",
                            (iso(since), iso(until)) if until else (iso(since),))
-        return [self._incident_record(r) for r in rows]
-
-    @staticmethod
-    def _incident_record(row: dict) -> IncidentRecord:
-        """A stored incident row with its lists and its lead decoded from JSON."""
-        for key in _INCIDENT_LISTS:
-            row[key] = json.loads(row[key])
-        row["lead"] = json.loads(row["lead"]) if row["lead"] else None
-        return row  # type: ignore[return-value]
+        return [incident_record(r) for r in rows]
 
     def rule_evaluations(self) -> dict[str, RuleEvaluationRow]:
         return {r["rule"]: r for r in self._dicts("SELECT * FROM rule_evaluations")}  # type: ignore[misc]

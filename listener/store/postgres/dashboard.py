@@ -16,6 +16,7 @@ from listener.store.postgres.mentions import BY_HASHTAG, BY_TOPIC, ENGAGEMENT, H
 from listener.store.rows import (AlertEventRow, AuthorRow, ExportedMention, FetchRecord, IncidentRecord, Outage,
                                  OutboxRow)
 from listener.store.types import MentionFilter, iso
+from listener.store.decode import incident_record
 
 if TYPE_CHECKING:
     from listener.query import Query
@@ -169,7 +170,7 @@ class PostgresDashboard(PostgresAlertState):
 
     def incident(self, incident_id: int) -> IncidentRecord | None:
         row = self._one("SELECT * FROM incidents WHERE id = %s", (incident_id,))
-        return self._incident_record(row) if row else None
+        return incident_record(row) if row else None
 
     def incident_events(self, incident_id: int) -> list[AlertEventRow]:
         return self._dicts("SELECT * FROM alert_events WHERE incident_id = %s ORDER BY at, id",  # type: ignore[return-value]

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 from listener.store.postgres.connection import PostgresBase
 from listener.store.rows import OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus
 from listener.store.types import iso
+from listener.store.decode import outbox_row
 
 
 class PostgresOutbox(PostgresBase):
@@ -48,10 +49,7 @@ class PostgresOutbox(PostgresBase):
 
     def _decoded(self, sql: str, params: Any = ()) -> Iterator[OutboxRow]:
         """Outbox rows with their recipients and payload decoded from JSON."""
-        for r in self._dicts(sql, params):
-            r["recipients"] = json.loads(r["recipients"])
-            r["payload"] = json.loads(r["payload"]) if r["payload"] else None
-            yield r  # type: ignore[misc]
+        return (outbox_row(r) for r in self._dicts(sql, params))
 
     def _update(self, sql: str, params: Sequence[Any]) -> None:
         with self.transaction() as conn:

@@ -4,12 +4,12 @@ that workers claiming at the same moment split the work instead of waiting for e
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 from listener.store.postgres.connection import PostgresBase
 from listener.store.rows import LeaseRow, OutboxRow
 from listener.store.types import iso
+from listener.store.decode import outbox_row
 
 
 class PostgresWorkers(PostgresBase):
@@ -52,9 +52,7 @@ class PostgresWorkers(PostgresBase):
                               ORDER BY id LIMIT %s FOR UPDATE OF o SKIP LOCKED""", (iso(now), limit))
         for r in rows:
             del r["item"]
-            r["recipients"] = json.loads(r["recipients"])
-            r["payload"] = json.loads(r["payload"]) if r["payload"] else None
-        return rows
+        return [outbox_row(r) for r in rows]
 
     def _claim(self, kind: str, worker: str, now: datetime, ttl: timedelta, select: str, params: tuple) -> list[dict]:
         """In one transaction: end the expired claims of `kind` and `worker`'s own, lock what is free

@@ -34,7 +34,6 @@ from listener.store.sqlite.corrections import SQLiteCorrections
 from listener.store.sqlite.digest_reads import SQLiteDigestReads
 from listener.store.sqlite.ingest import SQLiteIngest
 from listener.store.sqlite.mentions import SQLiteMentions
-from listener.store.sqlite.outbox import SQLiteOutbox
 from listener.store.sqlite.pruning import SQLitePruning
 from listener.store.sqlite.readonly import SQLiteReadOnly, check_select, run_readonly
 from listener.store.sqlite.sources import SQLiteSourceReads

@@ -3,7 +3,6 @@ evaluation written with its notifications in one transaction."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Mapping, Sequence
 
@@ -11,8 +10,8 @@ from listener.store.rows import (AlertEventRow, AlertStateRow, IncidentRecord, I
                                  Notification, RuleEvaluation, RuleEvaluationRow)
 from listener.store.sqlite.outbox import SQLiteOutbox
 from listener.store.types import iso
+from listener.store.decode import incident_record
 
-_INCIDENT_LISTS = ("hashtags", "rules", "members", "announced")  # JSON lists in `incidents`
 
 
 class SQLiteAlertState(SQLiteOutbox):
@@ -40,15 +39,7 @@ class SQLiteAlertState(SQLiteOutbox):
         rows = list(self._dicts(
             "SELECT * FROM incidents WHERE opened_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY opened_at, id",
             (iso(until) if until else "9999", iso(since))))
-        return [self._incident_record(r) for r in rows]
-
-    @staticmethod
-    def _incident_record(row: dict) -> IncidentRecord:
-        """A stored incident row with its lists and its lead decoded from JSON."""
-        for key in _INCIDENT_LISTS:
-            row[key] = json.loads(row[key])
-        row["lead"] = json.loads(row["lead"]) if row["lead"] else None
-        return row  # type: ignore[return-value]
+        return [incident_record(r) for r in rows]
 
     def rule_evaluations(self) -> dict[str, RuleEvaluationRow]:
         return {r["rule"]: r for r in self._dicts("SELECT * FROM rule_evaluations")}

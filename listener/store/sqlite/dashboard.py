@@ -16,6 +16,7 @@ from listener.store.sqlite.mentions import ENGAGEMENT, HASHTAG_LIST, TOPIC_LIST
 from listener.models import LABELS as SENTIMENTS  # the labels, in the model's order
 from listener.store.periods import add_authors as _add_authors, whole_and_cut as _whole_and_cut
 from listener.store.types import MentionFilter, iso
+from listener.store.decode import incident_record
 
 if TYPE_CHECKING:
     from listener.query import Query
@@ -162,7 +163,7 @@ class SQLiteDashboard(SQLiteAlertState):
 
     def incident(self, incident_id: int) -> IncidentRecord | None:
         rows = list(self._dicts("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
-        return self._incident_record(rows[0]) if rows else None
+        return incident_record(rows[0]) if rows else None
 
     def incident_events(self, incident_id: int) -> list[AlertEventRow]:
         return list(self._dicts("SELECT * FROM alert_events WHERE incident_id = ? ORDER BY at, id", (incident_id,)))

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 from listener.store.rows import OutboxCounts, OutboxProblem, OutboxRow, OutboxStatus
 from listener.store.sqlite.connection import SQLiteBase
 from listener.store.types import iso
+from listener.store.decode import outbox_row
 
 
 class SQLiteOutbox(SQLiteBase):
@@ -43,10 +44,7 @@ class SQLiteOutbox(SQLiteBase):
 
     def _decoded(self, sql: str, params: Any = ()) -> Iterator[OutboxRow]:
         """Outbox rows with their recipients and payload decoded from JSON."""
-        for r in self._dicts(sql, params):
-            r["recipients"] = json.loads(r["recipients"])
-            r["payload"] = json.loads(r["payload"]) if r["payload"] else None
-            yield r
+        return (outbox_row(r) for r in self._dicts(sql, params))
 
     def mark_sent(self, outbox_id: int, now: datetime) -> None:
         with self.transaction():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from listener.sources import SourceState
 from listener.store.rows import FetchRecord, SourceFailures
 from listener.store.sqlite.connection import SQLiteBase
-from listener.store.types import SourceHealth, iso, parse_iso
+from listener.store.types import SourceHealth, iso
+from listener.store.decode import health_of
 
 
 class SQLiteSourceReads(SQLiteBase):
@@ -17,13 +17,7 @@ class SQLiteSourceReads(SQLiteBase):
         counts = dict(self.conn.execute("SELECT source, count(*) FROM mentions GROUP BY source")) if with_counts else {}
         out = {}
         for d in self._dicts("SELECT * FROM sources" + (" WHERE name = ?" if name else ""), (name,) if name else ()):
-            out[d["name"]] = SourceHealth(
-                name=d["name"], kind=d["kind"],
-                state=SourceState(d["etag"], d["last_modified"], d["cursor"]),
-                last_attempt_at=parse_iso(d["last_attempt_at"]), last_success_at=parse_iso(d["last_success_at"]),
-                last_error=d["last_error"], last_error_at=parse_iso(d["last_error_at"]),
-                consecutive_errors=d["consecutive_errors"], next_check_at=parse_iso(d["next_check_at"]),
-                mentions=counts.get(d["name"], 0))
+            out[d["name"]] = health_of(d, counts.get(d["name"], 0))
         return out
 
     def source_failures(self, start: datetime, end: datetime) -> list[SourceFailures]:
