@@ -1,7 +1,8 @@
 """Alert rules on a real database: detection, the state machine, incidents, persistence, outbox.
 
-Mentions are written straight into a real SQLite store with their sentiment given (the model is
-tested elsewhere); evaluations run at injected times, minute by minute where timing matters.
+Mentions are written straight into a real store (each test that takes `database` runs on SQLite and
+on PostgreSQL) with their sentiment given (the model is tested elsewhere); evaluations run at
+injected times, minute by minute where timing matters.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from listener.alerts.kinds import SHARE_SD, spread
 from listener.alerts.kinds.backlash import change_evidence
 from listener.alerts.stats import (binom_sf, gamma_upper, mean_evidence, negbin_sf, poisson_llr, poisson_sf,
                             predictive_size, rate_change, rhythmic_expectation)
-from listener.store import MentionRow, Store
+from listener.store import MentionRow, MentionStore, open_store
 from listener.models import Sentiment
 from listener.sources import SourceState
 
@@ -50,10 +51,10 @@ topic = "burgerly"
 """
 
 
-def config_for(tmp_path, alerts: str, email: bool = True):
+def config_for(tmp_path, database, alerts: str, email: bool = True):
     text = f"""
 [database]
-path = "{tmp_path / 'm.db'}"
+{database.toml(tmp_path)}
 
 [[topics]]
 name = "burgerly"
@@ -79,31 +80,43 @@ timezone = "Europe/Amsterdam"
 class Feeder:
     """Writes scored mentions straight into the store (sentiment given, not modelled)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: MentionStore):
         self.store = store
         self.n = 0
 
     def add(self, at: datetime, sentiment: str = "neutral", hashtags=(), count: int = 1, likes: int = 0,
             scored: bool = True):
-        rows = []
-        for _ in range(count):
-            self.n += 1
-            text = "burgerly " + " ".join(f"#{h}" for h in hashtags)
-            rows.append(MentionRow("feed", f"m{self.n}", text, at, at, ("burgerly",), tuple(hashtags),
-                                   url=f"https://example.org/{self.n}", likes=likes + self.n % 7))
-        saved = self.store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at,
+        return self._fetched([(self._row(at, hashtags, likes), sentiment) for _ in range(count)], at, scored)
+
+    def _row(self, at: datetime, hashtags, likes: int) -> MentionRow:
+        self.n += 1
+        text = "burgerly " + " ".join(f"#{h}" for h in hashtags)
+        return MentionRow("feed", f"m{self.n}", text, at, at, ("burgerly",), tuple(hashtags),
+                          url=f"https://example.org/{self.n}", likes=likes + self.n % 7)
+
+    def _fetched(self, rows: list[tuple[MentionRow, str]], at: datetime, scored: bool = True) -> list[int]:
+        """(mention, sentiment) pairs stored as one fetch at `at`, and scored then unless not `scored`."""
+        saved = self.store.save_fetch("feed", "rss", [r for r, _ in rows], SourceState(), started_at=at, now=at,
                                       next_check_at=at, items=len(rows), requests=1)
+        assert len(saved.new_ids) == len(rows)
         if scored:
-            self.store.save_scores([(i, Sentiment.from_probs(*PROBS[sentiment])) for i in saved.new_ids], "test", at)
+            self.store.save_scores([(i, Sentiment.from_probs(*PROBS[s])) for i, (_, s) in zip(saved.new_ids, rows)],
+                                   "test", at)
         return saved.new_ids
 
     def rhythm(self, start: datetime, days: int, per_hour=lambda h: 2 + (6 if 9 <= h <= 21 else 0),
                sentiment_cycle=("neutral", "positive", "neutral", "negative", "positive"), tags=()):
+        """`days` of ordinary mentions; each hour's stored as one fetch at its latest mention's time (the
+        rules read the mentions' own times, not the fetches')."""
         for hour in range(days * 24):
             at = start + timedelta(hours=hour)
+            batch = []
             for k in range(per_hour(at.hour)):
                 tag = (tags[(hour + k) % len(tags)],) if tags and k % 3 == 0 else ()
-                self.add(at + timedelta(minutes=(k * 7) % 60), sentiment_cycle[(hour + k) % len(sentiment_cycle)], tag)
+                batch.append((self._row(at + timedelta(minutes=(k * 7) % 60), tag, 0),
+                              sentiment_cycle[(hour + k) % len(sentiment_cycle)]))
+            if batch:
+                self._fetched(batch, max(row.published_at for row, _ in batch))
 
     def burst(self, start: datetime, minutes: int, per_hour: float, tag: str, negative_every: int = 4,
               extra_tags=()):
@@ -269,9 +282,9 @@ def replace_id(incident: Incident) -> Incident:
 
 
 # ---------------------------------------------------------------- detection on a real store
-def test_a_new_install_is_learning_and_does_not_cry_wolf(tmp_path):
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+def test_a_new_install_is_learning_and_does_not_cry_wolf(tmp_path, database):
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 3, tags=("lunch", "monday", "coffee"))  # three ordinary days on a brand-new install
         transitions, notices = run(config, store, T0 + timedelta(minutes=30), T0 + timedelta(days=3), timedelta(minutes=10))
@@ -282,9 +295,9 @@ def test_a_new_install_is_learning_and_does_not_cry_wolf(tmp_path):
     assert shown.exit_code == 0 and "learning: 2 of 7 days" in shown.output, shown.output
 
 
-def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path):
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path, database):
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 7, tags=("lunch", "monday", "coffee"))
         onset = T0 + timedelta(days=7, hours=13)  # 14:00 in Amsterdam
@@ -315,11 +328,11 @@ def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path
     assert "incident 1 #grillhofmoments (backlash" in render_text(digest)
 
 
-def test_a_friendly_campaign_hijacked_is_measured_from_the_hijack(tmp_path):
+def test_a_friendly_campaign_hijacked_is_measured_from_the_hijack(tmp_path, database):
     """The campaign's friendly posts before the hijack (3/h for six hours, then 20/h) are not part of
     the burst: counted in, they would hold its share below a backlash's for as long again."""
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 7, tags=("lunch", "monday", "coffee"))
         launch = T0 + timedelta(days=7, hours=7)
@@ -336,9 +349,9 @@ def test_a_friendly_campaign_hijacked_is_measured_from_the_hijack(tmp_path):
     assert fired.at - onset <= timedelta(minutes=30), fired.at - onset
 
 
-def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path):
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path, database):
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 7, tags=("burgerly", "lunch"))
         onset = T0 + timedelta(days=7, hours=13)
@@ -352,9 +365,9 @@ def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path):
     assert [n.state for n in notices] == ["firing", "resolved"]
 
 
-def test_a_brand_that_is_always_criticised_needs_a_clear_turn(tmp_path):
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+def test_a_brand_that_is_always_criticised_needs_a_clear_turn(tmp_path, database):
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         cycle = ("negative", "negative", "neutral", "negative", "positive")  # 60% negative, every day
         feed.rhythm(T0, 7, sentiment_cycle=cycle, tags=("lunch",))
@@ -379,7 +392,7 @@ keep_firing_for = "0s"
 """
 
 
-def add_recall(store: Store, at: datetime) -> None:
+def add_recall(store: MentionStore, at: datetime) -> None:
     """One scored negative mention that matches the `recall` rule."""
     rows = [MentionRow("feed", "r1", "Burgerly recall announced", at, at, ("burgerly",))]
     saved = store.save_fetch("feed", "rss", rows, SourceState(), started_at=at, now=at, next_check_at=at,
@@ -387,9 +400,9 @@ def add_recall(store: Store, at: datetime) -> None:
     store.save_scores([(saved.new_ids[0], Sentiment.from_probs(*PROBS["negative"]))], "test", at)
 
 
-def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path):
-    config = config_for(tmp_path, RECALL + 'window = "30m"\n')
-    with Store(config.database.path) as store:
+def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path, database):
+    config = config_for(tmp_path, database, RECALL + 'window = "30m"\n')
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         at = T0 + timedelta(hours=1)
         add_recall(store, at)
@@ -403,9 +416,9 @@ def test_unscored_mentions_are_missing_data_not_a_quiet_period(tmp_path):
         assert [t.state for t in evaluate(config, store, later + timedelta(minutes=1))] == ["resolved"]
 
 
-def test_volume_spike_respects_the_daily_rhythm_and_a_loved_launch(tmp_path):
-    config = config_for(tmp_path, STANDARD)
-    with Store(config.database.path) as store:
+def test_volume_spike_respects_the_daily_rhythm_and_a_loved_launch(tmp_path, database):
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.rhythm(T0, 8)
         day8 = T0 + timedelta(days=7)
@@ -429,15 +442,15 @@ def test_volume_spike_respects_the_daily_rhythm_and_a_loved_launch(tmp_path):
         assert details["expected"] == 2 and details["count"] == 30 and details["worse"]
 
 
-def test_volume_spike_surges_option(tmp_path):
+def test_volume_spike_surges_option(tmp_path, database):
     """A surge as negative as usual fires only with surges = "not_better" or "all"; good news only with "all"."""
     fired = {}
     for surges in ("worse", "not_better", "all"):
         folder = tmp_path / surges
         folder.mkdir()
-        config = config_for(folder, f'[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\n'
+        config = config_for(folder, database, f'[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\n'
                                     f'surges = "{surges}"\n')
-        with Store(config.database.path) as store:
+        with open_store(config.database.location) as store:
             feed = Feeder(store)
             feed.rhythm(T0, 8)
             night = T0 + timedelta(days=8, hours=3)
@@ -451,7 +464,7 @@ def test_volume_spike_surges_option(tmp_path):
     assert fired == {"worse": (False, False), "not_better": (True, False), "all": (True, True)}
 
 
-def test_keyword_rule_and_source_down_notice(tmp_path):
+def test_keyword_rule_and_source_down_notice(tmp_path, database):
     rules = """
 [[alerts]]
 name = "recall"
@@ -461,8 +474,8 @@ query = 'recall OR "food poisoning"'
 window = "30m"
 keep_firing_for = "0s"
 """
-    config = config_for(tmp_path, rules)
-    with Store(config.database.path) as store:
+    config = config_for(tmp_path, database, rules)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         at = T0 + timedelta(hours=1)
         feed.add(at)
@@ -490,15 +503,15 @@ keep_firing_for = "0s"
         assert "Examples:" in body and "food poisoning reports" in body and "CET" in body
 
 
-def test_sql_rule_rows_are_instances(tmp_path):
+def test_sql_rule_rows_are_instances(tmp_path, database):
     rules = """
 [[alerts]]
 name = "busy-sources"
 kind = "sql"
 sql = "select source, count(*) as value from mentions group by source having count(*) > 2"
 """
-    config = config_for(tmp_path, rules, email=False)
-    with Store(config.database.path) as store:
+    config = config_for(tmp_path, database, rules, email=False)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         feed.add(T0, count=3)
         got = evaluate(config, store, T0 + timedelta(minutes=1))
@@ -507,11 +520,11 @@ sql = "select source, count(*) as value from mentions group by source having cou
         assert store.notifications() == []  # no [email]: recorded only
 
 
-def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path):
+def test_an_upgraded_database_neither_resends_nor_crashes(tmp_path, database):
     """A firing alert the engine before incidents had notified (its row has no "observation") stays
     announced: no second FIRING; its incident closes with one RESOLVED."""
-    config = config_for(tmp_path, RECALL)
-    with Store(config.database.path) as store:
+    config = config_for(tmp_path, database, RECALL)
+    with open_store(config.database.location) as store:
         at = T0 + timedelta(hours=1)
         add_recall(store, at)
         old = "2026-11-09T01:01:00Z"
@@ -534,12 +547,12 @@ def test_a_volume_spike_needs_a_baseline_of_days():
                                    'topic="a"\nbaseline="12h"\n'))
 
 
-def test_with_weeks_of_history_the_same_weekday_is_the_baseline(tmp_path):
+def test_with_weeks_of_history_the_same_weekday_is_the_baseline(tmp_path, database):
     """baseline = 21d: on a quiet Sunday, 12 mentions at noon are 12x what Sundays have, although
     weekdays have 30 then."""
     rules = '[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\nbaseline = "21d"\nsurges = "all"\n'
-    config = config_for(tmp_path, rules)
-    with Store(config.database.path) as store:
+    config = config_for(tmp_path, database, rules)
+    with open_store(config.database.location) as store:
         feed = Feeder(store)
         start = T0 - timedelta(days=28)  # a Monday four weeks earlier
         for day in range(28):

@@ -16,16 +16,16 @@ from listener.cli import cli
 from listener.digest import build_digest
 from listener.models.data import read_tsv
 from listener.pipeline import score_pending
-from listener.store import MentionRow, Store
+from listener.store import MentionRow, open_store
 from tests.test_digest import DAY, fill, make_config
 from tests.test_models import CLEAR
 
 AT = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)
 
 
-def test_the_digest_counts_the_corrected_labels_and_leaves_out_mentions_not_relevant(tmp_path):
-    config = make_config(tmp_path)
-    with Store(config.database.path) as store:
+def test_the_digest_counts_the_corrected_labels_and_leaves_out_mentions_not_relevant(tmp_path, database):
+    config = make_config(tmp_path, database)
+    with open_store(config.database.location) as store:
         ids = fill(store)
         [before] = build_digest(store, config, DAY, ["acme"])["topics"]
         assert (before["mentions"], before["sentiment"], before["net_sentiment"]) == (
@@ -54,14 +54,14 @@ def run(tmp_path, *args: str):
     return result
 
 
-def labelled_store(tmp_path, model):
+def labelled_store(tmp_path, database, model):
     """The model test's clear texts stored and scored by the real model, then labelled by the team as
     test_models' hand-made file labels them (the meeting deliberately wrong); one not relevant."""
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, database)
     texts = [(t, label, "nl" if i >= 4 else "en") for i, (t, label) in enumerate(CLEAR)]
     texts.append(("The meeting is scheduled for Tuesday at 10am.", "negative", "en"))
     texts.append(("acme hiring: we are looking for a\tbarista\nin Utrecht", "neutral", None))  # tab and line break
-    with Store(config.database.path) as store:
+    with open_store(config.database.location) as store:
         ids = store.save_mentions([MentionRow("feed", str(i), text, AT, AT, ("acme",), (), language=lang)
                                    for i, (text, _, lang) in enumerate(texts)]).new_ids
         score_pending(store, model, AT)
@@ -71,8 +71,8 @@ def labelled_store(tmp_path, model):
     return config, ids
 
 
-def test_corrections_list_export_and_measure_the_model(tmp_path, bundled_model):
-    config, ids = labelled_store(tmp_path, bundled_model)
+def test_corrections_list_export_and_measure_the_model(tmp_path, database, bundled_model):
+    config, ids = labelled_store(tmp_path, database, bundled_model)
     listed = [json.loads(line) for line in run(tmp_path, "corrections", "--json").output.splitlines()]
     assert len(listed) == 11 and listed[0]["mention_id"] == ids[0] and listed[0]["corrected_by"] == "bob"
     assert listed[-1]["label"] == "not relevant" and listed[-1]["topic"] is None
@@ -102,8 +102,8 @@ def test_corrections_list_export_and_measure_the_model(tmp_path, bundled_model):
     assert "the corrections: model bundled" in plain and "confusion matrix" in plain
 
 
-def test_model_eval_wants_a_file_or_the_corrections(tmp_path):
-    make_config(tmp_path)
+def test_model_eval_wants_a_file_or_the_corrections(tmp_path, database):
+    make_config(tmp_path, database)
     for args in ([], ["x.tsv", "--corrections"]):
         result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "model", "eval", *args])
         assert result.exit_code == 1 and "give either FILE.tsv or --corrections" in result.output

@@ -1,4 +1,5 @@
-"""The daily digest on a real database: exact figures, local day bounds, every format, mail once a day."""
+"""The daily digest on a real database (SQLite and PostgreSQL): exact figures, local day bounds, every
+format, mail once a day."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from listener.config import parse_config
 from listener.digest import (build_digest, day_bounds, message_id, queue_digest, render_charts, render_html,
                              render_markdown, render_text, send_digest_if_due)
 from listener.errors import ListenerError
-from listener.store import MentionRow, Store
+from listener.store import MentionRow, MentionStore, open_store
 from listener.models import Sentiment
 from listener.sources import SourceState
+from tests.databases import Databases
 from tests.smtpserver import html_body, text_body
 
 UTC = timezone.utc
@@ -29,7 +31,7 @@ PROBS = {"negative": (0.9, 0.05, 0.05), "neutral": (0.05, 0.9, 0.05), "positive"
 
 CONFIG = """
 [database]
-path = "{db}"
+{database}
 
 [[topics]]
 name = "acme"
@@ -74,10 +76,13 @@ topic = "acme"
 """
 
 
-def make_config(tmp_path, port: int = 25):
+def make_config(tmp_path, database: Databases | None = None, port: int = 25):
+    """The config in tmp_path/config.toml, on the folder's database of `database`'s engine (the
+    `database` fixture's; SQLite when not given)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "config.toml").write_text(CONFIG.format(db=tmp_path / "m.db", port=port))
-    return parse_config(tomllib.loads(CONFIG.format(db=tmp_path / "m.db", port=port)), base_dir=tmp_path)
+    text = CONFIG.format(database=(database or Databases("sqlite")).toml(tmp_path), port=port)
+    (tmp_path / "config.toml").write_text(text)
+    return parse_config(tomllib.loads(text), base_dir=tmp_path)
 
 
 def local(day: date, hh: int, mm: int = 0) -> datetime:
@@ -88,7 +93,7 @@ def local(day: date, hh: int, mm: int = 0) -> datetime:
 class Writer:
     """Stores scored mentions through save_fetch + save_scores, as the pipeline does."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: MentionStore):
         self.store = store
         self.n = 0
 
@@ -126,7 +131,7 @@ DAY_MENTIONS = [
 ]
 
 
-def fill(store: Store) -> dict[str, int]:
+def fill(store: MentionStore) -> dict[str, int]:
     """The known data set; returns ids of the mentions the tests look for."""
     w = Writer(store)
     ids = {}
@@ -169,9 +174,9 @@ def fill(store: Store) -> dict[str, int]:
 
 
 @pytest.fixture
-def filled(tmp_path):
-    config = make_config(tmp_path)
-    store = Store(config.database.path)
+def filled(tmp_path, database):
+    config = make_config(tmp_path, database)
+    store = open_store(config.database.location)
     ids = fill(store)
     yield config, store, ids
     store.close()
@@ -269,10 +274,10 @@ def test_the_previous_day_and_one_topic(filled):
         build_digest(store, config, DAY, ["nope"])
 
 
-def test_a_half_hour_time_zone_counts_the_cut_hours_from_the_mentions(tmp_path):
-    config = make_config(tmp_path)
+def test_a_half_hour_time_zone_counts_the_cut_hours_from_the_mentions(tmp_path, database):
+    config = make_config(tmp_path, database)
     config = replace(config, digest=replace(config.digest, timezone="Asia/Kolkata"))  # UTC+05:30
-    with Store(config.database.path) as store:
+    with open_store(config.database.location) as store:
         w = Writer(store)
         # the local day 2026-11-21 runs from 2026-11-20T18:30Z to 2026-11-21T18:30Z
         for at, s in [("2026-11-20T18:15", "negative"), ("2026-11-20T18:45", "positive"), ("2026-11-21T10:00", "positive"),
@@ -342,9 +347,9 @@ def test_digest_command_formats(filled, tmp_path):
     assert result.exit_code == 1 and "no topic named 'nope'" in result.output
 
 
-def test_send_mails_one_digest_with_inline_charts(tmp_path, smtp_server):
-    config = make_config(tmp_path, smtp_server.port)
-    with Store(config.database.path) as store:
+def test_send_mails_one_digest_with_inline_charts(tmp_path, database, smtp_server):
+    config = make_config(tmp_path, database, smtp_server.port)
+    with open_store(config.database.location) as store:
         fill(store)
     runner = CliRunner()
     args = ["--config", str(tmp_path / "config.toml"), "digest", "--date", "2026-11-21", "--send"]
@@ -369,9 +374,9 @@ def test_send_mails_one_digest_with_inline_charts(tmp_path, smtp_server):
     assert len(smtp_server.messages) == 1
 
 
-def test_send_digest_if_due_queues_once_a_day(tmp_path):
-    config = make_config(tmp_path)
-    store = Store(config.database.path)
+def test_send_digest_if_due_queues_once_a_day(tmp_path, database):
+    config = make_config(tmp_path, database)
+    store = open_store(config.database.location)
     fill(store)
 
     def digests():
@@ -382,7 +387,7 @@ def test_send_digest_if_due_queues_once_a_day(tmp_path):
     assert send_digest_if_due(config, store, datetime(2026, 11, 22, 7, 0, tzinfo=UTC)) is True  # 08:00 local
     assert send_digest_if_due(config, store, datetime(2026, 11, 22, 7, 1, tzinfo=UTC)) is False
     store.close()
-    store = Store(config.database.path)  # a restart
+    store = open_store(config.database.location)  # a restart
     assert send_digest_if_due(config, store, datetime(2026, 11, 22, 21, 0, tzinfo=UTC)) is False
     assert digests() == [message_id(DAY, config.digest.to, ["acme", "globex"])]
     # the next day: 00:30 local is before `at`; a late run (20:00 local) still sends that day's

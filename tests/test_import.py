@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.tools.importer import import_jsonl
-from listener.store import MentionStore, Store
+from listener.store import MentionStore, open_store
 from tests.test_digest import Writer, make_config
 from tests.test_sql_queries import DATA
 from tests.test_store_contract import link_counts as counts
@@ -32,10 +32,10 @@ def rolled_up(store: MentionStore) -> int:
                                                                        datetime(2100, 1, 1, tzinfo=UTC)).values())
 
 
-def export(tmp_path) -> tuple:
+def export(tmp_path, database) -> tuple:
     """A database with known mentions, exported with `listener export`; returns (file, rows, counts)."""
-    config = make_config(tmp_path)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database)
+    with open_store(config.database.location) as store:
         w = Writer(store)
         for at, sentiment, topics, source, tags, author, engagement in DATA:
             w.add(datetime.fromisoformat(at).replace(tzinfo=UTC), sentiment, topics=topics, source=source,
@@ -49,11 +49,11 @@ def export(tmp_path) -> tuple:
     return path, rows, original
 
 
-def test_export_then_import_into_a_fresh_database(tmp_path, bundled_model):
-    path, rows, original = export(tmp_path)
+def test_export_then_import_into_a_fresh_database(tmp_path, database, bundled_model):
+    path, rows, original = export(tmp_path, database)
     assert len(path.read_text().splitlines()) == len(DATA) + 1
-    fresh = make_config(tmp_path / "fresh")
-    with Store(fresh.database.path) as store:
+    fresh = make_config(tmp_path / "fresh", database)
+    with open_store(fresh.database.location) as store:
         report = import_jsonl(fresh, store, path, lambda: bundled_model, NOW)
         assert report.summary() == f"{len(DATA) + 1} lines read: {len(DATA)} new, 0 already stored, 1 matching no topic; " \
                                    f"{len(DATA)} scored"
@@ -68,10 +68,10 @@ def test_export_then_import_into_a_fresh_database(tmp_path, bundled_model):
         assert counts(store) == original
 
 
-def test_import_command(tmp_path):
-    path, _, original = export(tmp_path)
+def test_import_command(tmp_path, database):
+    path, _, original = export(tmp_path, database)
     other = tmp_path / "other"
-    make_config(other)
+    make_config(other, database)
     runner = CliRunner()
     args = ["--config", str(other / "config.toml"), "import", str(path), "--no-score"]
     result = runner.invoke(cli, args)
@@ -79,7 +79,7 @@ def test_import_command(tmp_path):
     assert result.output == "15 lines read: 14 new, 0 already stored, 1 matching no topic; 0 scored\n"
     result = runner.invoke(cli, args)
     assert result.output == "15 lines read: 0 new, 14 already stored, 1 matching no topic; 0 scored\n"
-    with Store(other / "m.db") as store:
+    with database.open(other) as store:
         assert counts(store) == original and store.count_unscored() == 14
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source": "feed", "id": "1", "published_at": "2026-11-21T10:00:00Z", "text": "acme"}\nnot json\n')

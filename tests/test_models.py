@@ -298,13 +298,14 @@ def test_training_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path, bun
     settings = dict(epochs=3, lr=1e-4, head_lr=1e-3, batch_size=12, max_length=16, eval_every=2, en_limit=None,
                     multi_limit=None, threads=None, average=1)
     # 36 texts in batches of 12: 3 steps an epoch, reshuffled before steps 4 and 7; 9 steps in all.
-    # Both runs stop at step 6, before the export; one of them stops at step 2 and resumes.
-    assert finetune(data, tmp_path / "out", tmp_path / "straight", stop_after=6, **settings) is None
+    # Both runs stop at step 4, before the export; one of them stops at step 2 and resumes: its steps
+    # 3 and 4 need the optimizer and schedule back, step 4 (a new epoch) the data order and random state.
+    assert finetune(data, tmp_path / "out", tmp_path / "straight", stop_after=4, **settings) is None
     assert finetune(data, tmp_path / "out", tmp_path / "parts", stop_after=2, **settings) is None
     assert not (tmp_path / "parts" / "step-4.safetensors").exists()
-    assert finetune(data, tmp_path / "out", tmp_path / "parts", stop_after=6, resume=True, **settings) is None
-    straight = load_file(str(tmp_path / "straight" / "step-6.safetensors"))
-    parts = load_file(str(tmp_path / "parts" / "step-6.safetensors"))
+    assert finetune(data, tmp_path / "out", tmp_path / "parts", stop_after=4, resume=True, **settings) is None
+    straight = load_file(str(tmp_path / "straight" / "step-4.safetensors"))
+    parts = load_file(str(tmp_path / "parts" / "step-4.safetensors"))
     before = load_file(str(tmp_path / "parts" / "step-2.safetensors"))
     assert straight.keys() == parts.keys()
     assert all(torch.equal(straight[k], parts[k]) for k in straight)
@@ -450,15 +451,16 @@ def test_distillation_learns_the_teachers_predictions_not_the_labels(tmp_path, b
     z, name = teacher_logits(ARTIFACT_DIR, base, tokenizer, texts, 16, log=lambda _: None)
     assert name.startswith("bundled-") and z.shape == (3, 3) and (z[0] == z[2]).all() and z[0].argmax() == 2 and z[1].argmax() == 0
 
-    # 36 texts in batches of 12: 9 steps in 3 epochs; both runs stop at the validation of step 8 (no export)
+    # 36 texts in batches of 12: 9 steps in 3 epochs; both runs stop at the validation of step 4 (no
+    # export), every flipped label seen once or more: enough for the labels alone to turn three of six
     settings = dict(epochs=3, lr=1e-4, head_lr=3e-3, batch_size=12, max_length=16, eval_every=4, en_limit=None,
-                    multi_limit=None, threads=None, average=1, init=init, teacher=ARTIFACT_DIR, stop_after=8)
+                    multi_limit=None, threads=None, average=1, init=init, teacher=ARTIFACT_DIR, stop_after=4)
     train_texts = ["I love this", "great service", "best coffee ever", "I hate this", "terrible service",
                    "worst coffee ever"]
 
     def predictions(work):
         model = build_classifier(base)
-        assert load_weights(model, read_checkpoint(work / "step-8.safetensors", "test")) is None
+        assert load_weights(model, read_checkpoint(work / "step-4.safetensors", "test")) is None
         return [int(y) for y in evaluate_logits(model, tokenizer, train_texts, 16).argmax(1)]
 
     assert finetune(data, tmp_path / "out", tmp_path / "teacher", teacher_weight=1.0, **settings) is None

@@ -1,4 +1,5 @@
-"""A fetch cycle end to end: loopback feeds -> matching -> SQLite -> sentiment; failures, backoff, 304s."""
+"""A fetch cycle end to end: loopback feeds -> matching -> the store (SQLite and
+PostgreSQL) -> sentiment; failures, backoff, 304s."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from listener.config import parse_config
 from listener.pipeline import backoff, fetch_due, run_cycle, score_pending, text_for_scoring
-from listener.store import Store
+from listener.store import open_store
 from tests.httpserver import Reply
 
 
@@ -35,12 +36,12 @@ DUTCH_ITEMS = [("d1", "https://blog.example.nl/1", "Acme", "Wat een geweldige so
 DUTCH = rss(DUTCH_ITEMS, language="nl")
 
 
-def make_config(tmp_path, server, extra_sources: str = "") -> object:
+def make_config(tmp_path, database, server, extra_sources: str = "") -> object:
     import tomllib
 
     text = f"""
 [database]
-path = "{tmp_path / 'm.db'}"
+{database.toml(tmp_path)}
 
 [[topics]]
 name = "acme"
@@ -71,11 +72,11 @@ every = "10m"
     return parse_config(tomllib.loads(text), base_dir=tmp_path)
 
 
-def test_cycle_matches_stores_and_scores(tmp_path, http_server, now, bundled_model):
+def test_cycle_matches_stores_and_scores(tmp_path, database, http_server, now, bundled_model):
     http_server.route("/news.xml", body=NEWS, headers={"Content-Type": "application/rss+xml", "ETag": '"n1"'})
     http_server.route("/nl.xml", body=DUTCH, headers={"Content-Type": "application/rss+xml"})
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         report = run_cycle(config, store, lambda: bundled_model, now=now)
         assert report.failed == [] and report.new == 3 and report.scored == 3
         stored = list(store.iter_mentions())
@@ -92,7 +93,7 @@ def test_cycle_matches_stores_and_scores(tmp_path, http_server, now, bundled_mod
         assert h.state.etag == '"n1"' and h.next_check_at == now + timedelta(minutes=10)
 
 
-def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, http_server, now):
+def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, database, http_server, now):
     def news(request):
         if request.headers.get("if-none-match") == '"v1"':
             return Reply(304)
@@ -100,8 +101,8 @@ def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, http_ser
 
     http_server.route("/news.xml", news)
     http_server.route("/nl.xml", body=DUTCH)
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         assert len(fetch_due(config, store, now)) == 2
         assert fetch_due(config, store, now + timedelta(minutes=5)) == []  # nothing due yet
         later = fetch_due(config, store, now + timedelta(minutes=10), only="news")
@@ -111,11 +112,11 @@ def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, http_ser
         assert statuses == ["ok", "not_modified"]
 
 
-def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp_path, http_server, now):
+def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp_path, database, http_server, now):
     http_server.route("/news.xml", status=500, body=b"oops")
     http_server.route("/nl.xml", body=DUTCH)
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         outcomes = {o.source: o for o in fetch_due(config, store, now)}
         assert outcomes["blog"].ok and outcomes["blog"].new == 1
         assert not outcomes["news"].ok and "500" in outcomes["news"].error
@@ -128,11 +129,11 @@ def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp
         assert h.last_success_at is None  # never "zero mentions"
 
 
-def test_retry_after_is_honoured(tmp_path, http_server, now):
+def test_retry_after_is_honoured(tmp_path, database, http_server, now):
     http_server.route("/news.xml", status=429, headers={"Retry-After": "7200"})
     http_server.route("/nl.xml", body=DUTCH)
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         fetch_due(config, store, now)
         assert store.source_health()["news"].next_check_at == now + timedelta(hours=2)
 
@@ -146,7 +147,7 @@ def test_backoff_schedule():
     assert backoff(every, 1, retry_after=3600) == timedelta(hours=1)
 
 
-def test_source_topics_skip_matching_and_backfill_limits_the_first_fetch(tmp_path, http_server, now):
+def test_source_topics_skip_matching_and_backfill_limits_the_first_fetch(tmp_path, database, http_server, now):
     old = rss([("o1", "https://x.example/old", "old", "ancient post")]).replace(b"20 Nov 2026", b"01 Nov 2026")
     http_server.route("/tag.xml", body=old + b"")
     http_server.route("/tag2.xml", body=rss([("t1", "https://x.example/t1", "no brand words", "just a tagged post")]))
@@ -165,8 +166,8 @@ kind = "rss"
 url = "{http_server.url('/tag2.xml')}"
 topics = ["acme"]
 """
-    config = make_config(tmp_path, http_server, extra)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server, extra)
+    with open_store(config.database.location) as store:
         outcomes = {o.source: o for o in fetch_due(config, store, now)}
         assert outcomes["tag"].new == 1  # belongs to acme without matching the query
         assert outcomes["tag-old"].new == 0 and outcomes["tag-old"].unmatched == 1  # older than backfill (2d)
@@ -174,11 +175,11 @@ topics = ["acme"]
         assert fetch_due(config, store, now + timedelta(hours=1), only="tag-old")[0].new == 1
 
 
-def test_score_pending_in_batches(tmp_path, http_server, now, bundled_model):
+def test_score_pending_in_batches(tmp_path, database, http_server, now, bundled_model):
     http_server.route("/news.xml", body=NEWS)
     http_server.route("/nl.xml", body=DUTCH)
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         fetch_due(config, store, now)
         batches = []
         assert score_pending(store, bundled_model, now, batch=2, on_batch=batches.append) == 3
@@ -193,11 +194,11 @@ def test_text_for_scoring():
 
 
 @pytest.mark.parametrize("status", [401, 404, 503])
-def test_http_errors_are_recorded_with_a_plain_message(tmp_path, http_server, now, status):
+def test_http_errors_are_recorded_with_a_plain_message(tmp_path, database, http_server, now, status):
     http_server.route("/news.xml", status=status)
     http_server.route("/nl.xml", body=DUTCH)
-    config = make_config(tmp_path, http_server)
-    with Store(config.database.path) as store:
+    config = make_config(tmp_path, database, http_server)
+    with open_store(config.database.location) as store:
         fetch_due(config, store, now)
         error = store.source_health()["news"].last_error
         assert str(status) in error and "\n" not in error

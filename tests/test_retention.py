@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from listener.store.retention import prune_if_due
-from listener.store import MentionStore, Store
+from listener.store import MentionStore, open_store
 from tests.test_digest import Writer, make_config
 from tests.test_store_contract import log_a_day
 
@@ -26,10 +26,10 @@ def fill(store: MentionStore) -> None:
               topics=("acme", "globex"), hashtags=("daily",), text=f"acme globex zebra{days_ago}")
 
 
-def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path):
-    config = make_config(tmp_path)
+def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path, database):
+    config = make_config(tmp_path, database)
     assert config.database.keep is None
-    store = Store(config.database.path)
+    store = open_store(config.database.location)
     fill(store)
     assert prune_if_due(config, store, NOW) is None  # keep not set: kept forever
     assert stored(store) == 40
@@ -37,7 +37,7 @@ def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path):
     assert prune_if_due(config, store, NOW) == 10
     assert prune_if_due(config, store, NOW + timedelta(hours=1)) is None  # done today
     store.close()
-    store = Store(config.database.path)  # a restart does not prune again within the day
+    store = open_store(config.database.location)  # a restart does not prune again within the day
     assert prune_if_due(config, store, NOW + timedelta(hours=23, minutes=59)) is None
     assert stored(store) == 30
     assert prune_if_due(config, store, NOW + timedelta(days=1)) == 1  # a day later: the next day's oldest
@@ -46,11 +46,11 @@ def test_prune_if_due_runs_once_a_day_and_survives_a_restart(tmp_path):
     store.close()
 
 
-def test_prune_if_due_deletes_old_logs_but_never_a_queued_notification(tmp_path):
-    config = make_config(tmp_path)
+def test_prune_if_due_deletes_old_logs_but_never_a_queued_notification(tmp_path, database):
+    config = make_config(tmp_path, database)
     config = replace(config, database=replace(config.database, keep=timedelta(days=30)))
     old, recent = NOW - timedelta(days=31), NOW - timedelta(days=1)
-    with Store(config.database.path) as store:
+    with open_store(config.database.location) as store:
         for at in (old, recent):
             log_a_day(store, at)
         assert prune_if_due(config, store, NOW) == 0
