@@ -260,7 +260,9 @@ class Daemon:
         with contextlib.ExitStack() as held:
             if not is_postgres(location):  # one daemon per SQLite file; several workers share a PostgreSQL database
                 held.enter_context(DatabaseLock(Path(location)))
-            open_store(location).close()  # migrate before the jobs start
+            with open_store(location) as store:  # migrate before the jobs start
+                if not is_postgres(location):  # under the lock no other daemon is alive: a crashed one's leases end now
+                    store.end_other_workers(self.worker, self.clock())
             sched = self.scheduler()
             previous = {}
             if threading.current_thread() is threading.main_thread():

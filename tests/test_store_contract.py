@@ -551,6 +551,9 @@ def test_a_lease_is_held_by_one_worker_until_it_expires_or_is_released(store):
                                   "expires_at": iso(T + timedelta(seconds=150)), "released_at": iso(T + timedelta(seconds=100))}
     assert store.claim_lease("fetch:feed", "w1", T + timedelta(seconds=101), minute)  # released: free again
     assert store.leases()["leader"]["worker"] == "w1" and set(store.leases()) == {"fetch:feed", "leader"}
+    assert not store.claim_lease("leader", "w2", T, minute)
+    store.end_other_workers("w2", T)  # w2 knows w1 is dead: its lease and claims end at once
+    assert store.claim_lease("leader", "w2", T, minute) and store.claim_lease("fetch:feed", "w2", T, minute)
 
 
 def test_mentions_to_score_and_notifications_to_deliver_are_claimed_by_one_worker_each(store):
@@ -561,6 +564,11 @@ def test_mentions_to_score_and_notifications_to_deliver_are_claimed_by_one_worke
     assert [m[0] for m in first] == [m[0] for m in store.unscored()][:3] and len(second) == 2
     assert not {m[0] for m in first} & {m[0] for m in second}
     assert store.claim_unscored("w3", T, minute) == []  # all claimed
+    store.end_other_workers("w4", T)  # w4 knows the others are dead (one daemon per SQLite file)
+    assert len(store.claim_unscored("w4", T, minute)) == 5
+    store.end_other_workers("w1", T)
+    first = store.claim_unscored("w1", T, minute, limit=3)
+    second = store.claim_unscored("w2", T, minute, limit=3)
     store.save_scores([(first[0][0], NEG)], "m", T)  # w1 scored one and died
     again = store.claim_unscored("w3", T + minute, minute)  # w1's and w2's claims expired
     assert sorted(m[0] for m in again) == sorted([m[0] for m in first[1:]] + [m[0] for m in second])

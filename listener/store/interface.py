@@ -305,6 +305,12 @@ class Workers(Protocol):
         """Free `name` at `now`, if `worker` holds it (kept as who held it last)."""
         ...
 
+    def end_other_workers(self, worker: str, now: datetime) -> None:
+        """Release every lease and drop every claim not `worker`'s, at `now`: for a caller that knows
+        no other worker is alive (one daemon per SQLite file, under its lock), so that a restart after
+        a crash does not wait for the dead process's leases and claims to expire."""
+        ...
+
     def leases(self, prefix: str = "") -> dict[str, LeaseRow]:
         """Every lease whose name starts with `prefix`, held or last held, by name."""
         ...

@@ -33,6 +33,11 @@ class PostgresWorkers(PostgresBase):
             conn.execute("UPDATE leases SET released_at = %s WHERE name = %s AND worker = %s AND released_at IS NULL",
                          (iso(now), name, worker))
 
+    def end_other_workers(self, worker: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE leases SET released_at = %s WHERE worker != %s AND released_at IS NULL", (iso(now), worker))
+            conn.execute("DELETE FROM work_claims WHERE worker != %s", (worker,))
+
     def leases(self, prefix: str = "") -> dict[str, LeaseRow]:
         return {r["name"]: r for r in self._dicts(
             "SELECT * FROM leases WHERE left(name, %s) = %s ORDER BY name", (len(prefix), prefix))}

@@ -31,6 +31,11 @@ class SQLiteWorkers(SQLiteOutbox):
             self.conn.execute("UPDATE leases SET released_at = ? WHERE name = ? AND worker = ? AND released_at IS NULL",
                               (iso(now), name, worker))
 
+    def end_other_workers(self, worker: str, now: datetime) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE leases SET released_at = ? WHERE worker != ? AND released_at IS NULL", (iso(now), worker))
+            self.conn.execute("DELETE FROM work_claims WHERE worker != ?", (worker,))
+
     def leases(self, prefix: str = "") -> dict[str, LeaseRow]:
         return {r["name"]: r for r in self._dicts(
             "SELECT * FROM leases WHERE substr(name, 1, ?) = ? ORDER BY name", (len(prefix), prefix))}
