@@ -1,10 +1,11 @@
 """`listener run`: the background daemon. APScheduler only wires the jobs; the jobs are plain
 functions (below) that take an injected `now`, and tests call them directly.
 
-Jobs: one fetch job per source (its own interval, with jitter), scoring of new mentions, alert
-evaluation every minute, outbox delivery, the daily digest (checked every minute, queued once a
-day) and retention (checked hourly, pruned once a day). Explicit job ids, `coalesce=True`, `max_instances=1`.
-SIGTERM/SIGINT stop it gracefully: running jobs finish their batch and commit, then exit 0.
+Jobs: scoring of new mentions, alert evaluation every minute, outbox delivery, the daily digest
+(checked every minute, queued once a day) and retention (checked hourly, pruned once a day), on a
+few threads. Explicit job ids, `coalesce=True`, `max_instances=1`. The sources are fetched by one
+`pipeline.FetchLoop` beside them: one thread, one event loop, each source when it is due.
+SIGTERM/SIGINT stop it gracefully: running jobs and fetches finish their batch and commit, then exit 0.
 One daemon per database: a second one stops with a clear error.
 """
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from listener.models import SentimentModel
     from listener.pipeline import ScoreCache, SourcePool
 
+JOB_THREADS = 4  # the scheduled jobs' threads (the fetches have a thread of their own)
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
 DELIVER_EVERY = timedelta(seconds=15)
@@ -148,10 +150,17 @@ class Daemon:
                 self.log(f"error: {type(exc).__name__}: {exc}")
         return run
 
-    # jobs as the scheduler calls them
-    def fetch(self, store: MentionStore, source: str) -> None:
-        for o in job_fetch(self.config, store, self.clock(), source, self._sources):
-            self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
+    # jobs as the scheduler (and the fetch loop) call them
+    def fetched(self, o) -> None:
+        """Say what one source's fetch did."""
+        self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
+
+    def fetch_loop(self):
+        """The loop that fetches every source when it is due, with the daemon's source objects."""
+        from listener.pipeline import FetchLoop
+
+        return FetchLoop(self.config, lambda: open_store(self.config.database.path), clock=self.clock,
+                         on_outcome=self.fetched, log=self.log, sources=self._sources)
 
     def score(self, store: MentionStore) -> None:
         """Score new mentions; when there were any, evaluate and deliver at once (minutes matter)."""
@@ -190,16 +199,10 @@ class Daemon:
 
         sched = BackgroundScheduler(
             timezone=timezone.utc,
-            executors={"default": ThreadPoolExecutor(max(4, len(self.config.sources) + 3))},
+            executors={"default": ThreadPoolExecutor(JOB_THREADS)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         start = self.clock()
-        for src in self.config.sources:
-            if not src.enabled:
-                continue
-            jitter = min(30, max(1, int(src.every.total_seconds() * 0.1)))
-            sched.add_job(self._with_store(self.fetch), IntervalTrigger(seconds=src.every.total_seconds(), jitter=jitter),
-                          args=[src.name], id=f"fetch:{src.name}", name=f"fetch {src.name}", next_run_time=start)
         sched.add_job(self._with_store(self.score), IntervalTrigger(seconds=SCORE_EVERY.total_seconds()),
                       id="score", name="score new mentions", next_run_time=start + timedelta(seconds=2))
         sched.add_job(self._with_store(self.evaluate), IntervalTrigger(seconds=EVALUATE_EVERY.total_seconds()),
@@ -220,17 +223,22 @@ class Daemon:
         with DatabaseLock(self.config.database.path):
             open_store(self.config.database.path).close()  # migrate before the jobs start
             sched = self.scheduler()
+            fetches = self.fetch_loop()
             previous = {}
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            fetches.start()
             sched.start()
-            self.log(f"listener running: {len(sched.get_jobs())} jobs on {self.config.database.path} (stop with Ctrl-C)")
+            sources = sum(src.enabled for src in self.config.sources)
+            self.log(f"listener running: {sources} source{'s' if sources != 1 else ''} and {len(sched.get_jobs())} jobs "
+                     f"on {self.config.database.path} (stop with Ctrl-C)")
             try:
                 while not stop.wait(0.5):
                     pass
             finally:
                 self.log("stopping: finishing running jobs")
+                fetches.stop()
                 sched.shutdown(wait=True)
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
