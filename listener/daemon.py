@@ -1,10 +1,11 @@
 """`listener run`: the background daemon. APScheduler only wires the jobs; the jobs are plain
 functions (below) that take an injected `now`, and tests call them directly.
 
-Jobs: one fetch job per source (its own interval, with jitter), scoring of new mentions, alert
-evaluation every minute, outbox delivery, the daily digest (checked every minute, queued once a
-day) and retention (checked hourly, pruned once a day). Explicit job ids, `coalesce=True`, `max_instances=1`.
-SIGTERM/SIGINT stop it gracefully: running jobs finish their batch and commit, then exit 0.
+Jobs: scoring of new mentions, alert evaluation every minute, outbox delivery, the daily digest
+(checked every minute, queued once a day) and retention (checked hourly, pruned once a day), on a
+few threads. Explicit job ids, `coalesce=True`, `max_instances=1`. The sources are fetched by one
+`pipeline.FetchLoop` beside them: one thread, one event loop, each source when it is due.
+SIGTERM/SIGINT stop it gracefully: running jobs and fetches finish their batch and commit, then exit 0.
 One daemon per SQLite file: a second one stops with a clear error. On PostgreSQL, several daemons
 (workers, on one machine or several) share the work: each due source is fetched by the one that
 takes its lease, new mentions are scored and notifications delivered by whoever claims them, and
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LEADER_TTL = timedelta(seconds=45)  # a leader that died is replaced within a minute
 LEAD_EVERY = timedelta(seconds=15)  # how often the leader renews its lease (and another worker tries to take it)
+JOB_THREADS = 4  # the scheduled jobs' threads (the fetches have a thread of their own)
 EVALUATE_EVERY = timedelta(minutes=1)
 SCORE_EVERY = timedelta(seconds=15)
 DELIVER_EVERY = timedelta(seconds=15)
@@ -167,10 +169,22 @@ class Daemon:
                 self.log(f"error: {type(exc).__name__}: {exc}")
         return run
 
-    # jobs as the scheduler calls them
+    # jobs as the scheduler (and the fetch loop) call them
+    def fetched(self, o) -> None:
+        """Say what one source's fetch did."""
+        self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
+
     def fetch(self, store: MentionStore, source: str) -> None:
+        """Fetch one source now if it is due (and this worker takes its lease); the loop does all of them."""
         for o in job_fetch(self.config, store, self.clock(), source, self._sources, self.worker):
-            self.log(f"fetched {o.source}: {o.items} items, {o.new} new" if o.ok else f"fetch failed {o.source}: {o.error}")
+            self.fetched(o)
+
+    def fetch_loop(self):
+        """The loop that fetches every source when it is due, with the daemon's source objects."""
+        from listener.pipeline import FetchLoop
+
+        return FetchLoop(self.config, lambda: open_store(self.config.database.location), clock=self.clock,
+                         on_outcome=self.fetched, log=self.log, sources=self._sources, worker=self.worker)
 
     def leads(self, store: MentionStore) -> bool:
         """Whether this worker is the leader (its lease taken or renewed now): among several workers on
@@ -227,16 +241,10 @@ class Daemon:
 
         sched = BackgroundScheduler(
             timezone=timezone.utc,
-            executors={"default": ThreadPoolExecutor(max(4, len(self.config.sources) + 3))},
+            executors={"default": ThreadPoolExecutor(JOB_THREADS)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         start = self.clock()
-        for src in self.config.sources:
-            if not src.enabled:
-                continue
-            jitter = min(30, max(1, int(src.every.total_seconds() * 0.1)))
-            sched.add_job(self._with_store(self.fetch), IntervalTrigger(seconds=src.every.total_seconds(), jitter=jitter),
-                          args=[src.name], id=f"fetch:{src.name}", name=f"fetch {src.name}", next_run_time=start)
         sched.add_job(self._with_store(self.lead), IntervalTrigger(seconds=LEAD_EVERY.total_seconds()),
                       id="lead", name="leader lease", next_run_time=start + timedelta(seconds=1))
         sched.add_job(self._with_store(self.score), IntervalTrigger(seconds=SCORE_EVERY.total_seconds()),
@@ -264,18 +272,23 @@ class Daemon:
                 if not is_postgres(location):  # under the lock no other daemon is alive: a crashed one's leases end now
                     store.end_other_workers(self.worker, self.clock())
             sched = self.scheduler()
+            fetches = self.fetch_loop()
             previous = {}
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            fetches.start()
             sched.start()
             where = redact_url(location) if is_postgres(location) else location
-            self.log(f"listener running as worker {self.worker}: {len(sched.get_jobs())} jobs on {where} (stop with Ctrl-C)")
+            sources = sum(src.enabled for src in self.config.sources)
+            self.log(f"listener running as worker {self.worker}: {sources} source{'s' if sources != 1 else ''} and "
+                     f"{len(sched.get_jobs())} jobs on {where} (stop with Ctrl-C)")
             try:
                 while not stop.wait(0.5):
                     pass
             finally:
                 self.log("stopping: finishing running jobs")
+                fetches.stop()
                 sched.shutdown(wait=True)
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)

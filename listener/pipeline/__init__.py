@@ -1,12 +1,14 @@
 """The pipeline: due sources fetched concurrently -> matched to topics -> stored -> scored.
 
     fetch.py     which sources are due, fetching them, storing each result or failure (with backoff)
+    loop.py      the daemon's fetching: one event loop in one thread, each source when it is due
     match.py     a source's mentions -> rows: hashtags, language, topics; the rest left out
     score.py     unscored mentions scored in batches by the sentiment model
     language.py  language identification for mentions whose source does not say
 
 `fetch_due` and `score_pending` are plain functions: `listener fetch` calls them once (through
-`run_cycle`), the daemon calls them on a schedule, tests call them directly with an injected `now`.
+`run_cycle`), tests call them directly with an injected `now`; the daemon scores on a schedule and
+fetches with a `FetchLoop` (each source through `fetch_source`, as `fetch_due` does).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Callable
 
 from listener.config import Config
 from listener.pipeline.fetch import (SourceOutcome, SourcePool, backoff, due_sources, fetch_due, fetch_due_async,
-                                     http_settings, record)
+                                     fetch_source, http_settings, record)
+from listener.pipeline.loop import FetchLoop
 from listener.pipeline.match import to_rows, topics_for
 from listener.pipeline.score import ScoreCache, score_pending, text_for_scoring
 from listener.store import MentionStore
 
-__all__ = ["CycleReport", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources", "fetch_due",
-           "fetch_due_async", "http_settings", "record", "run_cycle", "score_pending", "text_for_scoring",
+__all__ = ["CycleReport", "FetchLoop", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources",
+           "fetch_due", "fetch_due_async", "fetch_source", "http_settings", "record", "run_cycle", "score_pending", "text_for_scoring",
            "to_rows", "topics_for"]
 
 

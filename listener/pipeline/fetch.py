@@ -11,13 +11,15 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import FetchError, error_text
-from listener.pipeline.match import to_rows
+from listener.pipeline.match import to_rows, to_rows_of, topic_specs
 from listener.sources import FetchResult, source_class
 from listener.sources.http import HttpClient, HttpSettings
+from listener.sources.parsing import ParsePool, default_workers
 from listener.store import MentionStore
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
+PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting one costs ~0.5 s of CPU)
 
 
 @dataclass(frozen=True)
@@ -115,58 +117,100 @@ async def _fetch_one(src: SourceConfig, store: MentionStore, http: HttpClient, n
         return FetchError(f"internal error in {src.kind} source: {type(exc).__name__}: {exc}")
 
 
+async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
+                       limit: asyncio.Semaphore, now: datetime, *, since: datetime | None = None,
+                       pool: SourcePool, clock: Callable[[], datetime] | None = None, worker: str | None = None,
+                       only: bool = False) -> SourceOutcome | None:
+    """Fetch one source within `limit` (the requests in flight in total) and store what it gave, or
+    its failure: the outcome. `now` is when its fetch started; `clock` tells when it finished. With
+    parse processes (`http.parser`) its mentions are matched there too. With `worker` (a daemon
+    among several on one database), only the worker that takes the source's lease fetches it, and
+    only if it is still due then (another worker may have just fetched it; `only`: due or not):
+    None when it did not."""
+    if worker is None:
+        return await _fetch_and_record(config, store, src, http, limit, now, since=since, pool=pool, clock=clock)
+    lease = f"fetch:{src.name}"
+    if not store.claim_lease(lease, worker, now, fetch_lease(config)):
+        return None  # another worker is fetching it
+    try:
+        if not only and not due_sources(config, store, now, names={src.name}):
+            return None  # another worker fetched it since this one looked
+        return await _fetch_and_record(config, store, src, http, limit, now, since=since, pool=pool, clock=clock)
+    finally:
+        store.release_lease(lease, worker, clock() if clock else now)
+
+
+async def _fetch_and_record(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
+                            limit: asyncio.Semaphore, now: datetime, *, since: datetime | None,
+                            pool: SourcePool, clock: Callable[[], datetime] | None) -> SourceOutcome:
+    lower = fetch_since(src, store, now, since)
+    matched = None
+    async with limit:
+        result = await _fetch_one(src, store, http, now, lower, pool)
+        finished = clock() if clock else now
+        if http.parser is not None and not isinstance(result, Exception) and result.mentions:
+            try:  # matched in the parse processes too: hashtags, language, topics are pure Python
+                matched = await http.parser.run(to_rows_of, src, result.mentions, topic_specs(config.topics),
+                                                finished, lower)
+            except Exception as exc:  # noqa: BLE001 - as when matching here fails
+                result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
+    return record(config, store, src, result, started_at=now, now=finished, since=lower, matched=matched)
+
+
 async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *, only: str | None = None,
                           names: set[str] | None = None, since: datetime | None = None,
                           on_outcome: Callable[[SourceOutcome], None] | None = None,
                           clock: Callable[[], datetime] | None = None,
-                          pool: SourcePool | None = None, worker: str | None = None) -> list[SourceOutcome]:
+                          pool: SourcePool | None = None, parser: ParsePool | None = None,
+                          worker: str | None = None) -> list[SourceOutcome]:
     """Fetch all due sources concurrently (global and per-host limits) and store each as it lands.
 
     `since` asks for a backfill from that time (where the source's API allows it); `pool` keeps
-    the source objects across calls (the daemon's), else they live for this call. With `worker`
-    (a daemon among several on one database), a source is fetched only by the worker that takes
-    its lease, and only if it is still due then (another worker may have just fetched it).
+    the source objects across calls (the daemon's), else they live for this call; `worker`: see
+    `fetch_source`. Responses are
+    parsed in `parser`'s processes; without one, in processes of this call's own when at least
+    PARSE_POOL_MIN sources are due on a machine with more than one core, else in a thread.
     """
     due = due_sources(config, store, now, only, names)
     pool = pool if pool is not None else SourcePool()
     outcomes: list[SourceOutcome] = []
     if not due:
         return outcomes
+    own_parser = parser is None and len(due) >= PARSE_POOL_MIN and default_workers() > 1
+    if own_parser:
+        parser = ParsePool()
     limit = asyncio.Semaphore(config.fetch.concurrency)
-    async with HttpClient(http_settings(config)) as http:
 
-        async def run(src: SourceConfig) -> None:
-            lease = f"fetch:{src.name}"
-            if worker and not store.claim_lease(lease, worker, now, fetch_lease(config)):
-                return  # another worker is fetching it
-            try:
-                if worker and not only and not due_sources(config, store, now, names={src.name}):
-                    return  # another worker fetched it since this one looked
-                lower = fetch_since(src, store, now, since)
-                async with limit:
-                    result = await _fetch_one(src, store, http, now, lower, pool)
-                finished = clock() if clock else now
-                outcome = record(config, store, src, result, started_at=now, now=finished, since=lower)
-            finally:
-                if worker:
-                    store.release_lease(lease, worker, clock() if clock else now)
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
+    async def run(src: SourceConfig) -> None:
+        outcome = await fetch_source(config, store, src, http, limit, now, since=since, pool=pool, clock=clock,
+                                     worker=worker, only=only is not None)
+        if outcome is None:
+            return
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
 
-        await asyncio.gather(*(run(src) for src in due))
+    try:
+        async with HttpClient(http_settings(config), parser=parser) as http:
+            await asyncio.gather(*(run(src) for src in due))
+    finally:
+        if own_parser:
+            parser.close()
     return outcomes
 
 
 def record(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult | Exception, *,
-           started_at: datetime, now: datetime, since: datetime | None = None) -> SourceOutcome:
+           started_at: datetime, now: datetime, since: datetime | None = None,
+           matched: tuple[list, int] | None = None) -> SourceOutcome:
     """Store one source's fetch result (success or failure) in one transaction.
 
-    Mentions published before `since` are left out (the backfill bound).
+    Mentions published before `since` are left out (the backfill bound). `matched` is what
+    `to_rows` made of the result's mentions, when it ran already (in the parse processes).
     """
     if not isinstance(result, Exception):
         try:
-            return _record_success(config, store, src, result, started_at=started_at, now=now, since=since)
+            return _record_success(config, store, src, result, started_at=started_at, now=now, since=since,
+                                   matched=matched)
         except Exception as exc:  # noqa: BLE001 - what one source returned must not cost the others
             result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
     errors = store.source_health(src.name).get(src.name)
@@ -179,8 +223,9 @@ def record(config: Config, store: MentionStore, src: SourceConfig, result: Fetch
 
 
 def _record_success(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult, *,
-                    started_at: datetime, now: datetime, since: datetime | None) -> SourceOutcome:
-    rows, unmatched = to_rows(src, result.mentions, config.topics, now, since=since)
+                    started_at: datetime, now: datetime, since: datetime | None,
+                    matched: tuple[list, int] | None) -> SourceOutcome:
+    rows, unmatched = matched if matched is not None else to_rows(src, result.mentions, config.topics, now, since=since)
     next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
     saved = store.save_fetch(src.name, src.kind, rows, result.state, started_at=started_at, now=now,
                              next_check_at=next_check, items=len(result.mentions), requests=result.requests,

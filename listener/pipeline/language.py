@@ -16,10 +16,20 @@ def _identifier():
 
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of `text`, or None when too short or unclear to tell."""
-    if sum(ch.isalpha() for ch in text) < 3:
+    if not _has_letters(text, 3):
         return None
     code, confidence = _identifier().classify(text)
     return code if confidence >= MIN_CONFIDENCE and len(code) == 2 else None
+
+
+def _has_letters(text: str, n: int) -> bool:
+    """Whether `text` holds at least `n` letters (looked for only until they are found)."""
+    for ch in text:
+        if ch.isalpha():
+            n -= 1
+            if not n:
+                return True
+    return False
 
 
 def normalise_language(code: str | None) -> str | None:

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 from listener.config import SourceConfig, Topic
 from listener.pipeline.language import detect_language, normalise_language
-from listener.query import Document, extract_hashtags, prepare
+from listener.query import Document, extract_hashtags, parse, prepare
 from listener.sources import Mention
 from listener.sources.text import web_url
 from listener.store import MentionRow
@@ -66,6 +66,25 @@ def to_rows(source: SourceConfig, mentions: Iterable[Mention], topics: Sequence[
             author=m.author, title=m.title, language=language, language_detected=detected,
             likes=m.likes, reposts=m.reposts, replies=m.replies, score=m.score))
     return rows, unmatched
+
+
+TopicSpecs = tuple[tuple[str, str, tuple[str, ...]], ...]  # each topic's (name, query, languages)
+_PARSED: dict[TopicSpecs, tuple[Topic, ...]] = {}  # in a parse process: the topics of each config, parsed once
+
+
+def topic_specs(topics: Sequence[Topic]) -> TopicSpecs:
+    """What `to_rows_of` needs of the topics, as it travels to a parse process (a parsed query does not)."""
+    return tuple((t.name, t.query, t.languages) for t in topics)
+
+
+def to_rows_of(source: SourceConfig, mentions: Iterable[Mention], specs: TopicSpecs, now: datetime,
+               since: datetime | None = None) -> tuple[list[MentionRow], int]:
+    """`to_rows` with the topics given as `topic_specs`: the job the parse processes run."""
+    topics = _PARSED.get(specs)
+    if topics is None:
+        topics = _PARSED[specs] = tuple(Topic(name=name, query=query, languages=languages, matcher=parse(query))
+                                        for name, query, languages in specs)
+    return to_rows(source, mentions, topics, now, since=since)
 
 
 _TAG_WORD = re.compile(r"\w+")

@@ -1,5 +1,8 @@
 """The HTTP layer every source uses: one client, a timeout, a size cap, a per-host limit.
 
+CPU-bound parsing of a response goes through `http.parse(fn, *args)`: in the worker processes the
+client was given (`parser`, a `sources.parsing.ParsePool`: parsing on every core), else in a thread.
+
 Every failure is a `FetchError` with a fixed one-line message ("HTTP 404 not found at URL",
 "too many requests (429) from HOST", "timed out after 20s fetching HOST"). The client never
 retries: the pipeline schedules the next attempt, using `FetchError.retry_after` when the
@@ -14,19 +17,26 @@ import functools
 import json as jsonlib
 import re
 import ssl
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from listener.errors import FetchError, redact_url
 
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from listener.sources.parsing import ParsePool
+
 __all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date", "server_clock", "url_hosts",
            "with_hint"]
 
 MAX_REDIRECTS = 5
+KEPT_HOSTS = 64  # hosts whose idle connections stay open for their next request (the most recently used)
 
 
 @dataclass(frozen=True)
@@ -65,17 +75,18 @@ class Response:
 
 
 class HttpClient:
-    """One httpx.AsyncClient with the settings applied; use `async with HttpClient() as http`."""
+    """httpx clients (one per host) with the settings applied; use `async with HttpClient() as http`.
+    `parser` runs `parse` jobs (in worker processes); without one they run in a thread."""
 
-    def __init__(self, settings: HttpSettings = HttpSettings()):
+    def __init__(self, settings: HttpSettings = HttpSettings(), parser: ParsePool | None = None):
         self.settings = settings
-        self._client = httpx.AsyncClient(
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            timeout=httpx.Timeout(settings.timeout),
-            headers={"User-Agent": settings.user_agent},
-            verify=_tls_context(),
-        )
+        self.parser = parser
+        # One httpx client (its connection pool) per host, the KEPT_HOSTS last used kept: httpcore's pool
+        # looks at every connection it holds on each request, and one shared pool kept 20 idle
+        # connections for all hosts, so that with more hosts than that in a cycle every request opened
+        # a new connection.
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._in_flight: Counter[str] = Counter()
         self._host_limits: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> HttpClient:
@@ -86,7 +97,36 @@ class HttpClient:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def _client(self, host: str) -> httpx.AsyncClient:
+        """The client of `host`; making one closes the least recently used idle ones past KEPT_HOSTS."""
+        client = self._clients.get(host)
+        if client is not None:
+            self._clients.move_to_end(host)
+            return client
+        idle = [h for h in self._clients if not self._in_flight[h]]
+        for old in idle[:max(0, len(self._clients) + 1 - KEPT_HOSTS)]:
+            await self._clients.pop(old).aclose()
+        client = self._clients[host] = httpx.AsyncClient(
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=httpx.Timeout(self.settings.timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max(1, self.settings.per_host)),
+            headers={"User-Agent": self.settings.user_agent},
+            verify=_tls_context(),
+        )
+        return client
+
+    async def parse(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` off the event loop: CPU-bound parsing of a response. `fn` is a module-level
+        function and its arguments picklable, as it may run in another process; its result or the
+        exception it raised comes back."""
+        if self.parser is not None:
+            return await self.parser.run(fn, *args)
+        return await asyncio.to_thread(fn, *args)
 
     async def get(
         self, url: str, *, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None
@@ -121,11 +161,16 @@ class HttpClient:
         if not host:
             raise FetchError(f"invalid URL: {_display_url(url)}")
         async with self._limit(host):
+            self._in_flight[host] += 1
             try:
                 async with asyncio.timeout(self.settings.timeout):
                     return await self._send(method, url, host, headers, params, json, data)
             except TimeoutError:
                 raise self._timed_out(host) from None
+            finally:
+                self._in_flight[host] -= 1
+                if not self._in_flight[host]:
+                    del self._in_flight[host]
 
     def _limit(self, host: str) -> asyncio.Semaphore:
         limit = self._host_limits.get(host)
@@ -147,10 +192,9 @@ class HttpClient:
         data: dict[str, Any] | None,
     ) -> Response:
         try:
-            request = self._client.build_request(
-                method, url, headers=headers, params=params, json=json, data=data
-            )
-            response = await self._client.send(request, stream=True)
+            client = await self._client(host)
+            request = client.build_request(method, url, headers=headers, params=params, json=json, data=data)
+            response = await client.send(request, stream=True)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise FetchError(f"invalid URL: {_display_url(url)}") from None
         except httpx.RequestError as exc:
@@ -159,7 +203,8 @@ class HttpClient:
             final_url = str(response.url)
             final_host = response.url.host or host
             _check_status(response.status_code, response.headers, final_url, final_host)
-            if response.status_code == 304:
+            if response.status_code == 304:  # read to its (empty) end, so that its connection is kept
+                await self._read_capped(response, final_host)
                 return Response(304, response.headers, b"", final_url)
             body = await self._read_capped(response, final_host)
             return Response(response.status_code, response.headers, body, final_url)

@@ -18,7 +18,6 @@ checks that the same documents now stay small).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -82,7 +81,7 @@ class RSSSource(SourceBase):
         response = await http.get(self.options.url, headers=headers)
         if response.status == 304:
             return FetchResult([], state, not_modified=True)
-        mentions = await asyncio.to_thread(parse_feed, response.body, response.headers, response.url)
+        mentions = await http.parse(parse_feed, response.body, response.headers, response.url)
         # Only a feed that parsed gets its validators saved (as Miniflux does).
         new_state = replace(
             state,

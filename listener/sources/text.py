@@ -157,18 +157,18 @@ WEB_SCHEMES = ("http", "https")
 _URL_UNSAFE = frozenset('<>"`')  # never raw in a link we write: they would end an href or a Markdown autolink
 
 
-def _unsafe_in_url(c: str) -> bool:
-    """A character a link we write may not hold raw: white space, a control, or one of _URL_UNSAFE."""
-    return c.isspace() or ord(c) < 32 or c in _URL_UNSAFE
+# A character a link we write may not hold raw: white space (re's \s is str.isspace), a control, or
+# one of _URL_UNSAFE
+_UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f" + re.escape("".join(sorted(_URL_UNSAFE))) + "]")
 
 
 def _encode(text: str) -> str:
-    """`text` with the characters `_unsafe_in_url` names percent-encoded, and nothing else: letters
+    """`text` with the characters `_UNSAFE_IN_URL` matches percent-encoded, and nothing else: letters
     beyond ASCII, brackets, | and existing %-escapes stay as they are (the canonical form of a URL
     stored before is unchanged, so deduplication by URL still finds it)."""
-    if not any(map(_unsafe_in_url, text)):
+    if not _UNSAFE_IN_URL.search(text):
         return text
-    return "".join(quote(c, safe="") if _unsafe_in_url(c) else c for c in text)
+    return _UNSAFE_IN_URL.sub(lambda m: quote(m[0], safe=""), text)
 
 
 def web_url(url: object, base: str = "") -> str | None:
@@ -191,7 +191,7 @@ def web_url(url: object, base: str = "") -> str | None:
 def is_web_url(url: object) -> bool:
     """Whether `url` is an absolute http(s) URL with a host, safe to write as a link (in an href, a
     Markdown <autolink>, a chat message): no spaces, controls or characters a URL must encode."""
-    if not isinstance(url, str) or any(map(_unsafe_in_url, url)):
+    if not isinstance(url, str) or _UNSAFE_IN_URL.search(url):
         return False
     try:
         parts = urlsplit(url)

@@ -3,6 +3,7 @@ and hashtags, the source's state and its fetch log, all in one transaction."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Sequence
 
@@ -19,12 +20,15 @@ class SQLiteIngest(SQLiteBase):
                    requests: int, not_modified: bool = False) -> SaveResult:
         with self.transaction():
             saved = self._save_rows(rows)
-            self._ensure_source(source, kind)
             self.conn.execute(
-                """UPDATE sources SET etag = ?, last_modified = ?, cursor = ?, last_attempt_at = ?,
-                   last_success_at = ?, consecutive_errors = 0, next_check_at = ? WHERE name = ?""",
-                (state.etag, state.last_modified, state.cursor, iso(started_at), iso(now),
-                 iso(next_check_at), source))
+                """INSERT INTO sources (name, kind, etag, last_modified, cursor, last_attempt_at, last_success_at,
+                       consecutive_errors, next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+                   ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, etag = excluded.etag,
+                       last_modified = excluded.last_modified, cursor = excluded.cursor,
+                       last_attempt_at = excluded.last_attempt_at, last_success_at = excluded.last_success_at,
+                       consecutive_errors = 0, next_check_at = excluded.next_check_at""",
+                (source, kind, state.etag, state.last_modified, state.cursor, iso(started_at), iso(now),
+                 iso(next_check_at)))
             self._log_fetch(source, started_at, now, "not_modified" if not_modified else "ok",
                             items, len(saved.new_ids), requests, None)
         return saved
@@ -49,45 +53,75 @@ class SQLiteIngest(SQLiteBase):
         return SourceState(*r) if r else SourceState()
 
     def _save_rows(self, rows: Sequence[MentionRow]) -> SaveResult:
-        new_ids: list[int] = []
+        """Each row stored once, in order: a row whose (source, source id), else whose URL, is stored
+        already (before, or earlier in `rows`) refreshes that mention's engagement and links it to
+        its topics; any other is inserted. Found with two look-ups for the whole batch, written in one
+        batch each: new mentions (their ids looked up after), refreshes, topics and hashtags."""
+        if not rows:
+            return SaveResult([], 0)
+        by_key, by_url = self._stored(rows)
+        new: list[list] = []  # rows to insert: [row, likes, reposts, replies, score] (engagement merged)
+        refresh: list[tuple] = []  # (likes, reposts, replies, score, id) of mentions stored before
+        links: list[tuple[tuple, tuple[str, ...]]] = []  # (target, topics); a target is (id, pub) or ("new", i)
         updated = 0
         for row in rows:
-            mention_id, is_new = self._upsert_mention(row)
-            if is_new:
-                new_ids.append(mention_id)
+            target = by_key.get((row.source, row.source_id)) or (by_url.get(row.url) if row.url else None)
+            engagement = (row.likes, row.reposts, row.replies, row.score)
+            if target is None:
+                target = ("new", len(new))
+                new.append([row, *engagement])
+                by_key[(row.source, row.source_id)] = target
+                if row.url:
+                    by_url[row.url] = target
             else:
                 updated += 1
-            # a duplicate's topics are linked at the stored mention's time, which every rollup counts it at
-            pub = iso(row.published_at) if is_new else self.conn.execute(
-                "SELECT published_at FROM mentions WHERE id = ?", (mention_id,)).fetchone()[0]
+                if target[0] == "new":  # a copy of a row of this batch: its numbers win where it has them
+                    pending = new[target[1]]
+                    pending[1:] = [n if n is not None else o for n, o in zip(engagement, pending[1:])]
+                elif any(n is not None for n in engagement):
+                    refresh.append((*engagement, target[0]))
+            links.append((target, row.topics))
+        if refresh:
             self.conn.executemany(
-                "INSERT OR IGNORE INTO mention_topics (mention_id, topic, published_at) VALUES (?, ?, ?)",
-                [(mention_id, t, pub) for t in row.topics])
-            if is_new:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO hashtags (mention_id, hashtag, published_at) VALUES (?, ?, ?)",
-                    [(mention_id, h, pub) for h in row.hashtags])
-        return SaveResult(new_ids, updated)
-
-    def _upsert_mention(self, row: MentionRow) -> tuple[int, bool]:
-        existing = self.conn.execute("SELECT id FROM mentions WHERE source = ? AND source_id = ?",
-                                     (row.source, row.source_id)).fetchone()
-        if existing is None and row.url:
-            existing = self.conn.execute("SELECT id FROM mentions WHERE url = ?", (row.url,)).fetchone()
-        if existing is not None:
-            self.conn.execute(
                 """UPDATE mentions SET likes = coalesce(?, likes), reposts = coalesce(?, reposts),
-                   replies = coalesce(?, replies), score = coalesce(?, score) WHERE id = ?""",
-                (row.likes, row.reposts, row.replies, row.score, existing[0]))
-            return existing[0], False
-        cur = self.conn.execute(
+                   replies = coalesce(?, replies), score = coalesce(?, score) WHERE id = ?""", refresh)
+        times: dict[datetime, str | None] = {}
+        stamp = lambda dt: times[dt] if dt in times else times.setdefault(dt, iso(dt))  # noqa: E731
+        self.conn.executemany(
             """INSERT INTO mentions (source, source_id, url, author, title, text, language, language_detected,
                    published_at, fetched_at, likes, reposts, replies, score)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (row.source, row.source_id, row.url, row.author, row.title, row.text, row.language,
-             int(row.language_detected), iso(row.published_at), iso(row.fetched_at),
-             row.likes, row.reposts, row.replies, row.score))
-        return cur.lastrowid, True
+            [(row.source, row.source_id, row.url, row.author, row.title, row.text, row.language,
+              int(row.language_detected), stamp(row.published_at), stamp(row.fetched_at), likes, reposts, replies,
+              score) for row, likes, reposts, replies, score in new])
+        ids, _ = self._stored([row for row, *_ in new], urls=False)
+        inserted = [ids[(row.source, row.source_id)] for row, *_ in new]  # (id, published_at), in order
+        topic_rows = []
+        for target, topics in links:
+            mention_id, pub = inserted[target[1]] if target[0] == "new" else target
+            topic_rows.extend((mention_id, t, pub) for t in topics)
+        # a duplicate's topics are linked at the stored mention's time, which every rollup counts it at
+        self.conn.executemany("INSERT OR IGNORE INTO mention_topics (mention_id, topic, published_at) VALUES (?, ?, ?)",
+                              topic_rows)
+        self.conn.executemany("INSERT OR IGNORE INTO hashtags (mention_id, hashtag, published_at) VALUES (?, ?, ?)",
+                              [(mention_id, h, pub) for (row, *_), (mention_id, pub) in zip(new, inserted)
+                               for h in row.hashtags])
+        return SaveResult([mention_id for mention_id, _ in inserted], updated)
+
+    def _stored(self, rows: Sequence[MentionRow], urls: bool = True) -> tuple[dict, dict]:
+        """The mentions stored under the rows' (source, source id)s and (unless not `urls`) under their
+        URLs, as {(source, source id): (id, published_at)} and {url: (id, published_at)}."""
+        keys = json.dumps([[row.source, row.source_id] for row in rows])
+        by_key = {(source, source_id): (mention_id, pub) for mention_id, source, source_id, pub in self.conn.execute(
+            """SELECT m.id, m.source, m.source_id, m.published_at FROM json_each(?) AS k
+               CROSS JOIN mentions m ON m.source = json_extract(k.value, '$[0]') AND m.source_id = json_extract(k.value, '$[1]')""",
+            (keys,))}
+        if not urls:
+            return by_key, {}
+        by_url = {url: (mention_id, pub) for mention_id, url, pub in self.conn.execute(
+            "SELECT m.id, m.url, m.published_at FROM json_each(?) AS u CROSS JOIN mentions m ON m.url = u.value",
+            (json.dumps(list({row.url for row in rows if row.url})),))}
+        return by_key, by_url
 
     def _ensure_source(self, name: str, kind: str) -> None:
         self.conn.execute("INSERT INTO sources (name, kind) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",

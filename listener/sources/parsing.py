@@ -1,0 +1,293 @@
+"""Parsing on every core: sources' CPU-bound parsing (feedparser is pure Python and holds the GIL) run
+in worker processes, so that one process's event loop fetches while the others parse.
+
+`ParsePool` is what `HttpClient.parse` hands a job to (the pipeline makes one and gives it to the
+client: `HttpClient(settings, parser=pool)`): a
+module-level function and its picklable arguments, run in one of `workers` processes, its result
+(or the exception it raised) returned to the caller. The processes start on the first job (a 304
+costs no process): each a fresh interpreter (`python -m listener.sources.parsing`, nothing of
+this process inherited: no threads, no database connection, no main module run again) that reads
+jobs from a pipe.
+
+A job's failure is that job's own: a worker that dies on a document (a crash in a C extension,
+the memory it was allowed) or takes longer than `timeout` seconds is killed and replaced, and only
+that job fails, with a FetchError naming what happened; the jobs queued behind it run on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+from listener.errors import FetchError
+
+PARSE_TIMEOUT = 60.0  # seconds one document may take to parse (a 10 MB feed takes a few)
+AHEAD = 2  # jobs in a worker's pipe at once: the one it parses and the next
+START_TIMEOUT = 60.0  # seconds a worker may take to start
+_STOP = None  # what a worker is sent to end
+_CLOSE = object()  # what a feeder thread finds in the queue to end
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _serve(conn: _Pipes) -> None:
+    """A worker: run each (function, arguments) received, send back ("ok", result) or ("error", exc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
+    conn.send("ready")
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is _STOP:
+            return
+        fn, args = job
+        try:
+            reply = ("ok", fn(*args))
+        except Exception as exc:  # noqa: BLE001 - returned to the caller, who decides
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except OSError:
+            return  # the pool is gone
+        except Exception as exc:  # noqa: BLE001 - a result or an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class _Worker:
+    """One worker process and the thread in this process that feeds it jobs, one at a time."""
+
+    def __init__(self, pool: ParsePool, number: int):
+        self.pool = pool
+        self.process = None
+        self.conn = None
+        self.thread = threading.Thread(target=self._feed, name=f"parse-feeder-{number}", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        jobs_r, jobs_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # imports as we do
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "listener.sources.parsing", str(jobs_r), str(replies_w)],
+                pass_fds=(jobs_r, replies_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(jobs_r)
+            os.close(replies_w)
+        self.conn = _Pipes(Connection(replies_r, writable=False), Connection(jobs_w, readable=False))
+        # started once it says so: its start is not counted in its first job's time limit
+        try:
+            started = self.conn.poll(START_TIMEOUT) and self.conn.recv() == "ready"
+        except (EOFError, OSError):
+            started = False
+        if not started:
+            self._kill()
+            raise OSError("the parser process did not start")
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        if self.conn is not None:
+            self.conn.close()
+        self.process = self.conn = None
+
+    def _feed(self) -> None:
+        """Keep up to AHEAD jobs in the worker's pipe (it starts the next one while this process is
+        busy elsewhere), and settle each job's future from its reply, in order."""
+        sent: deque = deque()  # (future, fn, args) in the worker's pipe, the one it is running first
+        again: deque = deque()  # sent to a worker that died before it reached them: to send first
+        stopping = False
+        while True:
+            while len(sent) < AHEAD and (again or not stopping):
+                job = again.popleft() if again else self._next(block=not sent)
+                if job is None:
+                    break
+                if job is _CLOSE:
+                    stopping = True
+                    break
+                if not self._send(job, sent):
+                    again.appendleft(job)  # the worker died on the job it runs: its reply says so
+                    break
+            if not sent:
+                if stopping and not again:
+                    self._stop()
+                    return
+                continue
+            head = sent.popleft()
+            kind, value = self._reply()
+            if kind == "died":
+                again.extendleft(reversed(sent))  # the worker died on the head job: the rest go to a new one
+                sent.clear()
+            self._settle(head[0], "error" if kind == "died" else kind, value)
+
+    def _next(self, block: bool):
+        """The next job of the pool's queue (None: none yet, when not waiting for one); a cancelled
+        one is skipped."""
+        while True:
+            try:
+                job = self.pool._jobs.get(block=block)
+            except queue.Empty:
+                return None
+            if job is _CLOSE or job[0].set_running_or_notify_cancel():
+                return job
+
+    def _send(self, job: tuple, sent: deque) -> bool:
+        """Send `job` to the worker (started if need be) and add it to `sent`, or settle it at once
+        when it cannot travel or no worker starts; False (not sent) when the worker died with jobs in
+        its pipe: the reply to the first one says so."""
+        future, fn, args = job
+        for attempt in (1, 2):
+            if self.process is not None and self.process.poll() is not None:
+                if sent:
+                    return False
+                self._kill()  # it died between two jobs (killed from outside): not this job's fault
+            if self.process is None:
+                try:
+                    self._start()
+                except OSError as exc:
+                    self._settle(future, "error", FetchError(f"could not parse the response: {exc}"))
+                    return True
+            try:
+                self.conn.send((fn, args))
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                self._settle(future, "error", exc)  # the job itself cannot travel: the worker never saw it
+                return True
+            except OSError:  # it died just now
+                if sent:
+                    return False
+                if attempt == 2:
+                    self._settle(future, "error", self._died())
+                    return True
+                self._kill()  # before it read the job: once more, on a new worker
+                continue
+            sent.append(job)
+            return True
+        return True  # pragma: no cover - the loop always returns
+
+    def _reply(self) -> tuple[str, Any]:
+        """The reply to the job the worker runs first: ("ok", result), ("error", exc), or ("died",
+        FetchError) when it died on it or ran over the time limit (it is killed)."""
+        try:
+            if not self.conn.poll(self.pool.timeout):
+                self._kill()
+                return "died", FetchError(f"could not parse the response: parsing took longer than {self.pool.timeout:g}s")
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return "died", self._died()
+
+    @staticmethod
+    def _settle(future: concurrent.futures.Future, kind: str, value: Any) -> None:
+        if kind == "ok":
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def _stop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.send(_STOP)
+                self.process.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._kill()
+
+    def _died(self) -> FetchError:
+        try:
+            code = self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            code = "none: it stopped answering"
+        self._kill()
+        return FetchError(f"could not parse the response: the parser process died on it (exit code {code})")
+
+
+class _Pipes:
+    """One end of a worker's two pipes: messages in (replies for us, jobs for a worker) and out."""
+
+    def __init__(self, incoming: Connection, outgoing: Connection):
+        self.incoming, self.outgoing = incoming, outgoing
+
+    def send(self, obj: Any) -> None:
+        self.outgoing.send(obj)
+
+    def poll(self, timeout: float) -> bool:
+        return self.incoming.poll(timeout)
+
+    def recv(self) -> Any:
+        return self.incoming.recv()
+
+    def close(self) -> None:
+        self.outgoing.close()
+        self.incoming.close()
+
+
+class ParsePool:
+    """Worker processes for parsing; `await pool.run(fn, *args)` from an event loop, `close()` at
+    the end (or `with ParsePool() as pool`). Safe to share between threads and event loops."""
+
+    def __init__(self, workers: int | None = None, timeout: float = PARSE_TIMEOUT):
+        self.workers = workers or default_workers()
+        self.timeout = timeout
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._feeders: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable, *args: Any) -> concurrent.futures.Future:
+        """Queue `fn(*args)`; a Future of its result."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the parse pool is closed")
+            if not self._feeders:  # started on the first job
+                self._feeders = [_Worker(self, n) for n in range(self.workers)]
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self._jobs.put((future, fn, args))
+            return future
+
+    def processes(self) -> list[int]:
+        """The process ids of the running workers."""
+        with self._lock:
+            return [w.process.pid for w in self._feeders if w.process is not None and w.process.poll() is None]
+
+    async def run(self, fn: Callable, *args: Any) -> Any:
+        """`fn(*args)` in a worker process: its result, or the exception it raised."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def close(self) -> None:
+        """Stop the workers once the queued jobs are done."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            feeders = self._feeders
+        for _ in feeders:
+            self._jobs.put(_CLOSE)
+        for feeder in feeders:
+            feeder.thread.join()
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+if __name__ == "__main__":  # a worker: python -m listener.sources.parsing JOBS_FD REPLIES_FD
+    _serve(_Pipes(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))

@@ -1,0 +1,195 @@
+"""Parsing in worker processes (`sources.parsing.ParsePool`): the same mentions and the same errors as
+parsing in this process, and a job that kills its worker or never ends costs only that job."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from listener.config import parse_config
+from listener.errors import FetchError
+from listener.pipeline import fetch_due
+from listener.pipeline.match import to_rows_of, topic_specs
+from listener.sources.parsing import ParsePool
+from listener.sources.rss import parse_feed
+from listener.store import Store
+from tests.test_pipeline import rss
+
+FEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "feeds"
+
+
+# jobs for the workers: module-level, so that they travel by name
+def segfault() -> None:
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def echo(value):
+    return value
+
+
+def refuse(message: str) -> None:
+    raise FetchError(message, retry_after=30, status=429)
+
+
+def unpicklable():
+    return lambda: None
+
+
+def run_all(pool: ParsePool, *jobs) -> list:
+    """Run the jobs concurrently; each one's result or exception, in order."""
+    async def go():
+        return await asyncio.gather(*(pool.run(fn, *args) for fn, *args in jobs), return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+def test_the_pool_gives_the_same_mentions_and_errors_as_parsing_here():
+    """On every sample feed (shared/samples/feeds, when it is there) and a few of our own."""
+    paths = sorted(p for p in FEEDS.rglob("*") if p.is_file() and p.suffix in (".xml", ".json")) if FEEDS.is_dir() else []
+    documents = [(p.read_bytes(), {"Content-Type": "application/xml"}) for p in paths]
+    documents += [(rss([("g1", "https://news.example/a?utm_source=x", "Acme", "Acme &amp; #AcmeFail")]),
+                   {"Content-Type": "application/rss+xml; charset=utf-8", "Content-Language": "nl"}),
+                  (b"<html><body>no feed</body></html>", {"Content-Type": "text/html"}), (b"", {})]
+    jobs = [(parse_feed, body, httpx.Headers(headers), "https://feeds.example/f.xml") for body, headers in documents]
+
+    def here(job):
+        fn, *args = job
+        try:
+            return fn(*args)
+        except FetchError as exc:
+            return exc
+
+    expected = [here(job) for job in jobs]
+    with ParsePool(workers=2) as pool:
+        got = run_all(pool, *jobs)
+    assert len(got) == len(expected) == len(paths) + 3
+    for want, have in zip(expected, got):
+        if isinstance(want, Exception):
+            assert type(have) is type(want) and str(have) == str(want)
+        else:
+            assert have == want
+    assert any(isinstance(e, list) and e for e in expected) and any(isinstance(e, FetchError) for e in expected)
+
+
+def test_a_job_that_kills_its_worker_fails_alone_and_the_pool_goes_on():
+    with ParsePool(workers=1) as pool:
+        results = run_all(pool, (echo, 1), (segfault,), (echo, 2), (echo, 3))
+        assert results[0] == 1 and results[2:] == [2, 3]
+        assert isinstance(results[1], FetchError)
+        assert str(results[1]) == f"could not parse the response: the parser process died on it (exit code {-signal.SIGSEGV})"
+        assert run_all(pool, (echo, "after")) == ["after"]
+
+
+def test_a_worker_killed_between_jobs_is_replaced_without_failing_the_next_job():
+    with ParsePool(workers=1) as pool:
+        assert run_all(pool, (echo, 1)) == [1]
+        [pid] = pool.processes()
+        os.kill(pid, signal.SIGKILL)
+        while pool.processes() == [pid]:
+            time.sleep(0.01)
+        assert run_all(pool, (echo, 2)) == [2]
+        assert pool.processes() != [pid]
+
+
+def test_a_job_over_the_time_limit_is_killed_and_fails_alone():
+    with ParsePool(workers=1, timeout=1) as pool:
+        assert run_all(pool, (echo, "warm")) == ["warm"]  # the worker has started
+        results = run_all(pool, (sleep, 60), (len, "next"))  # len: nothing to import in the new worker
+        assert isinstance(results[0], FetchError)
+        assert str(results[0]) == "could not parse the response: parsing took longer than 1s"
+        assert results[1] == 4
+
+
+def test_exceptions_come_back_as_raised_and_results_that_cannot_travel_fail_plainly():
+    with ParsePool(workers=1) as pool:
+        refused, odd = run_all(pool, (refuse, "too many requests (429) from x.example"), (unpicklable,))
+    assert isinstance(refused, FetchError) and str(refused) == "too many requests (429) from x.example"
+    assert (refused.retry_after, refused.status) == (30, 429)
+    assert isinstance(odd, RuntimeError) and "pickle" in str(odd).lower()
+
+
+def test_a_closed_pool_refuses_jobs_and_a_pool_without_jobs_starts_no_process():
+    pool = ParsePool(workers=2)
+    assert pool.processes() == []
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit(echo, 1)
+
+
+def test_a_fetch_through_the_pool_stores_what_a_fetch_without_it_stores(tmp_path, http_server, now):
+    import tomllib
+
+    feeds = {f"/f{i}.xml": rss([(f"g{i}-{j}", f"https://news{i}.example/{j}", f"Acme {j}", f"Acme news {i} {j} #acme")
+                                for j in range(5)]) for i in range(10)}
+    feeds["/broken.xml"] = b'{"version": "https://jsonfeed.org/version/1.1"}'
+    for path, body in feeds.items():
+        http_server.route(path, body=body, headers={"Content-Type": "application/rss+xml"})
+    sources = "".join(f'\n[[sources]]\nname = "s{n}"\nkind = "rss"\nurl = "{http_server.url(path)}"\n'
+                      for n, path in enumerate(feeds))
+
+    def stored(db: Path, parser: ParsePool | None):
+        config = parse_config(tomllib.loads(f'[database]\npath = "{db}"\n[[topics]]\nname = "acme"\nquery = "acme"\n'
+                                            + sources), base_dir=tmp_path)
+        with Store(db) as store:
+            outcomes = {o.source: (o.ok, o.new, o.error) for o in fetch_due(config, store, now, parser=parser)}
+            mentions = sorted((m["source"], m["source_id"], m["text"], m["url"], m["hashtag_list"], m["topic_list"])
+                              for m in store.iter_mentions())
+        return outcomes, mentions
+
+    with ParsePool(workers=2) as pool:
+        pooled = stored(tmp_path / "pooled.db", pool)
+        assert pool.processes()  # it did the parsing
+    assert pooled == stored(tmp_path / "here.db", None)
+    outcomes, mentions = pooled
+    assert len(mentions) == 50 and not outcomes["s10"][0] and outcomes["s10"][2] == "not a feed: JSON without a JSON Feed items list"
+
+
+def test_a_feed_the_parser_cannot_finish_is_one_failed_source(tmp_path, http_server, now):
+    import tomllib
+
+    big = rss([(f"g{j}", f"https://big.example/{j}", f"Acme {j}", "<p>Acme " + "word " * 200 + "</p>")
+               for j in range(20_000)])  # parsing it takes seconds; the limit is a fraction of one
+    http_server.route("/big.xml", body=big, headers={"Content-Type": "application/rss+xml"})
+    http_server.route("/small.xml", body=rss([("s1", "https://small.example/1", "Acme", "Acme news")]))
+    config = parse_config(tomllib.loads(f"""
+[database]
+path = "{tmp_path / 'm.db'}"
+[fetch]
+max_bytes = 100000000
+[[topics]]
+name = "acme"
+query = "acme"
+[[sources]]
+name = "big"
+kind = "rss"
+url = "{http_server.url('/big.xml')}"
+[[sources]]
+name = "small"
+kind = "rss"
+url = "{http_server.url('/small.xml')}"
+"""), base_dir=tmp_path)
+    with ParsePool(workers=1) as pool, Store(config.database.path) as store:
+        # the worker imports feedparser, the matching and the language model before the timed fetch
+        [warm] = run_all(pool, (parse_feed, rss([("w", "https://w.example/", "Acme", "Acme news today")]), {}, ""))
+        [(rows, _)] = run_all(pool, (to_rows_of, config.sources[1], warm, topic_specs(config.topics), now, None))
+        assert len(rows) == 1
+        pool.timeout = 0.5
+        outcomes = {o.source: o for o in fetch_due(config, store, now, parser=pool)}
+        assert outcomes["small"].ok and outcomes["small"].new == 1
+        assert not outcomes["big"].ok and outcomes["big"].error == "could not parse the response: parsing took longer than 0.5s"
+        health = store.source_health()["big"]
+        assert health.consecutive_errors == 1 and health.next_check_at > now + timedelta(minutes=1)
+        assert [f["status"] for f in store.fetch_log("big")] == ["error"]
