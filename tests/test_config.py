@@ -343,6 +343,11 @@ def alert(body: str) -> str:
         ("[topics]\nname = 'acme'\n", "topics: expected an array of tables ([[topics]]), got a table ([topics])"),
         # types and values
         ("[database]\nkeep = 90\n", 'database.keep: expected a duration string like "15m", got integer 90'),
+        ("[database]\nurl = 'postgresql://ana:s3cret@db:5432/listener'\n",
+         "database.url: must not hold a password: set PGPASSWORD in the environment (or use ~/.pgpass)"),
+        ("[database]\nurl = 'mysql://db/listener'\n", 'database.url: "mysql://db/listener" is not a postgresql:// URL'),
+        ("[database]\nurl = 'postgresql://ana@db:5432'\n",
+         'database.url: "postgresql://REDACTED@db:5432" names no database (postgresql://user@host:5432/DATABASE)'),
         ("[database]\nkeep = '0s'\n", "database.keep: must be longer than 0s"),
         ("[model]\nbatch_size = '32'\n", 'model.batch_size: expected an integer, got string "32"'),
         ("[model]\nbatch_size = 0\n", "model.batch_size: 0 is less than the minimum of 1"),
