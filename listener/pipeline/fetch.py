@@ -128,32 +128,35 @@ async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, h
     only if it is still due then (another worker may have just fetched it; `only`: due or not):
     None when it did not."""
     if worker is None:
-        return await _fetch_and_record(config, store, src, http, limit, now, since=since, pool=pool, clock=clock)
+        async with limit:
+            return await _fetch_and_record(config, store, src, http, now, since=since, pool=pool, clock=clock)
     lease = f"fetch:{src.name}"
-    if not store.claim_lease(lease, worker, now, fetch_lease(config)):
-        return None  # another worker is fetching it
-    try:
-        if not only and not due_sources(config, store, now, names={src.name}):
-            return None  # another worker fetched it since this one looked
-        return await _fetch_and_record(config, store, src, http, limit, now, since=since, pool=pool, clock=clock)
-    finally:
-        store.release_lease(lease, worker, clock() if clock else now)
+    async with limit:  # the lease is taken once this worker can fetch: a worker that has no room leaves it to others
+        claimed_at = clock() if clock else now
+        if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
+            return None  # another worker is fetching it
+        try:
+            if not only and not due_sources(config, store, claimed_at, names={src.name}):
+                return None  # another worker fetched it since this one looked
+            return await _fetch_and_record(config, store, src, http, now, since=since, pool=pool, clock=clock)
+        finally:
+            store.release_lease(lease, worker, clock() if clock else now)
 
 
 async def _fetch_and_record(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
-                            limit: asyncio.Semaphore, now: datetime, *, since: datetime | None,
-                            pool: SourcePool, clock: Callable[[], datetime] | None) -> SourceOutcome:
+                            now: datetime, *, since: datetime | None, pool: SourcePool,
+                            clock: Callable[[], datetime] | None) -> SourceOutcome:
+    """(Within a request slot of `fetch_source`'s limit.)"""
     lower = fetch_since(src, store, now, since)
     matched = None
-    async with limit:
-        result = await _fetch_one(src, store, http, now, lower, pool)
-        finished = clock() if clock else now
-        if http.parser is not None and not isinstance(result, Exception) and result.mentions:
-            try:  # matched in the parse processes too: hashtags, language, topics are pure Python
-                matched = await http.parser.run(to_rows_of, src, result.mentions, topic_specs(config.topics),
-                                                finished, lower)
-            except Exception as exc:  # noqa: BLE001 - as when matching here fails
-                result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
+    result = await _fetch_one(src, store, http, now, lower, pool)
+    finished = clock() if clock else now
+    if http.parser is not None and not isinstance(result, Exception) and result.mentions:
+        try:  # matched in the parse processes too: hashtags, language, topics are pure Python
+            matched = await http.parser.run(to_rows_of, src, result.mentions, topic_specs(config.topics),
+                                            finished, lower)
+        except Exception as exc:  # noqa: BLE001 - as when matching here fails
+            result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
     return record(config, store, src, result, started_at=now, now=finished, since=lower, matched=matched)
 
 

@@ -19,7 +19,7 @@ from listener.errors import ListenerError
 from listener.pipeline.fetch import SourceOutcome, SourcePool, due_sources, fetch_source, http_settings
 from listener.sources.http import HttpClient
 from listener.sources.parsing import ParsePool
-from listener.store import MentionStore
+from listener.store import MentionStore, parse_iso
 
 TICK = 2.0  # seconds between two looks at which sources are due
 
@@ -96,7 +96,11 @@ class FetchLoop:
 
     def _due(self, store: MentionStore, in_flight: dict[str, asyncio.Task]) -> list[SourceConfig]:
         try:
-            return [src for src in due_sources(self.config, store, self.clock()) if src.name not in in_flight]
+            now = self.clock()
+            held = {name[len("fetch:"):] for name, lease in store.leases("fetch:").items()
+                    if lease["worker"] != self.worker and lease["released_at"] is None
+                    and parse_iso(lease["expires_at"]) > now} if self.worker else set()  # other workers' fetches
+            return [src for src in due_sources(self.config, store, now) if src.name not in in_flight and src.name not in held]
         except Exception as exc:  # noqa: BLE001 - a locked or unreachable store: try again next tick
             self.log(f"error: {_reason(exc)}")
             return []
