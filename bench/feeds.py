@@ -12,6 +12,8 @@ The server is asyncio streams (HTTP/1.1, keep-alive), listening on 127.0.0.10, 1
 routes all of 127/8 to lo), feed `i` on host `i % hosts`. Each feed has an ETag and a Last-Modified;
 a request with the matching If-None-Match or If-Modified-Since gets a 304. `GET /stats` answers
 `{"200": n, "304": n}`. It runs in its own process so that its CPU is not the client's GIL.
+`--delay 100-300` holds each feed's answer for a time drawn uniformly in that many milliseconds
+(a real server's latency; asyncio.sleep, so other connections are served meanwhile); 0 by default.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ def make_feeds(feeds: int, items: int, now: datetime, seed: int = 20) -> dict[st
 class FeedServer:
     """Serves `documents` (path -> bytes) with validators; counts the answers."""
 
-    def __init__(self, documents: dict[str, bytes], last_modified: datetime):
+    def __init__(self, documents: dict[str, bytes], last_modified: datetime, delay: tuple[float, float] = (0.0, 0.0)):
         self.documents = documents
+        self.delay = delay  # seconds, the least and the most an answer to a feed is held
         self.last_modified = format_datetime(last_modified, usegmt=True)
         self.counts = {"200": 0, "304": 0, "404": 0}
 
@@ -157,6 +160,8 @@ class FeedServer:
                 if length:
                     await reader.readexactly(length)
                 path = request_line.split(" ")[1] if request_line.count(" ") >= 2 else "/"
+                if self.delay[1] > 0 and path != "/stats":
+                    await asyncio.sleep(random.uniform(*self.delay))
                 writer.write(self.answer(path, headers))
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
@@ -167,8 +172,9 @@ class FeedServer:
             writer.close()
 
 
-async def serve(documents: dict[str, bytes], hosts: int, port: int, last_modified: datetime) -> None:
-    server = FeedServer(documents, last_modified)
+async def serve(documents: dict[str, bytes], hosts: int, port: int, last_modified: datetime,
+                delay: tuple[float, float] = (0.0, 0.0)) -> None:
+    server = FeedServer(documents, last_modified, delay)
     servers = [await asyncio.start_server(server.handle, f"127.0.0.{10 + h}", port, backlog=1024, reuse_address=True)
                for h in range(hosts)]
     print(f"ready {port}", flush=True)
@@ -182,11 +188,20 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--now", required=True, help="ISO time the items are dated back from")
+    parser.add_argument("--delay", default="0", metavar="MS[-MS]",
+                        help="hold each feed's answer this many milliseconds (a range: drawn uniformly)")
     args = parser.parse_args()
+    try:
+        low, _, high = args.delay.partition("-")
+        delay = (float(low) / 1000, float(high or low) / 1000)
+    except ValueError:
+        parser.error(f"--delay: not milliseconds or a range of them: {args.delay!r}")
+    if not 0 <= delay[0] <= delay[1]:
+        parser.error(f"--delay: not a range from low to high: {args.delay!r}")
     now = datetime.fromisoformat(args.now)
     documents = make_feeds(args.feeds, args.items, now)
     try:
-        asyncio.run(serve(documents, args.hosts, args.port, now - timedelta(days=1)))
+        asyncio.run(serve(documents, args.hosts, args.port, now - timedelta(days=1), delay))
     except KeyboardInterrupt:
         sys.exit(0)
 

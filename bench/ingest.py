@@ -95,13 +95,14 @@ def free_port(host: str) -> int:
 
 
 @contextlib.contextmanager
-def feed_server(feeds: int, items: int, hosts: int, now: datetime):
-    """The feed server process; yields (port, its pid, a function reading its answer counts)."""
+def feed_server(feeds: int, items: int, hosts: int, now: datetime, delay: str = "0"):
+    """The feed server process (`delay`: its --delay); yields (port, its pid, a function reading its answer counts)."""
     import httpx
 
     port = free_port("127.0.0.10")
     proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "feeds.py"), "--feeds", str(feeds), "--items",
-                             str(items), "--hosts", str(hosts), "--port", str(port), "--now", now.isoformat()],
+                             str(items), "--hosts", str(hosts), "--port", str(port), "--now", now.isoformat(),
+                             "--delay", delay],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
