@@ -59,9 +59,9 @@ class PostgresMentions(PostgresBase):
         if topic is not None:
             where.append("t.topic = %s")
             params.append(topic)
-        if since is not None:
-            where.append("m.published_at >= %s")
-            params.append(iso(since))
+        if since is not None:  # on both sides: each table read from that month on only
+            where.append("m.published_at >= %s AND t.published_at >= %s")
+            params += [iso(since)] * 2
         return self._one("SELECT count(*) AS n FROM mention_topics t JOIN mentions m ON m.id = t.mention_id "
                          f"AND m.published_at = t.published_at WHERE {' AND '.join(where)}", params)["n"]
 
