@@ -24,16 +24,17 @@ class SourceStatus:
     last_error_at: str | None
     consecutive_errors: int
     next_check_at: str | None  # None: due now
-    mentions: int
+    mentions: int | None  # stored mentions (None: not counted)
     worker: str | None = None  # the worker that fetched it last (host:pid), when a daemon did
 
     def as_json(self) -> dict:
         return asdict(self)
 
 
-def source_statuses(config: Config, store: MentionStore) -> list[SourceStatus]:
-    """Every configured source's health, in the config's order (never fetched: all empty)."""
-    health = store.source_health(with_counts=True)
+def source_statuses(config: Config, store: MentionStore, *, counts: bool = True) -> list[SourceStatus]:
+    """Every configured source's health, in the config's order (never fetched: all empty); `counts`
+    False leaves its mentions uncounted (counting them reads them all)."""
+    health = store.source_health(with_counts=counts)
     leases = store.leases("fetch:")
     out = []
     for src in config.sources:
@@ -42,7 +43,7 @@ def source_statuses(config: Config, store: MentionStore) -> list[SourceStatus]:
             name=src.name, kind=src.kind, enabled=src.enabled, every_seconds=int(src.every.total_seconds()),
             last_success_at=iso(h.last_success_at) if h else None, last_error=(h.last_error or None) if h else None,
             last_error_at=iso(h.last_error_at) if h else None, consecutive_errors=h.consecutive_errors if h else 0,
-            next_check_at=iso(h.next_check_at) if h else None, mentions=h.mentions if h else 0,
+            next_check_at=iso(h.next_check_at) if h else None, mentions=(h.mentions if h else 0) if counts else None,
             worker=leases[f"fetch:{src.name}"]["worker"] if f"fetch:{src.name}" in leases else None))
     return out
 

@@ -259,6 +259,10 @@ def test_hashtags_as_the_backlash_rule_reads_them(store):
     # two days before it are not a quiet history)
     assert store.topic_data_since("acme") == T and store.topic_data_since("acme", sources=[]) == early
     assert store.topic_data_since("globex") is None
+    # a mention not scored yet counts nowhere, but its hashtag was seen then (in its topics only)
+    unscored = early - timedelta(days=1, minutes=7)
+    fetch(store, [row("4", at=unscored, hashtags=("fail",))])
+    assert store.hashtag_first_seen("acme", "fail") == unscored and store.hashtag_first_seen("globex", "fail") is None
 
 
 def test_keyword_rules_read_the_words_of_scored_mentions_only(store):

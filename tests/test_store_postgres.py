@@ -179,6 +179,11 @@ def test_search_folds_accents_and_case_and_finds_every_word_the_query_language_s
     lite.close()
 
 
+def test_its_sessions_compile_no_plans(pg):
+    """(JIT: a plan over many months of partitions took longer to compile than to run.)"""
+    assert pg._dicts("SHOW jit") == [{"jit": "off"}]
+
+
 def test_a_password_in_the_url_never_shows_in_an_error(pg_server):
     url = pg_server.url("listener_nowhere").replace("listener@", "listener:s3cret-pw@")
     with pytest.raises(StoreError) as failed:

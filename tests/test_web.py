@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from listener.cli import cli
 from listener.store import Store
 from listener.web import create_app
+from listener.web.overview import overview_figures
 from listener.web.security import CSP, UsersError, hash_password, load_users, parse_users, trusted_hosts, verify_password
 from tests.webdata import HOSTILE_TEXT, NOW, build
 
@@ -44,7 +45,7 @@ def test_every_answer_carries_the_security_headers(site):
 
 
 def test_the_overview_shows_todays_figures_incidents_and_failing_sources(site):
-    client, _, _ = site
+    client, config, _ = site
     page = client.get("/", headers=HTML).text
     assert '<a href="/topic/acme">acme</a>' in page and '<a href="/topic/globex">globex</a>' in page
     assert "blog failing" in page  # blog feeds globex and fails since the evening before
@@ -53,6 +54,9 @@ def test_the_overview_shows_todays_figures_incidents_and_failing_sources(site):
     assert '<td class="num">17</td>' in row and "6 · 3 · 8" in row  # the day's acme mentions until 20:00, with the hostile one
     assert "forum failing" in row  # forum failed that day
     assert "<polyline points=" in row  # the sparkline
+    with Store(config.database.path) as store:  # failing sources without their mentions counted (a read of them all)
+        assert [(s["name"], s["mentions"]) for s in overview_figures(store, config, NOW)["failing_sources"]] == [
+            ("blog", None)]
 
 
 def test_the_topic_chart_comes_from_the_rollups_with_its_markers(site):

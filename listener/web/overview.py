@@ -47,7 +47,8 @@ def overview_figures(store, config, now: datetime) -> dict:
     alerts = alert_overview(config, store, now, days=7)
     return {"topics": topics, "open_incidents": [i for i in alerts.incidents if i["state"] == "open"],
             "recent_incidents": [i for i in alerts.incidents if i["state"] != "open"][-5:],
-            "failing_sources": [s.as_json() for s in source_statuses(config, store) if s.consecutive_errors > 0]}
+            "failing_sources": [s.as_json() for s in source_statuses(config, store, counts=False)
+                                if s.consecutive_errors > 0]}
 
 
 def overview(request: Request) -> Response:

@@ -80,14 +80,19 @@ class PostgresAlertReads(PostgresBase):
                        ORDER BY hour""", _window(topic, start, end, hashtag=hashtag))}
 
     def hashtag_first_seen(self, topic: str, hashtag: str) -> datetime | None:
+        """(Every scored mention of the hashtag counts in `hashtag_hourly` from its hour on, so the first
+        counted hour is at or before the first scored mention, pruned ones included: only a mention not
+        scored yet can be earlier, found through the index of unscored mentions. Reading the hashtag's
+        mentions instead would read its whole history.)"""
         r = self._one(
-            """SELECT (SELECT min(t.published_at) FROM hashtags h
-                           JOIN mention_topics t ON t.mention_id = h.mention_id AND t.published_at = h.published_at
-                       WHERE h.hashtag = %(hashtag)s AND t.topic = %(topic)s) AS mentioned,
+            """SELECT (SELECT min(t.published_at) FROM mentions m
+                           JOIN hashtags h ON h.mention_id = m.id AND h.published_at = m.published_at
+                           JOIN mention_topics t ON t.mention_id = m.id AND t.published_at = m.published_at
+                       WHERE m.sentiment IS NULL AND h.hashtag = %(hashtag)s AND t.topic = %(topic)s) AS unscored,
                       (SELECT min(hour) FROM hashtag_hourly
                        WHERE topic = %(topic)s AND hashtag = %(hashtag)s AND mentions > 0) AS counted""",
             {"topic": topic, "hashtag": hashtag})
-        seen = [at for at in (r["mentioned"], r["counted"]) if at]  # type: ignore[index]
+        seen = [at for at in (r["unscored"], r["counted"]) if at]  # type: ignore[index]
         return parse_iso(min(seen)) if seen else None
 
     def hashtag_share(self, topic: str, hashtag: str, start: datetime, end: datetime) -> tuple[int, int]:

@@ -40,9 +40,9 @@ _SCORE = """UPDATE mentions m SET sentiment = v.sentiment, p_negative = v.p_nega
         p_positive = v.p_positive, sentiment_score = v.score, model = %s, scored_at = %s
     FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[], %b::float8[], %b::float8[], %b::float8[], %b::float8[])
          AS v(id, at, sentiment, p_negative, p_neutral, p_positive, score)
-    WHERE m.id = v.id AND m.published_at = v.at AND NOT EXISTS (
+    WHERE m.id = v.id AND m.published_at = v.at AND m.published_at >= %s AND m.published_at <= %s AND NOT EXISTS (
         SELECT 1 FROM corrections c WHERE c.mention_id = m.id AND c.label <> 'not relevant')
-    RETURNING m.id"""
+    RETURNING m.id"""  # (bounded by the first and last time: a join planned for many rows reads those months only)
 
 
 class PostgresMentions(PostgresBase):
@@ -59,9 +59,9 @@ class PostgresMentions(PostgresBase):
         if topic is not None:
             where.append("t.topic = %s")
             params.append(topic)
-        if since is not None:
-            where.append("m.published_at >= %s")
-            params.append(iso(since))
+        if since is not None:  # on both sides: each table read from that month on only
+            where.append("m.published_at >= %s AND t.published_at >= %s")
+            params += [iso(since)] * 2
         return self._one("SELECT count(*) AS n FROM mention_topics t JOIN mentions m ON m.id = t.mention_id "
                          f"AND m.published_at = t.published_at WHERE {' AND '.join(where)}", params)["n"]
 
@@ -77,10 +77,12 @@ class PostgresMentions(PostgresBase):
             if not old:
                 return 0
             ids = sorted(old)
+            at = [old[i].published_at for i in ids]
             written = {r["id"] for r in conn.execute(_SCORE, (
-                model, iso(now), ids, [old[i].published_at for i in ids],
+                model, iso(now), ids, at,
                 *([getattr(latest[i], name) for i in ids] for name in ("label", "p_negative", "p_neutral",
-                                                                       "p_positive", "score"))), prepare=False).fetchall()}
+                                                                       "p_positive", "score")),
+                min(at), max(at)), prepare=False).fetchall()}
             rollups.move(conn, [change for i in sorted(written) for change in rollups.rescored(
                 old[i], old[i]._replace(sentiment=latest[i].label, p_negative=latest[i].p_negative))])
         return len(written)

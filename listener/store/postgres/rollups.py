@@ -61,7 +61,10 @@ _CHANGES = """c AS MATERIALIZED (
                 %(e)b::bigint[], %(author)b::text[], %(source)b::text[], %(language)b::text[], %(topic)b::text[])
          AS x(sign, id, at, s, p, e, author, source, language, topic)
     LEFT JOIN mention_topics t ON x.topic IS NULL AND t.mention_id = x.id AND t.published_at = x.at
+         AND t.published_at >= %(first)s AND t.published_at <= %(last)s
     WHERE x.s IS NOT NULL AND coalesce(x.topic, t.topic) IS NOT NULL)"""
+# (the changes' first and last times bound each join to the months they are in: a join planned
+# for many rows would otherwise read every month's partition whole)
 
 
 def _counts(**extra: str) -> tuple[str, str]:
@@ -81,7 +84,8 @@ def _upsert(table: str, keys: str, source: str, **extra: str) -> str:
 _TOPIC = _upsert("topic_hourly", "topic, hour", "c", p_negative="sum(sign * p)", p_negative_sq="sum(sign * p * p)",
                  **{f"{s}_engagement": f"sum(sign * e * (s = '{s}')::int)" for s in ("negative", "neutral", "positive")})
 _HASHTAG = _upsert("hashtag_hourly", "topic, hashtag, hour",
-                   "c JOIN hashtags h ON h.mention_id = c.id AND h.published_at = c.at", p_negative="sum(sign * p)")
+                   "c JOIN hashtags h ON h.mention_id = c.id AND h.published_at = c.at "
+                   "AND h.published_at >= %(first)s AND h.published_at <= %(last)s", p_negative="sum(sign * p)")
 _BREAKDOWN = _upsert("topic_breakdown_hourly", "topic, hour, source, language", "c")
 _AUTHOR = _upsert("topic_author_daily", "topic, day, author", "(SELECT * FROM c WHERE author IS NOT NULL) AS c",
                   engagement="sum(sign * e)")
@@ -106,6 +110,7 @@ def move(conn: Any, changes: Iterable[Change]) -> None:
     params = {"sign": [c[0] for c in changes], "topic": [c[2] for c in changes],
               **{name: [c[1][i] for c in changes] for i, name in enumerate(("id", "at", "s", "p", "e", "author",
                                                                              "source", "language"))}}
+    params["first"], params["last"] = min(params["at"]), max(params["at"])
     # planned each time (prepare=False): a generic plan kept from when the tables were small scans them whole
     conn.execute(MOVE, params, prepare=False)
     if any(sign < 0 and topic is not None for sign, _, topic in changes):  # a topic left: empty rows go
