@@ -50,11 +50,15 @@ class ThrowawayPostgres:
 
     user = "listener"
 
-    def __init__(self, bindir: Path | None = None):
+    def __init__(self, bindir: Path | None = None, folder: Path | None = None):
+        """`folder`: kept between runs (initialised once, then started again on its data) instead of
+        a temporary one (a benchmark's cache)."""
         self.bindir = bindir or server_binaries()
         if self.bindir is None:
             raise RuntimeError("PostgreSQL server programs not found (install Debian's postgresql package)")
-        self.folder = Path(tempfile.mkdtemp(prefix="listener-pg-"))
+        self.kept = folder is not None
+        self.folder = folder.resolve() if folder else Path(tempfile.mkdtemp(prefix="listener-pg-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.data = self.folder / "data"
         self.port = _free_port()
         self._run_as = None
@@ -74,8 +78,11 @@ class ThrowawayPostgres:
             raise RuntimeError(f"{Path(args[0]).name} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
 
     def start(self) -> "ThrowawayPostgres":
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
-                  "-E", "UTF8", "--no-sync", "--no-instructions")
+        if not (self.data / "PG_VERSION").exists():
+            self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+                      "-E", "UTF8", "--no-sync", "--no-instructions")
+        elif (self.data / "postmaster.pid").exists():  # a kept server left running by an interrupted run
+            self._stop("fast")
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='{self.folder}' "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
                    "-c shared_buffers=128MB")
@@ -97,13 +104,18 @@ class ThrowawayPostgres:
         self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
 
-    def stop(self) -> None:
+    def _stop(self, mode: str) -> None:
         if self.data.exists():
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "600", "stop")
             except RuntimeError:
                 pass
-        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def stop(self) -> None:
+        """Stop the server; a temporary folder goes with it, a kept one is shut down cleanly and stays."""
+        self._stop("fast" if self.kept else "immediate")
+        if not self.kept:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "ThrowawayPostgres":
         try:

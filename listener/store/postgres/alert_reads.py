@@ -81,18 +81,26 @@ class PostgresAlertReads(PostgresBase):
 
     def hashtag_first_seen(self, topic: str, hashtag: str) -> datetime | None:
         """(Every scored mention of the hashtag counts in `hashtag_hourly` from its hour on, so the first
-        counted hour is at or before the first scored mention, pruned ones included: only a mention not
-        scored yet can be earlier, found through the index of unscored mentions. Reading the hashtag's
-        mentions instead would read its whole history.)"""
-        r = self._one(
-            """SELECT (SELECT min(t.published_at) FROM mentions m
-                           JOIN hashtags h ON h.mention_id = m.id AND h.published_at = m.published_at
-                           JOIN mention_topics t ON t.mention_id = m.id AND t.published_at = m.published_at
-                       WHERE m.sentiment IS NULL AND h.hashtag = %(hashtag)s AND t.topic = %(topic)s) AS unscored,
-                      (SELECT min(hour) FROM hashtag_hourly
-                       WHERE topic = %(topic)s AND hashtag = %(hashtag)s AND mentions > 0) AS counted""",
-            {"topic": topic, "hashtag": hashtag})
-        seen = [at for at in (r["unscored"], r["counted"]) if at]  # type: ignore[index]
+        counted hour, an index seek, is at or before the first scored mention, pruned ones included.
+        Only a mention not scored yet can be earlier: looked for among the months from the oldest
+        unscored mention to that hour, usually none. Joining the hashtag's mentions to their topics
+        instead read its whole history, and planning that join over every month took longer still.)"""
+        args: dict[str, Any] = {"topic": topic, "hashtag": hashtag}
+        with self.transaction():
+            args["before"] = self._one("""SELECT min(hour) AS at FROM hashtag_hourly
+                                          WHERE topic = %(topic)s AND hashtag = %(hashtag)s AND mentions > 0""",
+                                       args)["at"]  # type: ignore[index]
+            before = " AND {t}.published_at < %(before)s" if args["before"] else ""
+            args["oldest"] = self._one("SELECT min(m.published_at) AS at FROM mentions m WHERE m.sentiment IS NULL"
+                                       + before.format(t="m"), args)["at"]  # type: ignore[index]
+            unscored = args["oldest"] and self._one(
+                """SELECT min(t.published_at) AS at FROM mentions m
+                       JOIN hashtags h ON h.mention_id = m.id AND h.published_at = m.published_at
+                       JOIN mention_topics t ON t.mention_id = m.id AND t.published_at = m.published_at
+                   WHERE m.sentiment IS NULL AND h.hashtag = %(hashtag)s AND t.topic = %(topic)s"""
+                + "".join(f" AND {t}.published_at >= %(oldest)s" + before.format(t=t) for t in "mht"),
+                args)["at"]  # type: ignore[index]
+        seen = [at for at in (unscored, args["before"]) if at]
         return parse_iso(min(seen)) if seen else None
 
     def hashtag_share(self, topic: str, hashtag: str, start: datetime, end: datetime) -> tuple[int, int]:
