@@ -1,6 +1,10 @@
 """Benchmark listener at scale (issue 20), one part per subcommand:
 
     .venv/bin/python bench/scale.py history [--mentions 1M,10M] [--repeat 5] [--no-sqlite] [--breakdown]
+    .venv/bin/python bench/scale.py workers [--feeds 2000] [--delay 100-300] [--workers 1,3] [--repeat N]
+
+`workers`: 1 vs 3 workers fetching loopback feeds with server latency into one PostgreSQL
+(`bench/workers.py`, run as it is): seconds, the ratio, and every source fetched exactly once.
 
 `history`: does the cost of an alert evaluation and a digest follow new data, not history? Two
 PostgreSQL databases that differ only in how much older data they hold: 1M mentions over one year
@@ -262,8 +266,21 @@ def main() -> None:
     hist.add_argument("--folder", type=Path, default=FOLDER, help="where the databases are kept")
     hist.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="skip the SQLite copy of the smallest")
     hist.add_argument("--breakdown", action="store_true", help="time every store call of each task")
-    args = ap.parse_args()
-    raise SystemExit({"history": history}[args.part](args))
+    work = parts.add_parser("workers", help="1 vs 3 workers on 2,000 loopback feeds with 100-300 ms latency "
+                                            "(bench/workers.py; its options follow)")
+    args, rest = ap.parse_known_args()
+    if rest and args.part != "workers":
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
+    raise SystemExit({"history": history, "workers": workers}[args.part](args))
+
+
+def workers(args: argparse.Namespace) -> int:
+    """The workers part: bench/workers.py in a process of its own (its workers are processes too)."""
+    import subprocess
+    import sys
+
+    return subprocess.call([sys.executable, str(Path(__file__).with_name("workers.py")), *args.rest])
 
 
 if __name__ == "__main__":
