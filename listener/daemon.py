@@ -265,11 +265,12 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or `stop` is set); returns the exit code (0)."""
         stop = stop or threading.Event()
         location = self.config.database.location
+        shared = is_postgres(location)  # several workers share a PostgreSQL database; one daemon per SQLite file
         with contextlib.ExitStack() as held:
-            if not is_postgres(location):  # one daemon per SQLite file; several workers share a PostgreSQL database
+            if not shared:
                 held.enter_context(DatabaseLock(Path(location)))
             with open_store(location) as store:  # migrate before the jobs start
-                if not is_postgres(location):  # under the lock no other daemon is alive: a crashed one's leases end now
+                if not shared:  # under the lock no other daemon is alive: a crashed one's leases end now
                     store.end_other_workers(self.worker, self.clock())
             sched = self.scheduler()
             fetches = self.fetch_loop()
@@ -279,7 +280,7 @@ class Daemon:
                     previous[sig] = signal.signal(sig, lambda *_: stop.set())
             fetches.start()
             sched.start()
-            where = redact_url(location) if is_postgres(location) else location
+            where = redact_url(location) if shared else location
             sources = sum(src.enabled for src in self.config.sources)
             self.log(f"listener running as worker {self.worker}: {sources} source{'s' if sources != 1 else ''} and "
                      f"{len(sched.get_jobs())} jobs on {where} (stop with Ctrl-C)")

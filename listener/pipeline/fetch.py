@@ -59,7 +59,8 @@ def due_sources(config: Config, store: MentionStore, now: datetime, only: str | 
     """
     if only is not None:
         return [config.source(only)]
-    health = store.source_health()
+    one = next(iter(names)) if names is not None and len(names) == 1 else None
+    health = store.source_health(one)  # one source's row when one is asked about (a worker's check before it fetches)
     due = []
     for src in config.sources:
         if not src.enabled or (names is not None and src.name not in names):
@@ -127,11 +128,10 @@ async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, h
     among several on one database), only the worker that takes the source's lease fetches it, and
     only if it is still due then (another worker may have just fetched it; `only`: due or not):
     None when it did not."""
-    if worker is None:
-        async with limit:
+    async with limit:  # a worker takes the lease once it can fetch: one that has no room leaves the source to others
+        if worker is None:
             return await _fetch_and_record(config, store, src, http, now, since=since, pool=pool, clock=clock)
-    lease = f"fetch:{src.name}"
-    async with limit:  # the lease is taken once this worker can fetch: a worker that has no room leaves it to others
+        lease = f"fetch:{src.name}"
         claimed_at = clock() if clock else now
         if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
             return None  # another worker is fetching it
