@@ -14,11 +14,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-import tomllib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from listener.config import parse_config
+from listener.config import load_config
 from listener.daemon import LEADER_TTL, Daemon
 from listener.pipeline.fetch import fetch_lease
 from listener.pipeline.score import CLAIM_TTL
@@ -33,15 +32,16 @@ FEEDS = {f"news{n}": [(f"{n}-{i}", f"https://news{n}.example/{i}", f"Acme item {
 FEEDS["news3"].append(("recall", "https://news3.example/recall", "Acme recall", "Acme announces a recall of its soup"))
 
 
-def config_for(tmp_path: Path, url: str, http_server, smtp_port: int):
+def write_config(tmp_path: Path, url: str, http_server, smtp_port: int) -> Path:
     sources = "".join(f"""
 [[sources]]
 name = "{name}"
 kind = "rss"
 url = "{http_server.url('/' + name + '.xml')}"
-every = "10m"
+every = "1h"  # due once in this test
 """ for name in FEEDS)
-    return parse_config(tomllib.loads(f"""
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
 [database]
 url = "{url}"
 
@@ -61,7 +61,8 @@ kind = "keyword"
 topic = "acme"
 query = "recall"
 window = "7d"
-"""), base_dir=tmp_path)
+""")
+    return path
 
 
 # The dying worker: it leads, fetches news1, takes news3's lease (as if it had begun fetching it),
@@ -94,11 +95,9 @@ def test_three_workers_one_killed_mid_cycle_store_score_and_notify_everything_on
         tmp_path, pg_url, http_server, smtp_server, bundled_model):
     for name, items in FEEDS.items():
         http_server.route(f"/{name}.xml", body=rss(items, published=T - timedelta(minutes=5)))
-    config = config_for(tmp_path, pg_url, http_server, smtp_server.port)
-    (tmp_path / "config.toml").write_text(f'[database]\nurl = "{pg_url}"\n' + "".join(
-        f'[[sources]]\nname = "{n}"\nkind = "rss"\nurl = "{http_server.url("/" + n + ".xml")}"\n' for n in FEEDS)
-        + '[[topics]]\nname = "acme"\nquery = "acme"\n')
-    dying = subprocess.run([sys.executable, "-c", DYING, str(tmp_path / "config.toml"), T.isoformat()],
+    path = write_config(tmp_path, pg_url, http_server, smtp_server.port)
+    config = load_config(path)
+    dying = subprocess.run([sys.executable, "-c", DYING, str(path), T.isoformat()],
                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert dying.returncode == -9, dying.stderr  # killed, its score transaction never committed
     assert dying.stdout.split() == ["1", "5"]  # it fetched news1 and claimed five mentions
