@@ -119,6 +119,8 @@ def _insert(conn, batch) -> None:
                      f"language_detected, published_at, fetched_at, likes, reposts, replies, score, sentiment, "
                      f"p_negative, p_neutral, p_positive, sentiment_score, model, scored_at) "
                      f"VALUES ({','.join('?' * 22)})", [r[0] for r in batch])
+    conn.executemany("INSERT INTO mentions_fts (rowid, title, text) VALUES (?, ?, ?)",  # as the store does (m011)
+                     [(r[0][0], r[0][5], r[0][6]) for r in batch])
     # hashtags before topics: the rollup triggers fire when a scored mention gets its topic
     conn.executemany("INSERT INTO hashtags (mention_id, hashtag, published_at) VALUES (?, ?, ?)",
                      [(r[0][0], t, r[3]) for r in batch for t in r[2]])

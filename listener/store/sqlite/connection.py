@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
@@ -80,6 +80,11 @@ class SQLiteBase:
     def transaction(self) -> Transaction:
         """One write transaction; inside another, part of it."""
         return Transaction(self.conn)
+
+    def _index_text(self, mentions: Iterable[tuple[int, str | None, str]]) -> None:
+        """Add new mentions, as (id, title, text), to the full-text index `mentions_fts`: every INSERT
+        INTO mentions is followed by this in its transaction (one statement for the batch: see m011)."""
+        self.conn.executemany("INSERT INTO mentions_fts (rowid, title, text) VALUES (?, ?, ?)", mentions)
 
     def _dicts(self, sql: str, params: Any = ()) -> Iterator[Any]:
         """The rows of `sql` as dicts by column name, streamed (the caller's row type names the keys)."""

@@ -96,6 +96,7 @@ class SQLiteIngest(SQLiteBase):
               score) for row, likes, reposts, replies, score in new])
         ids, _ = self._stored([row for row, *_ in new], urls=False)
         inserted = [ids[(row.source, row.source_id)] for row, *_ in new]  # (id, published_at), in order
+        self._index_text((mention_id, row.title, row.text) for (row, *_), (mention_id, _) in zip(new, inserted))
         topic_rows = []
         for target, topics in links:
             mention_id, pub = inserted[target[1]] if target[0] == "new" else target

@@ -36,6 +36,8 @@ class SQLiteTransfer(SQLiteBase):
             self.conn.executemany(
                 f"INSERT INTO {self._table(table)} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [tuple(r[c] for c in columns) for r in rows])
+            if table == "mentions":
+                self._index_text((r["id"], r["title"], r["text"]) for r in rows)
 
     def clear_table(self, table: str) -> None:
         with self.transaction():

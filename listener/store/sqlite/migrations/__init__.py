@@ -19,7 +19,7 @@ from listener.store.sqlite.migrations import (m001_initial, m002_rollups_alerts_
                                               m004_expected_negatives_incidents, m005_outbox_given_up,
                                               m006_topic_negative_spread, m007_corrections,
                                               m008_engagement_author_rollups, m009_hashtag_hourly_covering,
-                                              m010_workers)
+                                              m010_workers, m011_fts_by_statement)
 
 # (name recorded in `_migrations`, the function that applies it), in the order they run
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
@@ -33,4 +33,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m008_engagement_author_rollups", m008_engagement_author_rollups.up),
     ("m009_hashtag_hourly_covering", m009_hashtag_hourly_covering.up),
     ("m010_workers", m010_workers.up),
+    ("m011_fts_by_statement", m011_fts_by_statement.up),
 ]
