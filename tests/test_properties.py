@@ -52,7 +52,7 @@ from listener.sources import Mention, SourceState
 from listener.sources import bluesky, hackernews, lemmy, mastodon, reddit
 from listener.sources.http import HttpClient
 from listener.sources.rss import parse_feed
-from listener.sources.text import is_web_url
+from listener.sources.text import _TextExtractor, html_to_text, is_web_url, web_url
 from tests.httpserver import LoopbackServer, Reply
 
 UTC = timezone.utc
@@ -337,6 +337,43 @@ def test_feed_parser_returns_valid_mentions_or_a_fetch_error(body, content_type)
                          "https://feed.example/feed.xml")
     for m in result or []:
         assert m.url is None or is_web_url(m.url), m.url  # the feed parser keeps web links only
+
+
+url_text = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda scheme, host, path, query: f"{scheme}{host}{path}{query}",
+              st.sampled_from(["http://", "HTTPS://", "https://", "ftp://", "javascript:", "", "//"]),
+              st.text(alphabet="abcXYZ.-:@[]1%\u00e9 ", max_size=15),
+              st.text(alphabet="/.?#&=%aZ \t\n<>\"`|\u00e9", max_size=15),
+              st.sampled_from(["", "?utm_source=x", "?a=1&fbclid=2", "#frag", "?q=a b"])))
+
+
+@budget(300)
+@given(url=url_text, base=st.sampled_from(["", "https://feed.example/dir/feed.xml", "http://[::1]:8080/x"]))
+def test_web_url_returns_what_it_returns_unchanged(url, base):
+    # web_url remembers what it returned and gives it back as it is (a link passes it twice): that
+    # is right only if a link it returned is always returned unchanged, against any base
+    found = web_url(url, base)
+    if found is not None:
+        assert is_web_url(found)
+        assert sanitised_again(found, "") == found and sanitised_again(found, "https://other.example/a/") == found
+
+
+def sanitised_again(url: str, base: str) -> str | None:
+    from listener.sources.text import _web_url
+    return _web_url(url, base)  # without the memory
+
+
+@budget(300)
+@given(text=st.text(alphabet=st.sampled_from(list("ab \t\n\r\u00a0\u2003\u200bx.")), max_size=40))
+def test_html_to_text_without_markup_is_what_the_parser_gives(text):
+    # text with no tag and no entity skips the HTML parser: the same result either way
+    parser = _TextExtractor()
+    parser.feed(text)
+    parser.close()
+    import listener.sources.text as module
+    expected = module._NEWLINES.sub("\n", module._SPACES.sub(" ", "".join(parser.parts))).strip()
+    assert html_to_text(text) == expected
 
 
 @pytest.mark.parametrize("ref", ["&#99999999999;", "&#x110000000;"])

@@ -95,6 +95,8 @@ def html_to_text(html: str) -> str:
     """
     if not html:
         return ""
+    if "<" not in html and "&" not in html:  # no tag, no entity: what the parser would give, at once
+        return _NEWLINES.sub("\n", _SPACES.sub(" ", html)).strip()
     parser = _TextExtractor()
     try:
         parser.feed(html)
@@ -171,12 +173,29 @@ def _encode(text: str) -> str:
     return _UNSAFE_IN_URL.sub(lambda m: quote(m[0], safe=""), text)
 
 
+# URLs web_url returned lately. It is idempotent (what it returns, it returns unchanged, whatever the
+# base), and a fetched link passes it twice: in its source and when the pipeline makes it a row.
+_WEB_URLS: dict[str, None] = {}
+_WEB_URLS_MAX = 4096
+
+
 def web_url(url: object, base: str = "") -> str | None:
     """The canonical absolute http(s) URL of a link (resolved against `base`), or None: for
     anything else (`javascript:`, `data:`, `tag:`, a relative path without a base, a host-less
     or malformed URL, not a string), which must never become a link."""
     if not isinstance(url, str) or not url.strip():
         return None
+    if url in _WEB_URLS:
+        return url
+    found = _web_url(url, base)
+    if found is not None:
+        if len(_WEB_URLS) >= _WEB_URLS_MAX:
+            _WEB_URLS.clear()
+        _WEB_URLS[found] = None
+    return found
+
+
+def _web_url(url: str, base: str) -> str | None:
     # tabs and line breaks are dropped (as urlsplit does); spaces, <, >, " and ` are percent-encoded
     raw = _encode(clean_text(url.strip()).replace("\t", "").replace("\n", "").replace("\r", ""))
     if base:
