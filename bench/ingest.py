@@ -14,9 +14,10 @@ in its own process on 127.0.0.10 .. 127.0.0.(10 + hosts - 1), with ETag and Last
 (b) cold: `run_cycle(config, store, None)`, what `listener fetch --no-score` calls, on a fresh database:
     every feed answers 200, every item is stored;
 (c) warm: the same again once the sources are due: every feed answers 304;
-(d) bulk storing alone: the 20,000 rows of (b) stored through `save_fetch` (20 a call, as fetches
-    store them) and `save_mentions` (1,000 a call, as an import does) on a fresh database, then the
-    same rows again (every one a duplicate);
+(d) bulk storing alone: the 20,000 rows of (b) stored on a fresh database through `save_fetches`,
+    one source (20 rows) a call, then the same rows again (every one a duplicate); then in batches of
+    MAX_BATCH sources a call, as a fetch cycle's Recorder stores them when they land together; and
+    through `save_mentions` (1,000 a call, as an import does);
 (e) the daemon (`listener run`'s `Daemon`, in a process of its own, with a tiny keyword model so that
     scoring costs nothing) with the 1,000 sources until each was fetched once: the most threads it
     ran at once and the peak memory of it and its parse processes (VmHWM, and the most RSS of all its
@@ -41,7 +42,6 @@ import argparse
 import contextlib
 import cProfile
 import functools
-import io
 import json
 import os
 import socket
@@ -53,7 +53,6 @@ import threading
 import time
 import tomllib
 from collections import defaultdict
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -173,13 +172,13 @@ class StageTimers:
     def install(self) -> None:
         """Time parse_feed (in this process), to_rows, language detection and every store call the
         fetch makes. (The parse processes run the original parse_feed: pickled by name.)"""
-        import listener.pipeline.fetch as fetch
         import listener.pipeline.match as match
+        import listener.pipeline.recording as recording
         import listener.sources.rss as rss
         from listener.store.interface import Ingest, SourceReads
 
         rss.parse_feed = self.wrap("parse", rss.parse_feed)
-        fetch.to_rows = self.wrap("match", fetch.to_rows)
+        recording.to_rows = self.wrap("match", recording.to_rows)
         match.detect_language = self.wrap("language", match.detect_language)
         self.store_methods = [name for proto in (Ingest, SourceReads) for name in vars(proto)
                               if not name.startswith("_") and callable(getattr(proto, name))]
@@ -239,23 +238,29 @@ def fetch_stage(config, timers: StageTimers, server_pid: int, now: datetime, pro
 
 
 def bulk_stage(location, engine: str, rows_by_source: dict[str, list]) -> dict:
+    from listener.pipeline.recording import MAX_BATCH
     from listener.sources import SourceState
-    from listener.store import open_store
+    from listener.store import Fetched, open_store
 
     now = datetime.now(timezone.utc)
     n = sum(map(len, rows_by_source.values()))
+    fetches = [Fetched(source, "rss", rows, SourceState('"e"', None, None), now, now, now + EVERY, len(rows), 1)
+               for source, rows in rows_by_source.items()]
     out = {}
     with fresh_database(location, engine, "bulk_fetch") as where, open_store(where) as store:
         start = time.perf_counter()
-        for source, rows in rows_by_source.items():
-            store.save_fetch(source, "rss", rows, SourceState('"e"', None, None), started_at=now, now=now,
-                             next_check_at=now + EVERY, items=len(rows), requests=1)
-        out["save_fetch"] = n / (time.perf_counter() - start)
+        for f in fetches:
+            store.save_fetches([f])
+        out["save_fetch, one source a call"] = n / (time.perf_counter() - start)
         start = time.perf_counter()
-        for source, rows in rows_by_source.items():  # again: every one a duplicate
-            store.save_fetch(source, "rss", rows, SourceState('"e"', None, None), started_at=now, now=now,
-                             next_check_at=now + EVERY, items=len(rows), requests=1)
+        for f in fetches:  # again: every one a duplicate
+            store.save_fetches([f])
         out["save_fetch (duplicates)"] = n / (time.perf_counter() - start)
+    with fresh_database(location, engine, "bulk_batches") as where, open_store(where) as store:
+        start = time.perf_counter()
+        for i in range(0, len(fetches), MAX_BATCH):
+            store.save_fetches(fetches[i:i + MAX_BATCH])
+        out[f"save_fetches, {MAX_BATCH} sources a call"] = n / (time.perf_counter() - start)
     with fresh_database(location, engine, "bulk_import") as where, open_store(where) as store:
         flat = [row for rows in rows_by_source.values() for row in rows]
         start = time.perf_counter()

@@ -202,3 +202,40 @@ def test_http_errors_are_recorded_with_a_plain_message(tmp_path, database, http_
         fetch_due(config, store, now)
         error = store.source_health()["news"].last_error
         assert str(status) in error and "\n" not in error
+
+
+def test_results_that_land_together_are_stored_in_one_transaction_and_a_refused_one_alone(tmp_path, database,
+                                                                                          http_server, now):
+    import asyncio
+
+    from listener.pipeline import Recorder
+    from listener.sources import FetchResult, Mention, SourceState
+    from listener.store import MentionRow
+
+    extra = f'\n[[sources]]\nname = "forum"\nkind = "rss"\nurl = "{http_server.url("/forum.xml")}"\nevery = "10m"\n'
+    config = make_config(tmp_path, database, http_server, extra)
+    news, blog, forum = (config.source(name) for name in ("news", "blog", "forum"))
+    landed = {name: FetchResult([Mention(f"{name}-1", f"Acme in the {name}")], SourceState(etag=f'"{name}"'))
+              for name in ("news", "blog", "forum")}
+    refused = ([MentionRow("blog", "blog-1", None, now, now, ("acme",), ())], 0)  # no text: the store refuses it
+
+    async def land(recorder, *calls):
+        return await asyncio.gather(*(recorder.record(src, landed[src.name], started_at=now, now=now, **kw)
+                                      for src, kw in calls))
+
+    with database.open(tmp_path) as store:
+        commits = []
+        if database.engine == "sqlite":
+            store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        outcomes = asyncio.run(land(Recorder(config, store), (news, {}), (forum, {})))
+        assert [(o.source, o.ok, o.new) for o in outcomes] == [("news", True, 1), ("forum", True, 1)]
+        if database.engine == "sqlite":
+            assert len(commits) == 1  # both in one transaction
+        outcomes = asyncio.run(land(Recorder(config, store), (news, {}), (blog, {"matched": refused}), (forum, {})))
+        assert [(o.source, o.ok) for o in outcomes] == [("news", True), ("blog", False), ("forum", True)]
+        assert "could not store its mentions" in outcomes[1].error
+        assert sorted(m["source_id"] for m in store.iter_mentions()) == ["forum-1", "news-1"]  # blog's alone lost
+        health = store.source_health()
+        assert health["blog"].consecutive_errors == 1 and health["blog"].state.etag is None  # nothing of it saved
+        assert health["news"].state.etag == '"news"' and health["forum"].last_success_at == now
+        assert [f["status"] for f in store.fetch_log("news")] == ["ok", "ok"]

@@ -15,7 +15,7 @@ import pytest
 
 from listener.errors import ListenerError, StoreError
 from listener.query import parse
-from listener.store import JobRun, MentionRow, MentionStore, Store, iso, interface, open_store
+from listener.store import Fetched, JobRun, MentionRow, MentionStore, Store, iso, interface, open_store
 from listener.models import Sentiment
 from listener.sources import SourceState
 
@@ -118,6 +118,29 @@ def test_fetch_state_health_and_failures(store):
     assert (failures["source"], failures["errors"], failures["ok"], failures["error"]) == ("feed", 2, 2, "HTTP 502")
     assert store.collected_between(T - timedelta(minutes=1), T + timedelta(minutes=1))
     assert not store.collected_between(T - timedelta(days=2), T - timedelta(days=1))
+
+
+def fetched(source: str, rows, *, at: datetime = T, etag: str | None = None) -> Fetched:
+    return Fetched(source, "rss", rows, SourceState(etag=etag), at, at, at + timedelta(minutes=10), len(rows), 1)
+
+
+def test_several_fetches_are_stored_in_one_go_in_order_or_not_at_all(store):
+    url = "https://news.example/story"
+    results = store.save_fetches([fetched("a", [row("1", url=url, source="a"), row("2", source="a")], etag='"a1"'),
+                                  fetched("b", [row("9", url=url, source="b", likes=4), row("3", source="b")]),
+                                  fetched("c", [])])
+    assert [(len(r.new_ids), r.updated) for r in results] == [(2, 0), (1, 1), (0, 0)]  # b repeats a's story
+    stored = {(m["source"], m["source_id"]): m for m in store.iter_mentions()}
+    assert sorted(stored) == [("a", "1"), ("a", "2"), ("b", "3")] and stored[("a", "1")]["likes"] == 4
+    assert store.search(parse("acme"))  # in the search index too
+    assert store.source_state("a").etag == '"a1"' and set(store.source_health()) == {"a", "b", "c"}
+    assert [(f["source"], f["new_mentions"]) for f in store.fetch_log()] == [("a", 2), ("b", 1), ("c", 0)]
+    broken = MentionRow("e", "5", None, T, T, ("acme",), ())  # no text: refused (by the database or before it)
+    with pytest.raises(Exception):  # noqa: B017 - whichever error, what matters is that nothing stays
+        store.save_fetches([fetched("d", [row("4", source="d")], etag='"d1"'), fetched("e", [broken])])
+    assert ("d", "4") not in {(m["source"], m["source_id"]) for m in store.iter_mentions()}  # none of them
+    assert "d" not in store.source_health() and len(store.fetch_log()) == 3
+    assert store.save_fetches([]) == []
 
 
 def test_validators_survive_failures_and_the_fetch_log_says_each_attempt(store):

@@ -1,6 +1,7 @@
 """The pipeline: due sources fetched concurrently -> matched to topics -> stored -> scored.
 
-    fetch.py     which sources are due, fetching them, storing each result or failure (with backoff)
+    fetch.py     which sources are due, fetching each within the limits
+    recording.py storing each result (many sources in one transaction) or failure (with backoff)
     loop.py      the daemon's fetching: one event loop in one thread, each source when it is due
     match.py     a source's mentions -> rows: hashtags, language, topics; the rest left out
     score.py     unscored mentions scored in batches by the sentiment model
@@ -18,14 +19,14 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from listener.config import Config
-from listener.pipeline.fetch import (SourceOutcome, SourcePool, backoff, due_sources, fetch_due, fetch_due_async,
-                                     fetch_source, http_settings, record)
+from listener.pipeline.fetch import SourcePool, due_sources, fetch_due, fetch_due_async, fetch_source, http_settings
+from listener.pipeline.recording import Recorder, SourceOutcome, backoff, record
 from listener.pipeline.loop import FetchLoop
 from listener.pipeline.match import to_rows, topics_for
 from listener.pipeline.score import ScoreCache, score_pending, text_for_scoring
 from listener.store import MentionStore
 
-__all__ = ["CycleReport", "FetchLoop", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources",
+__all__ = ["CycleReport", "FetchLoop", "Recorder", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources",
            "fetch_due", "fetch_due_async", "fetch_source", "http_settings", "record", "run_cycle", "score_pending", "text_for_scoring",
            "to_rows", "topics_for"]
 

@@ -1,54 +1,24 @@
 """Fetching: which sources are due, each fetched concurrently within the limits, its result (or its
-failure, with backoff) stored in one transaction as it lands."""
+failure, with backoff) stored as it lands, with those that land with it (`recording.Recorder`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from listener.config import Config, SourceConfig
-from listener.errors import FetchError, error_text
-from listener.pipeline.match import to_rows, to_rows_of, topic_specs
+from listener.errors import FetchError
+from listener.pipeline.match import to_rows_of, topic_specs
+from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources import FetchResult, source_class
 from listener.sources.http import HttpClient, HttpSettings
 from listener.sources.parsing import ParsePool, default_workers
 from listener.store import MentionStore
 
-MAX_BACKOFF = timedelta(hours=6)
-MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
 PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting one costs ~0.5 s of CPU)
-
-
-@dataclass(frozen=True)
-class SourceOutcome:
-    """What one source's fetch did in this cycle."""
-
-    source: str
-    ok: bool
-    items: int = 0  # what the source returned
-    new: int = 0  # stored as new mentions
-    duplicates: int = 0  # already stored (same id or URL)
-    unmatched: int = 0  # matched no topic, or older than the first fetch's backfill: not stored
-    not_modified: bool = False
-    error: str | None = None
-    next_check_at: datetime | None = None
-
-
-def backoff(every: timedelta, consecutive_errors: int, retry_after: float | None = None) -> timedelta:
-    """Delay before the next try after `consecutive_errors` failures in a row (1 = first failure).
-
-    Exponential from the source's interval (x1, x2, x4), capped at 4 intervals and 6 hours (or the
-    interval when that is longer), so a recovered source is noticed within minutes; a server's
-    Retry-After wins when it asks for longer.
-    """
-    cap = max(min(MAX_BACKOFF, every * MAX_BACKOFF_FACTOR), every)
-    delay = min(every * (2 ** min(max(consecutive_errors - 1, 0), 16)), cap)
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return delay
 
 
 def due_sources(config: Config, store: MentionStore, now: datetime, only: str | None = None,
@@ -120,33 +90,35 @@ async def _fetch_one(src: SourceConfig, store: MentionStore, http: HttpClient, n
 
 async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
                        limit: asyncio.Semaphore, now: datetime, *, since: datetime | None = None,
-                       pool: SourcePool, clock: Callable[[], datetime] | None = None, worker: str | None = None,
-                       only: bool = False) -> SourceOutcome | None:
+                       pool: SourcePool, recorder: Recorder, clock: Callable[[], datetime] | None = None,
+                       worker: str | None = None, only: bool = False) -> SourceOutcome | None:
     """Fetch one source within `limit` (the requests in flight in total) and store what it gave, or
     its failure: the outcome. `now` is when its fetch started; `clock` tells when it finished. With
     parse processes (`http.parser`) its mentions are matched there too. With `worker` (a daemon
     among several on one database), only the worker that takes the source's lease fetches it, and
     only if it is still due then (another worker may have just fetched it; `only`: due or not):
     None when it did not."""
-    async with limit:  # a worker takes the lease once it can fetch: one that has no room leaves the source to others
-        if worker is None:
-            return await _fetch_and_record(config, store, src, http, now, since=since, pool=pool, clock=clock)
-        lease = f"fetch:{src.name}"
-        claimed_at = clock() if clock else now
-        if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
-            return None  # another worker is fetching it
-        try:
-            if not only and not due_sources(config, store, claimed_at, names={src.name}):
-                return None  # another worker fetched it since this one looked
-            return await _fetch_and_record(config, store, src, http, now, since=since, pool=pool, clock=clock)
-        finally:
-            store.release_lease(lease, worker, clock() if clock else now)
+    async with contextlib.AsyncExitStack() as held:
+        async with limit:  # a worker takes the lease once it can fetch: one that has no room leaves the source to others
+            if worker is not None:
+                lease = f"fetch:{src.name}"
+                claimed_at = clock() if clock else now
+                if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
+                    return None  # another worker is fetching it
+                held.callback(lambda: store.release_lease(lease, worker, clock() if clock else now))
+                if not only and not due_sources(config, store, claimed_at, names={src.name}):
+                    return None  # another worker fetched it since this one looked
+            result, landed = await _fetch(config, store, src, http, now, since=since, pool=pool, clock=clock)
+        # stored once the request slot is free for the next fetch (a result may wait for others to be
+        # stored with), the lease held until it is stored
+        return await recorder.record(src, result, **landed)
 
 
-async def _fetch_and_record(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
-                            now: datetime, *, since: datetime | None, pool: SourcePool,
-                            clock: Callable[[], datetime] | None) -> SourceOutcome:
-    """(Within a request slot of `fetch_source`'s limit.)"""
+async def _fetch(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient, now: datetime, *,
+                 since: datetime | None, pool: SourcePool,
+                 clock: Callable[[], datetime] | None) -> tuple[FetchResult | Exception, dict]:
+    """(Within a request slot of `fetch_source`'s limit.) The result, and the rest of what
+    `Recorder.record` takes to store it."""
     lower = fetch_since(src, store, now, since)
     matched = None
     result = await _fetch_one(src, store, http, now, lower, pool)
@@ -157,7 +129,7 @@ async def _fetch_and_record(config: Config, store: MentionStore, src: SourceConf
                                             finished, lower)
         except Exception as exc:  # noqa: BLE001 - as when matching here fails
             result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
-    return record(config, store, src, result, started_at=now, now=finished, since=lower, matched=matched)
+    return result, {"started_at": now, "now": finished, "since": lower, "matched": matched}
 
 
 async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *, only: str | None = None,
@@ -183,10 +155,11 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     if own_parser:
         parser = ParsePool()
     limit = asyncio.Semaphore(config.fetch.concurrency)
+    recorder = Recorder(config, store)
 
     async def run(src: SourceConfig) -> None:
-        outcome = await fetch_source(config, store, src, http, limit, now, since=since, pool=pool, clock=clock,
-                                     worker=worker, only=only is not None)
+        outcome = await fetch_source(config, store, src, http, limit, now, since=since, pool=pool, recorder=recorder,
+                                     clock=clock, worker=worker, only=only is not None)
         if outcome is None:
             return
         outcomes.append(outcome)
@@ -200,42 +173,6 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
         if own_parser:
             parser.close()
     return outcomes
-
-
-def record(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult | Exception, *,
-           started_at: datetime, now: datetime, since: datetime | None = None,
-           matched: tuple[list, int] | None = None) -> SourceOutcome:
-    """Store one source's fetch result (success or failure) in one transaction.
-
-    Mentions published before `since` are left out (the backfill bound). `matched` is what
-    `to_rows` made of the result's mentions, when it ran already (in the parse processes).
-    """
-    if not isinstance(result, Exception):
-        try:
-            return _record_success(config, store, src, result, started_at=started_at, now=now, since=since,
-                                   matched=matched)
-        except Exception as exc:  # noqa: BLE001 - what one source returned must not cost the others
-            result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
-    errors = store.source_health(src.name).get(src.name)
-    count = (errors.consecutive_errors if errors else 0) + 1
-    retry_after = getattr(result, "retry_after", None)
-    next_check = now + backoff(src.every, count, retry_after)
-    message = error_text(result)
-    store.record_failure(src.name, src.kind, message, started_at=started_at, now=now, next_check_at=next_check)
-    return SourceOutcome(src.name, ok=False, error=message, next_check_at=next_check)
-
-
-def _record_success(config: Config, store: MentionStore, src: SourceConfig, result: FetchResult, *,
-                    started_at: datetime, now: datetime, since: datetime | None,
-                    matched: tuple[list, int] | None) -> SourceOutcome:
-    rows, unmatched = matched if matched is not None else to_rows(src, result.mentions, config.topics, now, since=since)
-    next_check = now + max(src.every, timedelta(seconds=result.wait or 0))
-    saved = store.save_fetch(src.name, src.kind, rows, result.state, started_at=started_at, now=now,
-                             next_check_at=next_check, items=len(result.mentions), requests=result.requests,
-                             not_modified=result.not_modified)
-    return SourceOutcome(src.name, ok=True, items=len(result.mentions), new=len(saved.new_ids),
-                         duplicates=saved.updated, unmatched=unmatched, not_modified=result.not_modified,
-                         next_check_at=next_check)
 
 
 def fetch_due(config: Config, store: MentionStore, now: datetime | None = None, **kwargs) -> list[SourceOutcome]:

@@ -16,7 +16,8 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
-from listener.pipeline.fetch import SourceOutcome, SourcePool, due_sources, fetch_source, http_settings
+from listener.pipeline.fetch import SourcePool, due_sources, fetch_source, http_settings
+from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources.http import HttpClient
 from listener.sources.parsing import ParsePool
 from listener.store import MentionStore, parse_iso
@@ -78,11 +79,12 @@ class FetchLoop:
             return
         in_flight: dict[str, asyncio.Task] = {}
         limit = asyncio.Semaphore(self.config.fetch.concurrency)
+        recorder = Recorder(self.config, store)
         try:
             async with HttpClient(http_settings(self.config), parser=self.parser) as http:
                 while not self._stopping.is_set():
                     for src in self._due(store, in_flight):
-                        task = asyncio.create_task(self._fetch(store, src, http, limit))
+                        task = asyncio.create_task(self._fetch(store, src, http, limit, recorder))
                         in_flight[src.name] = task
                         task.add_done_callback(lambda _, name=src.name: in_flight.pop(name, None))
                     try:
@@ -105,10 +107,11 @@ class FetchLoop:
             self.log(f"error: {_reason(exc)}")
             return []
 
-    async def _fetch(self, store: MentionStore, src: SourceConfig, http: HttpClient, limit: asyncio.Semaphore) -> None:
+    async def _fetch(self, store: MentionStore, src: SourceConfig, http: HttpClient, limit: asyncio.Semaphore,
+                     recorder: Recorder) -> None:
         try:
             outcome = await fetch_source(self.config, store, src, http, limit, self.clock(), pool=self.sources,
-                                         clock=self.clock, worker=self.worker)
+                                         recorder=recorder, clock=self.clock, worker=self.worker)
         except Exception as exc:  # noqa: BLE001 - not even its failure could be stored: said, retried next tick
             self.log(f"error: {src.name}: {_reason(exc)}")
             return

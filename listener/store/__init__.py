@@ -25,7 +25,7 @@ from listener.store.interface import MentionStore
 from listener.store.sqlite.migrations import MIGRATIONS
 from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore
 from listener.store.sqlite import check_select as _sqlite_check, run_readonly as _sqlite_readonly
-from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
+from listener.store.types import (Counts, Fetched, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
                                   parse_iso)
 
 Store = SQLiteStore
@@ -67,6 +67,6 @@ def check_select(sql: str, params: Sequence[str] = (), *, location: str | Path |
     return _sqlite_check(sql, params)
 
 
-__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "is_postgres", "MentionRow", "MentionFilter", "SaveResult", "SourceHealth",
+__all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "is_postgres", "MentionRow", "MentionFilter", "Fetched", "SaveResult", "SourceHealth",
            "HourCounts", "Counts", "JobRun", "QueryResult", "iso", "parse_iso", "run_readonly", "check_select",
            "MIGRATIONS", "BUSY_TIMEOUT_MS"]

@@ -36,7 +36,7 @@ from listener.store.rows import (AlertEventRow, AlertStateRow, AuthorRow, Correc
                                  NewAlertEvent, Notification, Outage, OutboxCounts, OutboxProblem, OutboxRow,
                                  OutboxStatus, RuleEvaluation,
                                  RuleEvaluationRow, SourceFailures, StoredMention, TopicWindow, TopMention)
-from listener.store.types import (Counts, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult,
+from listener.store.types import (Counts, Fetched, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult,
                                   SourceHealth)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +53,13 @@ class Ingest(Protocol):
         state and a line in its fetch log. A mention stored before under the same (source, source id),
         or under the same canonical URL from another source, is refreshed (engagement) and linked to
         the new topics (not to one it was marked not relevant to), not stored twice."""
+        ...
+
+    def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
+        """Store several successful fetches in one transaction, each as `save_fetch` stores it, in
+        order (a mention of a later one that an earlier one stored is a repeat): every one of them, or
+        none when any fails (the error is raised, as StoreError or the engine's own). One commit for
+        many sources is what lets a busy fetch cycle store in bulk."""
         ...
 
     def save_mentions(self, rows: Sequence[MentionRow]) -> SaveResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 from listener.sources import SourceState
 
@@ -68,6 +68,22 @@ class SaveResult:
 
     new_ids: list[int] = field(default_factory=list)
     updated: int = 0  # already stored (same source id or same URL): engagement/topics refreshed
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A successful fetch to store (`Ingest.save_fetches`): what `save_fetch` takes, as one value."""
+
+    source: str
+    kind: str
+    rows: Sequence[MentionRow]
+    state: SourceState
+    started_at: datetime
+    now: datetime
+    next_check_at: datetime
+    items: int
+    requests: int
+    not_modified: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from listener.query.tsquery import MAX_LEXEME
 from listener.sources import SourceState
 from listener.store.postgres import rollups
 from listener.store.postgres.partitions import PostgresPartitions
-from listener.store.types import MentionRow, SaveResult, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, iso
 
 ATTEMPTS = 4  # a batch that lost a race (see the module's docstring) runs again, at most this often
 ENGAGEMENT = ("likes", "reposts", "replies", "score")
@@ -138,16 +138,24 @@ class PostgresIngest(PostgresPartitions):
     def save_fetch(self, source: str, kind: str, rows: Sequence[MentionRow], state: SourceState, *,
                    started_at: datetime, now: datetime, next_check_at: datetime, items: int,
                    requests: int, not_modified: bool = False) -> SaveResult:
-        def write(conn: Any) -> SaveResult:
-            saved = self._save_rows(conn, rows)
-            conn.execute(_FETCHED, {"source": source, "kind": kind, "etag": state.etag,
-                                    "last_modified": state.last_modified, "cursor": state.cursor,
-                                    "started_at": iso(started_at), "now": iso(now), "next_check_at": iso(next_check_at),
-                                    "status": "not_modified" if not_modified else "ok", "items": items,
-                                    "new": len(saved.new_ids), "requests": requests})
-            return saved
+        return self.save_fetches([Fetched(source, kind, rows, state, started_at, now, next_check_at, items, requests,
+                                          not_modified)])[0]
 
-        return self._store_batch(rows, write)
+    def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
+        def write(conn: Any) -> list[SaveResult]:
+            out = []
+            for f in fetches:
+                saved = self._save_rows(conn, f.rows)
+                conn.execute(_FETCHED, {"source": f.source, "kind": f.kind, "etag": f.state.etag,
+                                        "last_modified": f.state.last_modified, "cursor": f.state.cursor,
+                                        "started_at": iso(f.started_at), "now": iso(f.now),
+                                        "next_check_at": iso(f.next_check_at),
+                                        "status": "not_modified" if f.not_modified else "ok", "items": f.items,
+                                        "new": len(saved.new_ids), "requests": f.requests})
+                out.append(saved)
+            return out
+
+        return self._store_batch([r for f in fetches for r in f.rows], write)
 
     def save_mentions(self, rows: Sequence[MentionRow]) -> SaveResult:
         return self._store_batch(rows, lambda conn: self._save_rows(conn, rows))

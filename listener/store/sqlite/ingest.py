@@ -9,7 +9,7 @@ from typing import Sequence
 
 from listener.sources import SourceState
 from listener.store.sqlite.connection import SQLiteBase
-from listener.store.types import MentionRow, SaveResult, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, iso
 
 
 class SQLiteIngest(SQLiteBase):
@@ -18,19 +18,27 @@ class SQLiteIngest(SQLiteBase):
     def save_fetch(self, source: str, kind: str, rows: Sequence[MentionRow], state: SourceState, *,
                    started_at: datetime, now: datetime, next_check_at: datetime, items: int,
                    requests: int, not_modified: bool = False) -> SaveResult:
+        return self.save_fetches([Fetched(source, kind, rows, state, started_at, now, next_check_at, items, requests,
+                                          not_modified)])[0]
+
+    def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
         with self.transaction():
-            saved = self._save_rows(rows)
-            self.conn.execute(
-                """INSERT INTO sources (name, kind, etag, last_modified, cursor, last_attempt_at, last_success_at,
-                       consecutive_errors, next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
-                   ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, etag = excluded.etag,
-                       last_modified = excluded.last_modified, cursor = excluded.cursor,
-                       last_attempt_at = excluded.last_attempt_at, last_success_at = excluded.last_success_at,
-                       consecutive_errors = 0, next_check_at = excluded.next_check_at""",
-                (source, kind, state.etag, state.last_modified, state.cursor, iso(started_at), iso(now),
-                 iso(next_check_at)))
-            self._log_fetch(source, started_at, now, "not_modified" if not_modified else "ok",
-                            items, len(saved.new_ids), requests, None)
+            return [self._save_fetch(f) for f in fetches]
+
+    def _save_fetch(self, f: Fetched) -> SaveResult:
+        """(Within a transaction.)"""
+        saved = self._save_rows(f.rows)
+        self.conn.execute(
+            """INSERT INTO sources (name, kind, etag, last_modified, cursor, last_attempt_at, last_success_at,
+                   consecutive_errors, next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+               ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, etag = excluded.etag,
+                   last_modified = excluded.last_modified, cursor = excluded.cursor,
+                   last_attempt_at = excluded.last_attempt_at, last_success_at = excluded.last_success_at,
+                   consecutive_errors = 0, next_check_at = excluded.next_check_at""",
+            (f.source, f.kind, f.state.etag, f.state.last_modified, f.state.cursor, iso(f.started_at), iso(f.now),
+             iso(f.next_check_at)))
+        self._log_fetch(f.source, f.started_at, f.now, "not_modified" if f.not_modified else "ok",
+                        f.items, len(saved.new_ids), f.requests, None)
         return saved
 
     def save_mentions(self, rows: Sequence[MentionRow]) -> SaveResult:
