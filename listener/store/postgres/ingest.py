@@ -143,17 +143,14 @@ class PostgresIngest(PostgresPartitions):
 
     def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
         def write(conn: Any) -> list[SaveResult]:
-            out = []
-            for f in fetches:
-                saved = self._save_rows(conn, f.rows)
-                conn.execute(_FETCHED, {"source": f.source, "kind": f.kind, "etag": f.state.etag,
-                                        "last_modified": f.state.last_modified, "cursor": f.state.cursor,
-                                        "started_at": iso(f.started_at), "now": iso(f.now),
-                                        "next_check_at": iso(f.next_check_at),
-                                        "status": "not_modified" if f.not_modified else "ok", "items": f.items,
-                                        "new": len(saved.new_ids), "requests": f.requests})
-                out.append(saved)
-            return out
+            saved = self._save_groups(conn, [f.rows for f in fetches])
+            with conn.cursor() as cur:  # one round trip for them all (psycopg pipelines executemany)
+                cur.executemany(_FETCHED, [
+                    {"source": f.source, "kind": f.kind, "etag": f.state.etag, "last_modified": f.state.last_modified,
+                     "cursor": f.state.cursor, "started_at": iso(f.started_at), "now": iso(f.now),
+                     "next_check_at": iso(f.next_check_at), "status": "not_modified" if f.not_modified else "ok",
+                     "items": f.items, "new": len(s.new_ids), "requests": f.requests} for f, s in zip(fetches, saved)])
+            return saved
 
         return self._store_batch([r for f in fetches for r in f.rows], write)
 
@@ -193,26 +190,35 @@ class PostgresIngest(PostgresPartitions):
         raise StoreError(f"storing {len(rows)} mentions lost to other writers {ATTEMPTS} times; nothing was saved")
 
     def _save_rows(self, conn: Any, rows: Sequence[MentionRow]) -> SaveResult:
+        return self._save_groups(conn, [rows])[0]
+
+    def _save_groups(self, conn: Any, groups: Sequence[Sequence[MentionRow]]) -> list[SaveResult]:
+        """The rows of every group stored as one batch, in order (a later group's row may repeat an
+        earlier group's); what each group did."""
+        rows = [row for group in groups for row in group]
         if not rows:
-            return SaveResult([], 0)
+            return [SaveResult([], 0) for _ in groups]
         by_key, by_url = self._stored(conn, rows)
         fresh: list[_New] = []
+        owner: list[int] = []  # the group of each fresh mention
+        updated = [0] * len(groups)
         seen_key: dict[tuple[str, str], _New | _Stored] = {}
         seen_url: dict[str, _New | _Stored] = {}
         repeated: dict[int, _Stored] = {}
-        updated = 0
-        for row in rows:  # in order: a row repeats a stored mention, or one earlier in the batch
+        for g, row in ((g, row) for g, group in enumerate(groups) for row in group):
+            # in order: a row repeats a stored mention, or one earlier in the batch
             key = (row.source, row.source_id)
             target = seen_key.get(key) or by_key.get(key) or (
                 (seen_url.get(row.url) or by_url.get(row.url)) if row.url else None)
             if target is None:
                 target = _New(row, dict.fromkeys(row.topics), [getattr(row, c) for c in ENGAGEMENT])
                 fresh.append(target)
+                owner.append(g)
                 seen_key[key] = target  # a repeat's own key and URL are not stored: only a new mention's
                 if row.url:
                     seen_url[row.url] = target
             else:
-                updated += 1
+                updated[g] += 1
                 values = target.engagement if isinstance(target, _New) else target.brought
                 for i, c in enumerate(ENGAGEMENT):
                     if getattr(row, c) is not None:
@@ -222,9 +228,11 @@ class PostgresIngest(PostgresPartitions):
                 else:
                     repeated[target.id] = target
                     target.new_topics.update({t: None for t in row.topics if t not in target.topics})
-        new_ids = self._insert(conn, fresh)
+        new_ids: list[list[int]] = [[] for _ in groups]
+        for g, mention_id in zip(owner, self._insert(conn, fresh)):
+            new_ids[g].append(mention_id)
         self._refresh(conn, list(repeated.values()))
-        return SaveResult(new_ids, updated)
+        return [SaveResult(ids, n) for ids, n in zip(new_ids, updated)]
 
     def _stored(self, conn: Any, rows: Sequence[MentionRow]) -> tuple[dict[tuple[str, str], _Stored], dict[str, _Stored]]:
         """The stored mentions the rows repeat, by (source, source id) and by URL. A key left by a mention
