@@ -239,3 +239,22 @@ def test_results_that_land_together_are_stored_in_one_transaction_and_a_refused_
         assert health["blog"].consecutive_errors == 1 and health["blog"].state.etag is None  # nothing of it saved
         assert health["news"].state.etag == '"news"' and health["forum"].last_success_at == now
         assert [f["status"] for f in store.fetch_log("news")] == ["ok", "ok"]
+
+
+def test_the_language_model_unpacked_once_into_the_cache_reads_as_the_packages_own(tmp_path, monkeypatch):
+    import py3langid.langid as langid
+
+    from listener.pipeline import language
+
+    monkeypatch.setenv("LISTENER_CACHE", str(tmp_path / "cache"))
+    packed = langid.MODEL_DIR / langid.MODEL_FILE
+    unpacked = language._unpacked(packed)
+    assert unpacked.parent == tmp_path / "cache" and unpacked.stat().st_size > 10 * packed.stat().st_size
+    written = unpacked.stat().st_mtime_ns
+    assert language._unpacked(packed) == unpacked and unpacked.stat().st_mtime_ns == written  # once
+    ours = language._from_unpacked(langid, unpacked)
+    theirs = langid.LanguageIdentifier.from_modelpath(packed, norm_probs=True)
+    texts = ["Wat een geweldige soep van Acme, echt heerlijk!", "Acme recalls its tomato soup after complaints",
+             "Die Suppe von Acme ist leider versalzen", "La sopa de Acme es deliciosa", "ok", "🍅🍅", "Acme",
+             "Le service client d'Acme ne répond jamais", "Acme की सूप बहुत अच्छी है"]
+    assert [ours.classify(t) for t in texts] == [theirs.classify(t) for t in texts]
