@@ -193,3 +193,35 @@ url = "{http_server.url('/small.xml')}"
         health = store.source_health()["big"]
         assert health.consecutive_errors == 1 and health.next_check_at > now + timedelta(minutes=1)
         assert [f["status"] for f in store.fetch_log("big")] == ["error"]
+
+
+def test_a_fetchs_one_parse_and_its_matching_run_in_one_job(tmp_path, now):
+    import tomllib
+
+    from listener.pipeline.match import match_parsed
+    from listener.sources.http import AFTER_PARSE, AfterParse, HttpClient
+
+    config = parse_config(tomllib.loads('[[topics]]\nname = "acme"\nquery = "acme"\n[[sources]]\nname = "s"\n'
+                                        'kind = "rss"\nurl = "https://news.example/feed.xml"\n'), base_dir=tmp_path)
+    src, specs = config.sources[0], topic_specs(config.topics)
+    feed = rss([("g1", "https://news.example/1", "Acme", "Acme news #acme"), ("g2", "https://news.example/2", "Other", "x")])
+
+    async def fetch_like_a_source(parser):
+        after = AfterParse(match_parsed, lambda: (src, specs, now, None))
+        token = AFTER_PARSE.set(after)
+        try:
+            async with HttpClient(parser=parser) as http:
+                first = await http.parse(parse_feed, feed, {}, "")
+                second = await http.parse(parse_feed, feed, {}, "")  # a second page: parsed alone
+        finally:
+            AFTER_PARSE.reset(token)
+        return after, first, second
+
+    with ParsePool(workers=1) as pool:
+        after, first, second = asyncio.run(fetch_like_a_source(pool))
+    assert after.parsed is first and second == first and second is not first
+    kind, (rows, unmatched) = after.outcome
+    assert kind == "ok" and (rows, unmatched) == to_rows_of(src, first, specs, now, None)
+    assert [r.source_id for r in rows] == ["g1"] and unmatched == 1 and after.sent == (src, specs, now, None)
+    after, first, _ = asyncio.run(fetch_like_a_source(None))  # parsed in a thread: matched by the caller
+    assert after.outcome is None and after.parsed is None and len(first) == 2

@@ -11,10 +11,10 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import FetchError
-from listener.pipeline.match import to_rows_of, topic_specs
+from listener.pipeline.match import match_parsed, to_rows_of, topic_specs
 from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources import FetchResult, source_class
-from listener.sources.http import HttpClient, HttpSettings
+from listener.sources.http import AFTER_PARSE, AfterParse, HttpClient, HttpSettings
 from listener.sources.parsing import ParsePool, default_workers
 from listener.store import MentionStore
 
@@ -121,14 +121,26 @@ async def _fetch(config: Config, store: MentionStore, src: SourceConfig, http: H
     `Recorder.record` takes to store it."""
     lower = fetch_since(src, store, now, since)
     matched = None
-    result = await _fetch_one(src, store, http, now, lower, pool)
+    specs = topic_specs(config.topics)
+    after = AfterParse(match_parsed, lambda: (src, specs, clock() if clock else now, lower))
+    token = AFTER_PARSE.set(after)  # matched in the parse's own job when a fetch parses once
+    try:
+        result = await _fetch_one(src, store, http, now, lower, pool)
+    finally:
+        AFTER_PARSE.reset(token)
     finished = clock() if clock else now
-    if http.parser is not None and not isinstance(result, Exception) and result.mentions:
-        try:  # matched in the parse processes too: hashtags, language, topics are pure Python
-            matched = await http.parser.run(to_rows_of, src, result.mentions, topic_specs(config.topics),
-                                            finished, lower)
-        except Exception as exc:  # noqa: BLE001 - as when matching here fails
-            result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
+    if isinstance(result, Exception) or not result.mentions or http.parser is None:
+        return result, {"started_at": now, "now": finished, "since": lower, "matched": None}  # matched when stored
+    try:
+        if after.parsed is result.mentions:  # its one parse gave these mentions, matched in the same job
+            kind, value = after.outcome
+            if kind == "error":
+                raise value
+            matched, finished = value, after.sent[2]
+        else:  # matched in the parse processes too: hashtags, language, topics are pure Python
+            matched = await http.parser.run(to_rows_of, src, result.mentions, specs, finished, lower)
+    except Exception as exc:  # noqa: BLE001 - as when matching here fails
+        result = FetchError(f"could not store its mentions: {type(exc).__name__}: {exc}")
     return result, {"started_at": now, "now": finished, "since": lower, "matched": matched}
 
 

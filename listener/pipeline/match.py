@@ -87,6 +87,12 @@ def to_rows_of(source: SourceConfig, mentions: Iterable[Mention], specs: TopicSp
     return to_rows(source, mentions, topics, now, since=since)
 
 
+def match_parsed(mentions: Iterable[Mention], source: SourceConfig, specs: TopicSpecs, now: datetime,
+                  since: datetime | None = None) -> tuple[list[MentionRow], int]:
+    """`to_rows_of` on what a parse returned, in the parse's own job (`sources.http.AfterParse`)."""
+    return to_rows_of(source, mentions, specs, now, since)
+
+
 _TAG_WORD = re.compile(r"\w+")
 
 

@@ -2,6 +2,8 @@
 
 CPU-bound parsing of a response goes through `http.parse(fn, *args)`: in the worker processes the
 client was given (`parser`, a `sources.parsing.ParsePool`: parsing on every core), else in a thread.
+Whoever calls a source's fetch may ask for more work on what its parse returns in the same job
+(`AfterParse`, the pipeline's matching): a feed then costs one trip to a worker process, not two.
 
 Every failure is a `FetchError` with a fixed one-line message ("HTTP 404 not found at URL",
 "too many requests (429) from HOST", "timed out after 20s fetching HOST"). The client never
@@ -12,6 +14,7 @@ server sent Retry-After. A 304 is a normal response, returned to the caller.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import functools
 import json as jsonlib
@@ -20,7 +23,7 @@ import ssl
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,8 +31,6 @@ import httpx
 from listener.errors import FetchError, redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
-
     from listener.sources.parsing import ParsePool
 
 __all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date", "server_clock", "url_hosts",
@@ -72,6 +73,33 @@ class Response:
         if self.body.lstrip()[:1] == b"<":
             raise FetchError(f"unexpected response from {where}: an HTML page, not the API's JSON")
         return self.json()
+
+
+@dataclass
+class AfterParse:
+    """Work on what a fetch's parse returns, run in the same job as the parse (set in AFTER_PARSE
+    around a source's fetch): the first parse job of that fetch in a worker process also runs
+    `fn(parsed, *args())`, `args` taken when the parse is sent. `parsed` is then what the parse
+    returned (the very object the source got), `outcome` ("ok", fn's result) or ("error", exc), and
+    `sent` the arguments used. Nothing runs without worker processes: the caller does it then."""
+
+    fn: Callable[..., Any]
+    args: Callable[[], tuple]
+    parsed: Any = None
+    outcome: tuple[str, Any] | None = None
+    sent: tuple = ()
+
+
+AFTER_PARSE: contextvars.ContextVar[AfterParse | None] = contextvars.ContextVar("after_parse", default=None)
+
+
+def _parse_then(fn: Callable[..., Any], args: tuple, then: Callable[..., Any], then_args: tuple) -> tuple:
+    """(In a worker process.) `fn(*args)`, then `then` on its result: (result, ("ok", value) or ("error", exc))."""
+    parsed = fn(*args)
+    try:
+        return parsed, ("ok", then(parsed, *then_args))
+    except Exception as exc:  # noqa: BLE001 - the parse stands; the caller decides about the rest
+        return parsed, ("error", exc)
 
 
 class HttpClient:
@@ -124,6 +152,11 @@ class HttpClient:
         """`fn(*args)` off the event loop: CPU-bound parsing of a response. `fn` is a module-level
         function and its arguments picklable, as it may run in another process; its result or the
         exception it raised comes back."""
+        after = AFTER_PARSE.get()
+        if self.parser is not None and after is not None and after.outcome is None:
+            after.outcome, after.sent = ("error", RuntimeError("not run")), after.args()  # only the first parse
+            after.parsed, after.outcome = await self.parser.run(_parse_then, fn, args, after.fn, after.sent)
+            return after.parsed
         if self.parser is not None:
             return await self.parser.run(fn, *args)
         return await asyncio.to_thread(fn, *args)
