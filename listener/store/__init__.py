@@ -11,7 +11,7 @@
 `run_readonly` and `check_select` take users' SQL to a database by its location without opening it
 as a store (`listener sql`, `check-config`): SQLite's dialect on a file, PostgreSQL's on a URL.
 
-`Store` is `SQLiteStore`: `Store(path)` opens the database file at `path`, as every caller and
+`Store` is `SQLiteStore` (both imported on first use): `Store(path)` opens the database file at `path`, as every caller and
 test did before there was an interface. `open_store` is where a caller that only knows the
 configured database asks for one: an SQLite file, or a PostgreSQL URL (`postgres`, the engine for
 teams that outgrow one machine, partitioned by month, several workers on one database).
@@ -22,13 +22,25 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from listener.store.interface import MentionStore
-from listener.store.sqlite.migrations import MIGRATIONS
-from listener.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore
-from listener.store.sqlite import check_select as _sqlite_check, run_readonly as _sqlite_readonly
 from listener.store.types import (Counts, Fetched, HourCounts, JobRun, MentionFilter, MentionRow, QueryResult, SaveResult, SourceHealth, iso,
                                   parse_iso)
 
-Store = SQLiteStore
+_SQLITE_NAMES = {"Store": "SQLiteStore", "SQLiteStore": "SQLiteStore", "BUSY_TIMEOUT_MS": "BUSY_TIMEOUT_MS"}
+
+
+def __getattr__(name: str) -> Any:
+    """The SQLite engine's names, imported when first asked for: a process that only needs the
+    store's types (a parse process making rows) does not load an engine (sqlite-utils and what it
+    imports: a fifth of a second)."""
+    if name in _SQLITE_NAMES:
+        from listener.store import sqlite
+
+        return getattr(sqlite, _SQLITE_NAMES[name])
+    if name == "MIGRATIONS":
+        from listener.store.sqlite.migrations import MIGRATIONS
+
+        return MIGRATIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_postgres(location: str | Path) -> bool:
@@ -43,6 +55,8 @@ def open_store(location: str | Path) -> MentionStore:
         from listener.store.postgres import PostgresStore
 
         return PostgresStore(str(location))
+    from listener.store.sqlite import SQLiteStore
+
     return SQLiteStore(location)
 
 
@@ -54,7 +68,9 @@ def run_readonly(location: str | Path, sql: str, params: Mapping[str, Any] | Seq
         from listener.store.postgres import readonly
 
         return readonly.run_readonly(str(location), sql, params, time_limit=time_limit, max_rows=max_rows)
-    return _sqlite_readonly(location, sql, params, time_limit=time_limit, max_rows=max_rows)
+    from listener.store.sqlite import run_readonly as sqlite_readonly
+
+    return sqlite_readonly(location, sql, params, time_limit=time_limit, max_rows=max_rows)
 
 
 def check_select(sql: str, params: Sequence[str] = (), *, location: str | Path | None = None) -> str | None:
@@ -64,7 +80,9 @@ def check_select(sql: str, params: Sequence[str] = (), *, location: str | Path |
         from listener.store.postgres import readonly
 
         return readonly.check_select(str(location), sql, params)
-    return _sqlite_check(sql, params)
+    from listener.store.sqlite import check_select as sqlite_check
+
+    return sqlite_check(sql, params)
 
 
 __all__ = ["MentionStore", "Store", "SQLiteStore", "open_store", "is_postgres", "MentionRow", "MentionFilter", "Fetched", "SaveResult", "SourceHealth",
