@@ -328,6 +328,23 @@ def test_backlash_on_a_new_hashtag_fires_within_minutes_as_one_incident(tmp_path
     assert "incident 1 #grillhofmoments (backlash" in render_text(digest)
 
 
+def test_six_angry_posts_on_a_new_hashtag_are_enough_five_are_not(tmp_path, database):
+    """backlash's min_count (6) is a floor under the evidence, not the evidence: on a hashtag nobody
+    used, the sixth angry post in fifteen minutes fires, the fifth does not."""
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7, tags=("lunch", "monday", "coffee"))
+        onset = T0 + timedelta(days=7, hours=13)
+        feed.burst(onset, 60, 20, "grillhofmoments", negative_every=20)  # one post every 3 minutes, 95% negative
+        transitions, _ = run(config, store, onset, onset + timedelta(minutes=30))
+    fired = next(t for t in transitions if t.state == "firing" and t.rule == "backlash")
+    assert fired.labels["hashtag"] == "grillhofmoments"
+    # the sixth post is published at +15 min, in the window from the evaluation at +16 (min_count 8: +22)
+    assert fired.at - onset == timedelta(minutes=16), fired.at - onset
+    assert fired.details["count"] == 6
+
+
 def test_a_friendly_campaign_hijacked_is_measured_from_the_hijack(tmp_path, database):
     """The campaign's friendly posts before the hijack (3/h for six hours, then 20/h) are not part of
     the burst: counted in, they would hold its share below a backlash's for as long again."""

@@ -105,7 +105,7 @@ def test_example_config_loads():
     assert config.digest.timezone == "Europe/Amsterdam"
     assert config.digest.at == time(8, 0)
     backlash = config.alert("acme-backlash")
-    assert (backlash.kind, backlash.min_count, backlash.ratio, backlash.for_) == ("backlash", 8, 5.0, timedelta(0))
+    assert (backlash.kind, backlash.min_count, backlash.ratio, backlash.for_) == ("backlash", 6, 5.0, timedelta(0))
     assert [r.kind for r in config.alerts] == ["backlash", "volume_spike", "negative_spike", "keyword"]
     assert dict(backlash.labels) == {"client": "acme", "team": "webcare"}
     recall = config.alert("acme-recall")
@@ -269,7 +269,7 @@ def test_alert_defaults_per_kind(tmp_path):
     negative = config.alert("negative")
     assert (negative.ratio, negative.negative_share, negative.min_count, negative.for_) == (2.0, 0.4, 10, timedelta(minutes=10))
     backlash = config.alert("backlash")
-    assert (backlash.ratio, backlash.negative_share, backlash.min_count, backlash.for_) == (5.0, 0.35, 8, timedelta(0))
+    assert (backlash.ratio, backlash.negative_share, backlash.min_count, backlash.for_) == (5.0, 0.35, 6, timedelta(0))
     words = config.alert("words")
     assert words.query == "recall OR lawsuit" and words.matcher is not None and words.ratio is None
     custom = config.alert("custom")

@@ -226,7 +226,7 @@ SEVERITIES = ("info", "warning", "critical")
 ALERT_KINDS: dict[str, dict[str, Any]] = {
     "volume_spike": {"ratio": 3.0, "for": "10m", "surges": "worse"},
     "negative_spike": {"negative_share": 0.4, "ratio": 2.0, "for": "10m"},
-    "backlash": {"ratio": 5.0, "negative_share": 0.35, "min_count": 8},
+    "backlash": {"ratio": 5.0, "negative_share": 0.35, "min_count": 6},
     "keyword": {"query": REQUIRED, "min_count": 1},
     "sql": {"sql": REQUIRED},
 }
