@@ -26,7 +26,7 @@ from listener.store import Fetched, MentionStore, SaveResult
 
 MAX_BACKOFF = timedelta(hours=6)
 MAX_BACKOFF_FACTOR = 4  # a failing source is retried at least every 4 intervals: recovery is seen quickly
-LINGER = 0.05  # seconds a landed fetch waits for others to be stored with it
+LINGER = 0.2  # seconds a landed fetch waits for others to be stored with it (a cold cycle lands ~100 a second)
 MAX_BATCH = 50  # sources stored in one transaction at most (a batch is stored at once when it is full)
 
 

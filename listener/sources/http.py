@@ -356,6 +356,7 @@ def with_hint(error: FetchError, hints: dict[int, str]) -> FetchError:
     return FetchError(f"{error}: {hint}", retry_after=error.retry_after, status=error.status)
 
 
+@functools.lru_cache(maxsize=8192)  # the same URLs every cycle: parsing each was 6% of a 304 here
 def _host(url: str) -> str:
     try:
         return (httpx.URL(url).host or "").lower()
