@@ -30,9 +30,16 @@ def normalise(text: str) -> str:
     return folded if folded.isascii() else _strip_marks(folded)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
 def _strip_marks(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+    """NFKD without its combining marks (which are never ASCII: only the runs beyond ASCII are looked at)."""
+    return _NON_ASCII.sub(_without_marks, unicodedata.normalize("NFKD", text))
+
+
+def _without_marks(run: re.Match) -> str:
+    return "".join(char for char in run[0] if not unicodedata.combining(char))
 
 
 def hashtag_names(text: str) -> list[str]:
