@@ -13,11 +13,12 @@ from listener.config import Config, SourceConfig
 from listener.errors import FetchError
 from listener.pipeline.match import match_parsed, to_rows_of, topic_specs
 from listener.pipeline.recording import Recorder, SourceOutcome
-from listener.sources import FetchResult, source_class
+from listener.sources import FetchResult, SourceState, source_class
 from listener.sources.http import AFTER_PARSE, AfterParse, HttpClient, HttpSettings
 from listener.sources.parsing import ParsePool, default_workers
-from listener.store import MentionStore
+from listener.store import MentionStore, SourceHealth
 
+UNREAD = object()  # a source's stored row not read yet (see `fetch_source`)
 PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting one costs ~0.5 s of CPU)
 
 
@@ -27,8 +28,16 @@ def due_sources(config: Config, store: MentionStore, now: datetime, only: str | 
 
     `only` names one source and ignores its timing (`listener fetch --source NAME`).
     """
+    return [src for src, _ in due_with_health(config, store, now, only, names)]
+
+
+def due_with_health(config: Config, store: MentionStore, now: datetime, only: str | None = None,
+                    names: set[str] | None = None) -> list[tuple[SourceConfig, SourceHealth | None]]:
+    """`due_sources`, each with its stored row as read (None: never fetched): its fetch starts from
+    that row's state instead of reading it again (two queries a source, half a 304's time on PostgreSQL)."""
     if only is not None:
-        return [config.source(only)]
+        src = config.source(only)
+        return [(src, store.source_health(src.name).get(src.name))]
     one = next(iter(names)) if names is not None and len(names) == 1 else None
     health = store.source_health(one)  # one source's row when one is asked about (a worker's check before it fetches)
     due = []
@@ -37,7 +46,7 @@ def due_sources(config: Config, store: MentionStore, now: datetime, only: str | 
             continue
         h = health.get(src.name)
         if h is None or h.next_check_at is None or h.next_check_at <= now:
-            due.append(src)
+            due.append((src, h))
     return due
 
 
@@ -70,18 +79,19 @@ class SourcePool:
             return self._objects[key]
 
 
-def fetch_since(src: SourceConfig, store: MentionStore, now: datetime, since: datetime | None = None) -> datetime | None:
-    """How far back a fetch looks: the explicit `since`, else `backfill` until the first success."""
+def fetch_since(src: SourceConfig, health: SourceHealth | None, now: datetime,
+                since: datetime | None = None) -> datetime | None:
+    """How far back a fetch looks: the explicit `since`, else `backfill` until the first success
+    (`health`: the source's stored row, None when it was never fetched)."""
     if since is not None:
         return since
-    health = store.source_health(src.name).get(src.name)
     return now - src.backfill if health is None or health.last_success_at is None else None
 
 
-async def _fetch_one(src: SourceConfig, store: MentionStore, http: HttpClient, now: datetime,
+async def _fetch_one(src: SourceConfig, state: SourceState, http: HttpClient, now: datetime,
                      since: datetime | None, pool: SourcePool) -> FetchResult | Exception:
     try:
-        return await pool.get(src).fetch(store.source_state(src.name), http, now, since=since)
+        return await pool.get(src).fetch(state, http, now, since=since)
     except FetchError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - a bug in one source must not stop the others
@@ -91,13 +101,15 @@ async def _fetch_one(src: SourceConfig, store: MentionStore, http: HttpClient, n
 async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
                        limit: asyncio.Semaphore, now: datetime, *, since: datetime | None = None,
                        pool: SourcePool, recorder: Recorder, clock: Callable[[], datetime] | None = None,
-                       worker: str | None = None, only: bool = False) -> SourceOutcome | None:
+                       worker: str | None = None, only: bool = False,
+                       health: SourceHealth | None | object = UNREAD) -> SourceOutcome | None:
     """Fetch one source within `limit` (the requests in flight in total) and store what it gave, or
     its failure: the outcome. `now` is when its fetch started; `clock` tells when it finished. With
     parse processes (`http.parser`) its mentions are matched there too. With `worker` (a daemon
     among several on one database), only the worker that takes the source's lease fetches it, and
     only if it is still due then (another worker may have just fetched it; `only`: due or not):
-    None when it did not."""
+    None when it did not. `health` is the source's stored row as the caller just read it (UNREAD:
+    read here)."""
     async with contextlib.AsyncExitStack() as held:
         async with limit:  # a worker takes the lease once it can fetch: one that has no room leaves the source to others
             if worker is not None:
@@ -106,26 +118,31 @@ async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, h
                 if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
                     return None  # another worker is fetching it
                 held.callback(lambda: store.release_lease(lease, worker, clock() if clock else now))
-                if not only and not due_sources(config, store, claimed_at, names={src.name}):
-                    return None  # another worker fetched it since this one looked
-            result, landed = await _fetch(config, store, src, http, now, since=since, pool=pool, clock=clock)
+                if not only:
+                    due = due_with_health(config, store, claimed_at, names={src.name})
+                    if not due:
+                        return None  # another worker fetched it since this one looked
+                    health = due[0][1]  # as it is now, after any other worker's fetch
+            if health is UNREAD:
+                health = store.source_health(src.name).get(src.name)
+            result, landed = await _fetch(config, src, health, http, now, since=since, pool=pool, clock=clock)
         # stored once the request slot is free for the next fetch (a result may wait for others to be
         # stored with), the lease held until it is stored
         return await recorder.record(src, result, **landed)
 
 
-async def _fetch(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient, now: datetime, *,
+async def _fetch(config: Config, src: SourceConfig, health: SourceHealth | None, http: HttpClient, now: datetime, *,
                  since: datetime | None, pool: SourcePool,
                  clock: Callable[[], datetime] | None) -> tuple[FetchResult | Exception, dict]:
     """(Within a request slot of `fetch_source`'s limit.) The result, and the rest of what
     `Recorder.record` takes to store it."""
-    lower = fetch_since(src, store, now, since)
+    lower = fetch_since(src, health, now, since)
     matched = None
     specs = topic_specs(config.topics)
     after = AfterParse(match_parsed, lambda: (src, specs, clock() if clock else now, lower))
     token = AFTER_PARSE.set(after)  # matched in the parse's own job when a fetch parses once
     try:
-        result = await _fetch_one(src, store, http, now, lower, pool)
+        result = await _fetch_one(src, health.state if health else SourceState(), http, now, lower, pool)
     finally:
         AFTER_PARSE.reset(token)
     finished = clock() if clock else now
@@ -158,7 +175,7 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     parsed in `parser`'s processes; without one, in processes of this call's own when at least
     PARSE_POOL_MIN sources are due on a machine with more than one core, else in a thread.
     """
-    due = due_sources(config, store, now, only, names)
+    due = due_with_health(config, store, now, only, names)
     pool = pool if pool is not None else SourcePool()
     outcomes: list[SourceOutcome] = []
     if not due:
@@ -169,9 +186,9 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     limit = asyncio.Semaphore(config.fetch.concurrency)
     recorder = Recorder(config, store)
 
-    async def run(src: SourceConfig) -> None:
+    async def run(src: SourceConfig, health: SourceHealth | None) -> None:
         outcome = await fetch_source(config, store, src, http, limit, now, since=since, pool=pool, recorder=recorder,
-                                     clock=clock, worker=worker, only=only is not None)
+                                     clock=clock, worker=worker, only=only is not None, health=health)
         if outcome is None:
             return
         outcomes.append(outcome)
@@ -180,7 +197,7 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
 
     try:
         async with HttpClient(http_settings(config), parser=parser) as http:
-            await asyncio.gather(*(run(src) for src in due))
+            await asyncio.gather(*(run(src, health) for src, health in due))
     finally:
         if own_parser:
             parser.close()

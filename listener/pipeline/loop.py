@@ -16,11 +16,11 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
-from listener.pipeline.fetch import SourcePool, due_sources, fetch_source, http_settings
+from listener.pipeline.fetch import SourcePool, due_with_health, fetch_source, http_settings
 from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources.http import HttpClient
 from listener.sources.parsing import ParsePool
-from listener.store import MentionStore, parse_iso
+from listener.store import MentionStore, SourceHealth, parse_iso
 
 TICK = 2.0  # seconds between two looks at which sources are due
 
@@ -83,8 +83,8 @@ class FetchLoop:
         try:
             async with HttpClient(http_settings(self.config), parser=self.parser) as http:
                 while not self._stopping.is_set():
-                    for src in self._due(store, in_flight):
-                        task = asyncio.create_task(self._fetch(store, src, http, limit, recorder))
+                    for src, health in self._due(store, in_flight):
+                        task = asyncio.create_task(self._fetch(store, src, health, http, limit, recorder))
                         in_flight[src.name] = task
                         task.add_done_callback(lambda _, name=src.name: in_flight.pop(name, None))
                     try:
@@ -96,22 +96,23 @@ class FetchLoop:
         finally:
             store.close()
 
-    def _due(self, store: MentionStore, in_flight: dict[str, asyncio.Task]) -> list[SourceConfig]:
+    def _due(self, store: MentionStore, in_flight: dict[str, asyncio.Task]) -> list[tuple[SourceConfig, SourceHealth | None]]:
         try:
             now = self.clock()
             held = {name[len("fetch:"):] for name, lease in store.leases("fetch:").items()
                     if lease["worker"] != self.worker and lease["released_at"] is None
                     and parse_iso(lease["expires_at"]) > now} if self.worker else set()  # other workers' fetches
-            return [src for src in due_sources(self.config, store, now) if src.name not in in_flight and src.name not in held]
+            return [(src, health) for src, health in due_with_health(self.config, store, now)
+                    if src.name not in in_flight and src.name not in held]
         except Exception as exc:  # noqa: BLE001 - a locked or unreachable store: try again next tick
             self.log(f"error: {_reason(exc)}")
             return []
 
-    async def _fetch(self, store: MentionStore, src: SourceConfig, http: HttpClient, limit: asyncio.Semaphore,
-                     recorder: Recorder) -> None:
+    async def _fetch(self, store: MentionStore, src: SourceConfig, health: SourceHealth | None, http: HttpClient,
+                     limit: asyncio.Semaphore, recorder: Recorder) -> None:
         try:
             outcome = await fetch_source(self.config, store, src, http, limit, self.clock(), pool=self.sources,
-                                         recorder=recorder, clock=self.clock, worker=self.worker)
+                                         recorder=recorder, clock=self.clock, worker=self.worker, health=health)
         except Exception as exc:  # noqa: BLE001 - not even its failure could be stored: said, retried next tick
             self.log(f"error: {src.name}: {_reason(exc)}")
             return
