@@ -220,18 +220,29 @@ def test_results_that_land_together_are_stored_in_one_transaction_and_a_refused_
     refused = ([MentionRow("blog", "blog-1", None, now, now, ("acme",), ())], 0)  # no text: the store refuses it
 
     async def land(recorder, *calls):
-        return await asyncio.gather(*(recorder.record(src, landed[src.name], started_at=now, now=now, **kw)
-                                      for src, kw in calls))
+        under_way = asyncio.Event()  # every fetch is under way before the first lands, as in a cycle
+
+        async def fetch(src, kw):
+            with recorder.fetching():
+                await under_way.wait()
+                return await recorder.record(src, landed[src.name], started_at=now, now=now, **kw)
+
+        tasks = [asyncio.create_task(fetch(src, kw)) for src, kw in calls]
+        await asyncio.sleep(0)
+        under_way.set()
+        # an hour's linger: they are stored once no fetch is left that could join them, never by the timer
+        return await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
     with database.open(tmp_path) as store:
         commits = []
         if database.engine == "sqlite":
             store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-        outcomes = asyncio.run(land(Recorder(config, store), (news, {}), (forum, {})))
+        outcomes = asyncio.run(land(Recorder(config, store, linger=3600), (news, {}), (forum, {})))
         assert [(o.source, o.ok, o.new) for o in outcomes] == [("news", True, 1), ("forum", True, 1)]
         if database.engine == "sqlite":
             assert len(commits) == 1  # both in one transaction
-        outcomes = asyncio.run(land(Recorder(config, store), (news, {}), (blog, {"matched": refused}), (forum, {})))
+        outcomes = asyncio.run(land(Recorder(config, store, linger=3600), (news, {}), (blog, {"matched": refused}),
+                                    (forum, {})))
         assert [(o.source, o.ok) for o in outcomes] == [("news", True), ("blog", False), ("forum", True)]
         assert "could not store its mentions" in outcomes[1].error
         assert sorted(m["source_id"] for m in store.iter_mentions()) == ["forum-1", "news-1"]  # blog's alone lost

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -16,7 +17,7 @@ from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources import FetchResult, SourceState, source_class
 from listener.sources.http import AFTER_PARSE, AfterParse, HttpClient, HttpSettings
 from listener.sources.parsing import ParsePool, default_workers
-from listener.store import MentionStore, SourceHealth
+from listener.store import MentionStore, SourceHealth, iso
 
 UNREAD = object()  # a source's stored row not read yet (see `fetch_source`)
 PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting one costs ~0.5 s of CPU)
@@ -110,6 +111,15 @@ async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, h
     only if it is still due then (another worker may have just fetched it; `only`: due or not):
     None when it did not. `health` is the source's stored row as the caller just read it (UNREAD:
     read here)."""
+    with recorder.fetching():
+        return await _fetch_and_record(config, store, src, http, limit, now, since=since, pool=pool, recorder=recorder,
+                                       clock=clock, worker=worker, only=only, health=health)
+
+
+async def _fetch_and_record(config: Config, store: MentionStore, src: SourceConfig, http: HttpClient,
+                            limit: asyncio.Semaphore, now: datetime, *, since: datetime | None, pool: SourcePool,
+                            recorder: Recorder, clock: Callable[[], datetime] | None, worker: str | None, only: bool,
+                            health: SourceHealth | None | object) -> SourceOutcome | None:
     async with contextlib.AsyncExitStack() as held:
         async with limit:  # a worker takes the lease once it can fetch: one that has no room leaves the source to others
             if worker is not None:
@@ -118,11 +128,10 @@ async def fetch_source(config: Config, store: MentionStore, src: SourceConfig, h
                 if not store.claim_lease(lease, worker, claimed_at, fetch_lease(config)):
                     return None  # another worker is fetching it
                 held.callback(lambda: store.release_lease(lease, worker, clock() if clock else now))
-                if not only:
-                    due = due_with_health(config, store, claimed_at, names={src.name})
-                    if not due:
-                        return None  # another worker fetched it since this one looked
-                    health = due[0][1]  # as it is now, after any other worker's fetch
+                due = due_with_health(config, store, claimed_at, names={src.name}, only=src.name if only else None)
+                if not due:
+                    return None  # another worker fetched it since this one looked
+                health = due[0][1]  # as it is now, after any other worker's fetch
             if health is UNREAD:
                 health = store.source_health(src.name).get(src.name)
             result, landed = await _fetch(config, src, health, http, now, since=since, pool=pool, clock=clock)
@@ -153,7 +162,10 @@ async def _fetch(config: Config, src: SourceConfig, health: SourceHealth | None,
             kind, value = after.outcome
             if kind == "error":
                 raise value
-            matched, finished = value, after.sent[2]
+            rows, unmatched = value  # made when the parse was sent; the fetch finished now (stored to the second)
+            if iso(after.sent[2]) != iso(finished):
+                rows = [replace(row, fetched_at=finished) for row in rows]
+            matched = (rows, unmatched)
         else:  # matched in the parse processes too: hashtags, language, topics are pure Python
             matched = await http.parser.run(to_rows_of, src, result.mentions, specs, finished, lower)
     except Exception as exc:  # noqa: BLE001 - as when matching here fails

@@ -2,9 +2,11 @@
 
 py3langid ships its model LZMA-compressed (4.6 MB, 68 MB unpacked): unpacking it cost 0.56 s of CPU
 in every process that detects a language (each parse process of a fetch). It is unpacked once into
-the cache folder (`models.e5base.default_cache_dir`, as the sentiment model's base is built there)
-and memory-mapped from there, shared by the processes; the package's own loader is the fallback
-when the folder cannot be written or its layout is not the one read here.
+the cache folder (`models.e5base.default_cache_dir`: `$LISTENER_CACHE`, else ~/.cache/listener, where
+the sentiment model's base is built unless `[model] cache_dir` says otherwise) and read from there
+(each process still holds its own 68 MB of arrays, as with the package's loader). The package's own
+loader is the fallback when the folder cannot be written or the copy cannot be read; a copy that
+cannot be read is removed, so the next process writes it again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ def _identifier():
 
     packed = langid.MODEL_DIR / langid.MODEL_FILE
     try:
-        return _from_unpacked(langid, _unpacked(packed))
-    except Exception:  # noqa: BLE001 - any trouble with the cached copy: the package's own way
+        unpacked = _unpacked(packed)
+    except Exception:  # noqa: BLE001 - no cached copy (a folder that cannot be written): the package's own way
+        return langid.LanguageIdentifier.from_modelpath(packed, norm_probs=True)
+    try:
+        return _from_unpacked(langid, unpacked)
+    except Exception:  # noqa: BLE001 - a damaged copy: removed for the next process to write again
+        unpacked.unlink(missing_ok=True)
         return langid.LanguageIdentifier.from_modelpath(packed, norm_probs=True)
 
 
@@ -39,18 +46,24 @@ def _unpacked(packed: Path) -> Path:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as out:
-            with lzma.open(packed) as source:
-                shutil.copyfileobj(source, out, length=1 << 20)
+            try:
+                with lzma.open(packed) as source:
+                    shutil.copyfileobj(source, out, length=1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            except BaseException:
+                os.unlink(out.name)  # a full disk leaves no half copy behind
+                raise
         os.replace(out.name, target)  # whole or not at all, even with two processes at once
     return target
 
 
 def _from_unpacked(langid, path: Path):
-    """The identifier `LanguageIdentifier.from_model_file` builds, from the unpacked arrays mapped."""
+    """The identifier `LanguageIdentifier.from_model_file` builds, from the unpacked arrays."""
     import numpy as np
     from py3langid.modelio import _to_array
 
-    with np.load(path, mmap_mode="r", allow_pickle=False) as data:
+    with np.load(path, allow_pickle=False) as data:
         ptc, pc, classes = np.asarray(data["ptc"]), np.asarray(data["pc"]), data["classes"].tolist()
         nextmove, row, output = _to_array(data["nextmove"]), _to_array(data["nextmove_row"]), data["out_feat"].tolist()
     return langid.LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)

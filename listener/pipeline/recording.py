@@ -14,9 +14,10 @@ theirs. A failed fetch is recorded at once, on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
 
 from listener.config import Config, SourceConfig
 from listener.errors import FetchError, error_text
@@ -112,13 +113,27 @@ class _Landed:
 
 class Recorder:
     """Stores fetch results in batches from one event loop (see the module's docstring); `await
-    recorder.record(...)` takes `record`'s arguments and returns once its result is stored."""
+    recorder.record(...)` takes `record`'s arguments and returns once its result is stored. A fetch
+    runs inside `with recorder.fetching():`, so that a batch is stored at once when no fetch is
+    left that could still join it (a cycle of three sources does not wait LINGER)."""
 
     def __init__(self, config: Config, store: MentionStore, *, linger: float = LINGER, max_batch: int = MAX_BATCH):
         self.config, self.store = config, store
         self.linger, self.max_batch = linger, max_batch
         self._landed: list[_Landed] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._fetching = 0  # fetches under way, landed ones included
+
+    @contextlib.contextmanager
+    def fetching(self) -> Iterator[None]:
+        """Around one fetch that may land here."""
+        self._fetching += 1
+        try:
+            yield
+        finally:
+            self._fetching -= 1
+            if self._landed and len(self._landed) >= self._fetching:  # the rest of its batch waited for it
+                self.flush()
 
     async def record(self, src: SourceConfig, result: FetchResult | Exception, *, started_at: datetime,
                      now: datetime, since: datetime | None = None,
@@ -136,11 +151,16 @@ class Recorder:
         loop = asyncio.get_running_loop()
         landed = _Landed(src, result, fetched, unmatched, alone, loop.create_future())
         self._landed.append(landed)
-        if len(self._landed) >= self.max_batch:
-            self.flush()
+        if len(self._landed) >= max(self.max_batch, 1) or len(self._landed) >= self._fetching:
+            self.flush()  # full, or no fetch under way is left to join it
         elif self._timer is None:
             self._timer = loop.call_later(self.linger, self.flush)
-        return await landed.future
+        try:
+            return await landed.future
+        except asyncio.CancelledError:  # its fetch is being stopped: stored now, before its lease goes
+            if landed in self._landed:
+                self.flush()
+            raise
 
     def flush(self) -> None:
         """Store every result waiting, in one transaction (each alone if the store refuses the batch)."""
