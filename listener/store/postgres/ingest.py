@@ -103,9 +103,10 @@ def search_vector(text: str, title: str | None) -> str:
     """A mention's search vector as tsvector input: its words, which hold no space, quote, backslash or
     colon (a word longer than a tsvector keeps is left out; a character is 4 bytes at most)."""
     words = search_words(text, title)
-    if max(map(len, words), default=0) > MAX_LEXEME // 4:
-        words = {w for w in words if len(w.encode()) <= MAX_LEXEME}
-    return " ".join(words)
+    joined = " ".join(words)
+    if len(joined) > MAX_LEXEME // 4 and max(map(len, words)) > MAX_LEXEME // 4:  # (no word is longer than all)
+        joined = " ".join(w for w in words if len(w.encode()) <= MAX_LEXEME)
+    return joined
 
 
 class _Again(Exception):
