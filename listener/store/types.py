@@ -86,6 +86,17 @@ class Fetched:
     not_modified: bool = False
 
 
+class SavesFetchesInBatches:
+    """`save_fetch` as a batch of one of the engine's own `save_fetches`: the same on every engine (a mixin
+    of each engine's ingest)."""
+
+    def save_fetch(self, source: str, kind: str, rows: Sequence[MentionRow], state: SourceState, *,
+                   started_at: datetime, now: datetime, next_check_at: datetime, items: int,
+                   requests: int, not_modified: bool = False) -> SaveResult:
+        return self.save_fetches([Fetched(source, kind, rows, state, started_at, now, next_check_at, items, requests,
+                                          not_modified)])[0]
+
+
 @dataclass(frozen=True)
 class SourceHealth:
     """A source's state and how its fetches are going."""

@@ -23,7 +23,7 @@ from listener.query.tsquery import MAX_LEXEME
 from listener.sources import SourceState
 from listener.store.postgres import rollups
 from listener.store.postgres.partitions import PostgresPartitions
-from listener.store.types import Fetched, MentionRow, SaveResult, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso
 
 ATTEMPTS = 4  # a batch that lost a race (see the module's docstring) runs again, at most this often
 ENGAGEMENT = ("likes", "reposts", "replies", "score")
@@ -133,14 +133,8 @@ class _Stored:
     new_topics: dict[str, None] = field(default_factory=dict)
 
 
-class PostgresIngest(PostgresPartitions):
+class PostgresIngest(SavesFetchesInBatches, PostgresPartitions):
     """`interface.Ingest` on PostgreSQL (each method's contract is written there)."""
-
-    def save_fetch(self, source: str, kind: str, rows: Sequence[MentionRow], state: SourceState, *,
-                   started_at: datetime, now: datetime, next_check_at: datetime, items: int,
-                   requests: int, not_modified: bool = False) -> SaveResult:
-        return self.save_fetches([Fetched(source, kind, rows, state, started_at, now, next_check_at, items, requests,
-                                          not_modified)])[0]
 
     def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
         def write(conn: Any) -> list[SaveResult]:

@@ -9,17 +9,11 @@ from typing import Sequence
 
 from listener.sources import SourceState
 from listener.store.sqlite.connection import SQLiteBase
-from listener.store.types import Fetched, MentionRow, SaveResult, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso
 
 
-class SQLiteIngest(SQLiteBase):
+class SQLiteIngest(SavesFetchesInBatches, SQLiteBase):
     """`interface.Ingest` on SQLite (each method's contract is written there)."""
-
-    def save_fetch(self, source: str, kind: str, rows: Sequence[MentionRow], state: SourceState, *,
-                   started_at: datetime, now: datetime, next_check_at: datetime, items: int,
-                   requests: int, not_modified: bool = False) -> SaveResult:
-        return self.save_fetches([Fetched(source, kind, rows, state, started_at, now, next_check_at, items, requests,
-                                          not_modified)])[0]
 
     def save_fetches(self, fetches: Sequence[Fetched]) -> list[SaveResult]:
         with self.transaction():
