@@ -95,18 +95,16 @@ def html_to_text(html: str) -> str:
     """
     if not html:
         return ""
-    if "<" not in html and "&" not in html:  # no tag, no entity: what the parser would give, at once
-        return _NEWLINES.sub("\n", _SPACES.sub(" ", html)).strip()
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):  # pragma: no cover - html.parser is very lenient
-        pass
-    text = "".join(parser.parts)
-    text = _SPACES.sub(" ", text)
-    text = _NEWLINES.sub("\n", text)
-    return text.strip()
+    text = html
+    if "<" in html or "&" in html:  # without a tag or an entity the parser gives the text back as it is
+        parser = _TextExtractor()
+        try:
+            parser.feed(html)
+            parser.close()
+        except (AssertionError, ValueError):  # pragma: no cover - html.parser is very lenient
+            pass
+        text = "".join(parser.parts)
+    return _NEWLINES.sub("\n", _SPACES.sub(" ", text)).strip()
 
 
 # Query parameters that only track a click. `utm_*` is matched as a prefix.
