@@ -125,3 +125,27 @@ def test_external_file_entity_does_not_leak(http_server, tmp_path):
             continue
         for mention in result.mentions:
             assert "text" not in mention.text and "tail" not in mention.text and marker not in repr(mention)
+
+
+def _feedparser_result(body: bytes, headers: dict[str, str], drivers: list[str], monkeypatch) -> tuple:
+    import feedparser
+    import feedparser.api
+
+    from listener.sources.rss import parse_feed
+
+    monkeypatch.setattr(feedparser.api, "PREFERRED_XML_PARSERS", drivers)
+    parsed = feedparser.parse(body, response_headers={k.lower(): v for k, v in headers.items()})
+    try:
+        ours = parse_feed(body, headers, "https://feeds.example/feed.xml")
+    except FetchError as error:
+        ours = str(error)
+    return parsed.get("version"), parsed.get("bozo"), parsed.get("feed"), parsed.get("entries"), ours
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_buffered_expat_parses_each_sample_as_plain_expat_does(path, monkeypatch):
+    # sources/sax_expat.py: what feedparser and parse_feed return is the same through either driver
+    headers = served_headers(path.name)
+    plain = _feedparser_result(path.read_bytes(), headers, ["xml.sax.expatreader"], monkeypatch)
+    buffered = _feedparser_result(path.read_bytes(), headers, ["listener.sources.sax_expat"], monkeypatch)
+    assert buffered == plain

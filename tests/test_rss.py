@@ -13,6 +13,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from listener.errors import FetchError
 from listener.sources import FetchResult, Mention, SourceState, source_class
@@ -569,3 +571,40 @@ def test_parse_datetime():
     for bad in (None, "", "yesterday", "2024-13-45", True, 1e20, float("nan"), object(), [1, 2]):
         assert parse_datetime(bad) is None
     assert parse_datetime("2024-05-01T10:00:00Z").tzinfo is timezone.utc
+
+
+_ITEM_TEXT = st.lists(st.sampled_from(list("ab é\n\t<>&\"'") + ["&amp;", "&lt;b&gt;", "&#233;", "]]"]),
+                      max_size=40).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.tuples(_ITEM_TEXT, _ITEM_TEXT, st.booleans()), min_size=1, max_size=4),
+       long_run=st.integers(0, 70_000))
+def test_buffered_expat_driver_parses_as_plain_expat(items, long_run):
+    # sources/sax_expat.py joins expat's pieces of text; feedparser must return the same as with
+    # expat's reader as it is: entities, CDATA, line breaks, and a text longer than the buffer.
+    import xml.sax
+    from xml.sax.saxutils import escape
+
+    import feedparser.api
+
+    from listener.sources import sax_expat
+
+    assert isinstance(xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS), sax_expat.BufferedExpatParser)
+    entries = []
+    for n, (title, text, cdata) in enumerate(items):
+        body = f"<![CDATA[{text.replace(']]>', '')}]]>" if cdata else escape(text)
+        entries.append(f"<item><guid>id-{n}</guid><title>{escape(title)}</title>"
+                       f"<description>{body}{'x &amp; ' * (long_run // 8) if n == 0 else ''}</description></item>")
+    doc = f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>{''.join(entries)}</channel></rss>"
+    results = []
+    for drivers in (["xml.sax.expatreader"], ["listener.sources.sax_expat"]):
+        saved = feedparser.api.PREFERRED_XML_PARSERS[:]
+        feedparser.api.PREFERRED_XML_PARSERS[:] = drivers
+        try:
+            parsed = feedparser.parse(doc.encode())
+            results.append((parsed.bozo, parsed.feed, parsed.entries, parse_feed(doc.encode(), {}, "https://x.example/")))
+        finally:
+            feedparser.api.PREFERRED_XML_PARSERS[:] = saved
+    assert results[1] == results[0]
+    assert not results[0][0]
