@@ -259,13 +259,25 @@ def test_the_language_model_unpacked_once_into_the_cache_reads_as_the_packages_o
 
     monkeypatch.setenv("LISTENER_CACHE", str(tmp_path / "cache"))
     packed = langid.MODEL_DIR / langid.MODEL_FILE
+    (tmp_path / "cache").mkdir()
+    stale = tmp_path / "cache" / "py3langid-4586720-1796156231.npz"  # the copy of an older version
+    stale.write_bytes(b"old")
     unpacked = language._unpacked(packed)
-    assert unpacked.parent == tmp_path / "cache" and unpacked.stat().st_size > 10 * packed.stat().st_size
-    written = unpacked.stat().st_mtime_ns
-    assert language._unpacked(packed) == unpacked and unpacked.stat().st_mtime_ns == written  # once
+    assert unpacked.parent == tmp_path / "cache" and not stale.exists()
+    assert sum(f.stat().st_size for f in unpacked.iterdir()) > 10 * packed.stat().st_size
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [unpacked.name]  # no work folder left
+    written = (unpacked / "nextmove.npy").stat().st_mtime_ns
+    assert language._unpacked(packed) == unpacked and (unpacked / "nextmove.npy").stat().st_mtime_ns == written  # once
     ours = language._from_unpacked(langid, unpacked)
+    assert isinstance(ours.tk_nextmove, memoryview)  # mapped, not copied
     theirs = langid.LanguageIdentifier.from_modelpath(packed, norm_probs=True)
     texts = ["Wat een geweldige soep van Acme, echt heerlijk!", "Acme recalls its tomato soup after complaints",
              "Die Suppe von Acme ist leider versalzen", "La sopa de Acme es deliciosa", "ok", "🍅🍅", "Acme",
              "Le service client d'Acme ne répond jamais", "Acme की सूप बहुत अच्छी है"]
     assert [ours.classify(t) for t in texts] == [theirs.classify(t) for t in texts]
+    # a damaged copy is not used: removed (the next process writes it again), the package's loader instead
+    with open(unpacked / "nextmove.npy", "r+b") as f:
+        f.truncate(1000)
+    fallback = language._identifier.__wrapped__()
+    assert not unpacked.exists() and not isinstance(fallback.tk_nextmove, memoryview)
+    assert [fallback.classify(t) for t in texts] == [theirs.classify(t) for t in texts]
