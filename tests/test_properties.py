@@ -376,6 +376,42 @@ def test_html_to_text_without_markup_is_what_the_parser_gives(text):
     assert html_to_text(text) == expected
 
 
+# Pieces of markup near the edges of html_to_text's simple grammar: tags with odd spacing, quotes,
+# slashes and case; entities whole and split by a tag; "<" in text; comments; skipped elements.
+_MARKUP_PIECES = [
+    "<p>", "</p>", "<P >", "</P\t>", "<br>", "<br/>", "<br />", "<BR/>", "<div class='a'>", "</div>",
+    '<a href="https://x.example/?a=1&amp;b=2">', "</a>", "<a href=x/>", "<a href=x>", "<a\nhref='y'\n>",
+    "<em>", "</em >", "<h1>", "</h1>", "<li>", "<img src=\"i.png\" alt=\"a > b\">", "<x-y>", "<p\u00a0class=a>",
+    "<p\vx>", "<span data-a=\"1\" hidden>", "<input disabled/>", "<td colspan=2>", "<a title='it\"s'>",
+    "<script>", "</script>", "<style>p{}</style>", "<noscript>", "<template>", "<!-- c -->", "<!DOCTYPE html>",
+    "<?xml?>", "< p>", "<3", "a < b", "<", ">", "</>", "</ p>", "<p", "&amp;", "&am", "p;", "&lt;", "&#65;",
+    "&#x42", "&nbsp;", "&copy", "&notanentity;", "AT&T", " ", "\n", "\t", "\r\n", "\u00a0", "text", "Ünï",
+]
+
+
+@budget(400)
+@given(pieces=st.lists(st.sampled_from(_MARKUP_PIECES), max_size=12))
+def test_simple_markup_reads_as_the_html_parser_reads_it(pieces):
+    # html_to_text reads the markup most feeds send without html.parser: where it does, it must give
+    # exactly the parts html.parser gives
+    from listener.sources.text import _parsed_parts, _simple_parts
+    html = "".join(pieces)
+    fast = _simple_parts(html)
+    event("simple" if fast is not None else "parser")
+    if fast is not None:
+        assert fast == _parsed_parts(html)
+
+
+def test_feed_markup_takes_the_simple_path():
+    # the simple grammar holds what feeds send (else the fast path would never be taken)
+    from listener.sources.text import _simple_parts
+    for html in ('<p><a href="https://news.example/a?utm_source=rss&amp;x=1">Acme &amp; co</a></p>'
+                 "<p><em>Kunden beschwerten sich</em><br/>twee&nbsp;dagen</p>",
+                 "<div class=\"post\"><img src='a.png' alt=\"\" width=10 /> Hello <b>world</b></div>"):
+        assert _simple_parts(html) is not None
+    assert html_to_text("<p>Acme &amp; co</p><p>next<br>line</p>") == "Acme & co\nnext\nline"
+
+
 @pytest.mark.parametrize("ref", ["&#99999999999;", "&#x110000000;"])
 def test_feed_with_a_character_reference_beyond_a_c_int(ref):
     call_source(parse_feed, f'<rss version="2.0"><channel><item><title>{ref}</title></item></channel></rss>'.encode())
