@@ -359,6 +359,27 @@ def test_web_url_returns_what_it_returns_unchanged(url, base):
         assert sanitised_again(found, "") == found and sanitised_again(found, "https://other.example/a/") == found
 
 
+@budget(400)
+@given(url=st.one_of(url_text, st.builds(lambda scheme, rest: scheme + rest,
+                                         st.sampled_from(["http://", "https://", "HTTP://", "http:", "https:///"]),
+                                         st.text(alphabet="ab.:;/?#=", max_size=15))),
+       base=st.sampled_from(["https://feed.example/dir/feed.xml", "http://[::1]:8080/x",
+                                           "HTTPS://Feed.example:443/a;p?q#f"]))
+@example(url="https://a.example/b;", base="https://feed.example/dir/feed.xml")  # urljoin drops an empty ";" part
+@example(url="http:///b", base="http://[::1]:8080/x")  # no host: the base's
+def test_web_url_resolves_against_its_base_as_urljoin_does(url, base):
+    # web_url skips urljoin for an absolute web URL: the same result as joining it
+    from listener.sources.text import _encode, _web_url, canonical_url, clean_text
+    from urllib.parse import urljoin
+    raw = _encode(clean_text(url.strip()).replace("\t", "").replace("\n", "").replace("\r", ""))
+    try:
+        joined = canonical_url(urljoin(base, raw))
+    except ValueError:
+        joined = None
+    expected = joined if joined is not None and is_web_url(joined) else None
+    assert _web_url(url, base) == expected
+
+
 def sanitised_again(url: str, base: str) -> str | None:
     from listener.sources.text import _web_url
     return _web_url(url, base)  # without the memory

@@ -239,13 +239,24 @@ def web_url(url: object, base: str = "") -> str | None:
 def _web_url(url: str, base: str) -> str | None:
     # tabs and line breaks are dropped (as urlsplit does); spaces, <, >, " and ` are percent-encoded
     raw = _encode(clean_text(url.strip()).replace("\t", "").replace("\n", "").replace("\r", ""))
-    if base:
+    if base and not _absolute_web(raw):  # urljoin would give back an absolute web URL as it is
         try:
             raw = urljoin(base, raw)
         except ValueError:
             return None
     candidate = canonical_url(raw)
     return candidate if is_web_url(candidate) else None
+
+
+def _absolute_web(url: str) -> bool:
+    """Whether urljoin(base, url) is `url` up to what canonical_url normalises anyway (an empty query or
+    fragment): an http(s) URL with a host and no ";" (urljoin would re-split path parameters)."""
+    if ";" in url or not url[:8].lower().startswith(("http://", "https://")):
+        return False
+    try:
+        return bool(urlsplit(url).netloc)  # urlsplit caches: canonical_url splits the same string again
+    except ValueError:
+        return False
 
 
 def is_web_url(url: object) -> bool:
