@@ -228,6 +228,17 @@ def test_per_host_limit_actually_limits(http_server):
     assert time.monotonic() - started >= 0.28  # three waves of two
 
 
+def test_concurrency_limits_the_requests_in_flight_in_all(http_server):
+    http_server.route("/slowish", body=b"ok", delay=0.1)
+
+    async def go() -> list[Response]:
+        async with HttpClient(HttpSettings(per_host=4, concurrency=2)) as http:
+            return await asyncio.gather(*(http.get(http_server.url("/slowish")) for _ in range(6)))
+
+    assert [r.status for r in asyncio.run(go())] == [200] * 6
+    assert http_server.max_concurrent == 2
+
+
 def test_per_host_limit_is_per_host(http_server):
     # 127.0.0.1 and localhost are different hosts to the limiter (same server here).
     if socket.gethostbyname("localhost") != "127.0.0.1":

@@ -112,6 +112,26 @@ def test_not_due_sources_are_skipped_and_304_costs_no_parsing(tmp_path, database
         assert statuses == ["ok", "not_modified"]
 
 
+def test_fetches_waiting_for_their_parse_keep_the_requests_within_concurrency(tmp_path, database, http_server, now):
+    # more fetches are under way than [fetch] concurrency (read responses wait for the parse processes),
+    # yet never more requests than it at once
+    from listener.sources.parsing import ParsePool
+
+    feeds = [f"/f{i}.xml" for i in range(6)]
+    for i, path in enumerate(feeds):
+        http_server.route(path, body=rss([(f"g{i}", f"https://news.example/{i}", "Acme", f"Acme news number {i}")]),
+                          delay=0.05)
+    http_server.route("/news.xml", body=NEWS)
+    http_server.route("/nl.xml", body=DUTCH)
+    extra = "".join(f'\n[[sources]]\nname = "f{i}"\nkind = "rss"\nurl = "{http_server.url(p)}"\nevery = "10m"\n'
+                    for i, p in enumerate(feeds))
+    config = make_config(tmp_path, database, http_server, extra + "\n[fetch]\nconcurrency = 1\nper_host = 4\n")
+    with open_store(config.database.location) as store, ParsePool(workers=1) as parser:
+        outcomes = fetch_due(config, store, now, parser=parser)
+        assert sorted(o.source for o in outcomes if o.ok and o.new) == sorted(["news", "blog", *(f"f{i}" for i in range(6))])
+    assert http_server.max_concurrent == 1
+
+
 def test_a_failing_source_is_recorded_backs_off_and_does_not_stop_the_others(tmp_path, database, http_server, now):
     http_server.route("/news.xml", status=500, body=b"oops")
     http_server.route("/nl.xml", body=DUTCH)

@@ -124,7 +124,8 @@ class FetchConfig:
     max_bytes: int = key(10_000_000, "Largest response body read; a bigger one fails that fetch.",
                          c.integer(minimum=1024))
     per_host: int = key(2, "Requests in flight to one host at a time.", c.integer(minimum=1))
-    concurrency: int = key(8, "Requests in flight in total.", c.integer(minimum=1))
+    concurrency: int = key(8, "Requests in flight in total (a response waiting to be parsed holds none).",
+                           c.integer(minimum=1))
     user_agent: str | None = key(None, "User-Agent header of every request; absent sends listener's own.",
                                  c.string(), shown="listener/VERSION")
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
-from listener.pipeline.fetch import SourcePool, due_with_health, fetch_source, http_settings
+from listener.pipeline.fetch import SourcePool, due_with_health, fetch_slots, fetch_source, http_settings
 from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources.http import HttpClient
 from listener.sources.parsing import ParsePool
@@ -78,7 +78,7 @@ class FetchLoop:
             self.log(f"error: the fetch loop cannot open the database: {exc}")
             return
         in_flight: dict[str, asyncio.Task] = {}
-        limit = asyncio.Semaphore(self.config.fetch.concurrency)
+        limit = fetch_slots(self.config, self.parser)
         recorder = Recorder(self.config, store)
         try:
             async with HttpClient(http_settings(self.config), parser=self.parser) as http:

@@ -14,6 +14,7 @@ server sent Retry-After. A 304 is a normal response, returned to the caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import email.utils
 import functools
@@ -45,6 +46,7 @@ class HttpSettings:
     timeout: float = 20.0  # seconds for the whole request: connect, redirects and reading the body
     max_bytes: int = 10_000_000  # response-size cap, after decompression
     per_host: int = 2  # concurrent requests per host
+    concurrency: int | None = None  # concurrent requests in all (None: only per host)
     user_agent: str = (
         "listener/0.1 (+https://github.com/listener-social/listener; self-hosted social listening)"
     )
@@ -116,6 +118,7 @@ class HttpClient:
         self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._in_flight: Counter[str] = Counter()
         self._host_limits: dict[str, asyncio.Semaphore] = {}
+        self._requests: asyncio.Semaphore | None = None  # settings.concurrency, made in the event loop
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -193,7 +196,9 @@ class HttpClient:
         host = _host(url)
         if not host:
             raise FetchError(f"invalid URL: {_display_url(url)}")
-        async with self._limit(host):
+        # held from sending the request to the end of its body, never while it is parsed; the host's
+        # first: waiting for it holds no slot of the others
+        async with self._limit(host), self._all_limit():
             self._in_flight[host] += 1
             try:
                 async with asyncio.timeout(self.settings.timeout):
@@ -210,6 +215,13 @@ class HttpClient:
         if limit is None:
             limit = self._host_limits[host] = asyncio.Semaphore(max(1, self.settings.per_host))
         return limit
+
+    def _all_limit(self) -> contextlib.AbstractAsyncContextManager:
+        if not self.settings.concurrency:
+            return contextlib.nullcontext()
+        if self._requests is None:
+            self._requests = asyncio.Semaphore(self.settings.concurrency)
+        return self._requests
 
     def _timed_out(self, host: str) -> FetchError:
         return FetchError(f"timed out after {self.settings.timeout:g}s fetching {host}")
