@@ -110,12 +110,12 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
         raise FetchError("not a feed: the response is empty")
     if _is_json(body, http_headers.get("content-type", "")):
         return _parse_json_feed(body, url)
-    check_entities(body, http_headers)
     original = body  # line numbers in errors are the document's own
     if _convert_to_utf8 is not None:  # decoded as feedparser decodes it (also UTF-16/32), now UTF-8
         body = _convert_to_utf8(http_headers, body, {})
         media = http_headers.get("content-type", "application/xml").split(";")[0]
         http_headers = {**http_headers, "content-type": f"{media}; charset=utf-8"}
+    _check_entity_declarations(body)  # check_entities on the document as decoded once
     body = _valid_char_refs(body)
     # A stream, never bytes: feedparser.parse(bytes) opens the bytes as a file name if one exists.
     stream = io.BytesIO(body)
@@ -170,6 +170,7 @@ def _entry_or_none(entry: Any, feed_language: str | None, base_url: str) -> Ment
 # XML entity defence
 
 _ENTITY_START = re.compile(r"<!ENTITY", re.IGNORECASE)
+_ENTITY_START_BYTES = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _ENTITY_DECL = re.compile(
     r"""<!ENTITY\s+(?P<pe>%\s+)?(?P<name>[^\s"'%&;<>]+)\s+
         (?:(?P<quote>["'])(?P<value>.*?)(?P=quote)|(?P<external>SYSTEM|PUBLIC)\b)""",
@@ -188,7 +189,16 @@ def check_entities(body: bytes, headers: Mapping[str, str] | None = None) -> Non
         data = _convert_to_utf8({k.lower(): v for k, v in (headers or {}).items()}, body, {})
     else:  # pragma: no cover
         data = body
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    _check_entity_declarations(data)
+
+
+def _check_entity_declarations(data: bytes | str) -> None:
+    """check_entities on the document decoded as feedparser decodes it (UTF-8 bytes, or text)."""
+    if isinstance(data, bytes):
+        if not _ENTITY_START_BYTES.search(data):  # most feeds: no declaration, nothing to decode
+            return
+        data = data.decode("utf-8", "replace")
+    text = str(data)
     starts = [m.start() for m in _ENTITY_START.finditer(text)]
     if not starts:
         return
