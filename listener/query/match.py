@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from listener.query.syntax import And, Handle, Hashtag, Node, Not, Or, Words
 from listener.query.tokens import HANDLE, WORD, hashtag_names, normalise
@@ -29,9 +30,13 @@ class Document:
 
     tokens: tuple[str, ...]
     words: frozenset[str]
-    sorted_words: tuple[str, ...]
     hashtags: frozenset[str]
     handles: frozenset[str]
+
+    @cached_property
+    def sorted_words(self) -> tuple[str, ...]:
+        """`words` sorted: made on the first prefix term matched against it."""
+        return tuple(sorted(self.words))
 
 
 def prepare(
@@ -55,7 +60,8 @@ def prepare(
             tokens.append("")
         tokens.extend(WORD.findall(field))
         tags.update(hashtag_names(field))
-        handles.update(HANDLE.findall(field))
+        if "@" in field:
+            handles.update(HANDLE.findall(field))
     if isinstance(hashtags, str):
         hashtags = (hashtags,)
     for tag in hashtags:
@@ -71,7 +77,6 @@ def prepare(
     return Document(
         tokens=tuple(tokens),
         words=words,
-        sorted_words=tuple(sorted(words)),
         hashtags=frozenset(tags),
         handles=frozenset(handles),
     )

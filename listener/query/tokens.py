@@ -44,6 +44,8 @@ def _without_marks(run: re.Match) -> str:
 
 def hashtag_names(text: str) -> list[str]:
     """Hashtag names in `text` as written (no '#'); names without a letter ('#1') are skipped."""
+    if "#" not in text:  # most texts: no regex run
+        return []
     return [
         match.group(1)
         for match in _HASHTAG.finditer(text)
@@ -56,5 +58,7 @@ def extract_hashtags(text: str) -> list[str]:
 
     Accents are kept ('#Café' -> 'café'); pure numbers ('#1') are not hashtags.
     """
+    if "#" not in text:  # NFC makes no '#' of anything else
+        return []
     names = hashtag_names(unicodedata.normalize("NFC", text))
     return list(dict.fromkeys(name.casefold() for name in names))
