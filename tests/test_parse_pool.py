@@ -48,6 +48,32 @@ def unpicklable():
     return lambda: None
 
 
+WARMED_IN: int | None = None  # in a worker: the process that ran mark_warm before forking it
+
+
+def mark_warm() -> None:
+    global WARMED_IN
+    WARMED_IN = os.getpid()
+
+
+def fail_warm() -> None:
+    raise ValueError("a warm-up that fails")
+
+
+def exit_warm() -> None:
+    os._exit(3)
+
+
+def who(seconds: float) -> tuple[int | None, int, int]:
+    time.sleep(seconds)  # long enough for every worker to get a job
+    return WARMED_IN, os.getpid(), os.getppid()
+
+
+def model_loaded() -> bool:
+    from listener.pipeline.language import _identifier
+    return _identifier.cache_info().currsize == 1
+
+
 def run_all(pool: ParsePool, *jobs) -> list:
     """Run the jobs concurrently; each one's result or exception, in order."""
     async def go():
@@ -102,6 +128,37 @@ def test_a_worker_killed_between_jobs_is_replaced_without_failing_the_next_job()
             time.sleep(0.01)
         assert run_all(pool, (echo, 2)) == [2]
         assert pool.processes() != [pid]
+
+
+def test_workers_are_forked_from_one_process_that_warmed_up_once():
+    with ParsePool(workers=2, warm_up=mark_warm) as pool:
+        seen = run_all(pool, *[(who, 0.3)] * 4)
+        assert len({pid for _, pid, _ in seen}) == 2  # both workers
+        [(warmed, parent)] = {(warmed, parent) for warmed, _, parent in seen}
+        assert warmed == parent != os.getpid()  # warmed up in their parent, not in this process nor in each
+        assert run_all(pool, (segfault,), (echo, 1))[1] == 1  # one dies: its replacement comes from the same parent
+        assert {p for _, _, p in run_all(pool, *[(who, 0.3)] * 4)} == {parent}
+
+
+def test_the_pipelines_warm_up_loads_the_language_model_before_the_first_job():
+    from listener.pipeline.match import warm_up
+
+    with ParsePool(workers=1, warm_up=warm_up) as pool:
+        assert run_all(pool, (model_loaded,)) == [True]
+    with ParsePool(workers=1) as pool:
+        assert run_all(pool, (model_loaded,)) == [False]  # what the job alone loads
+
+
+@pytest.mark.parametrize("warm_up", [fail_warm, exit_warm])
+def test_a_warm_up_that_fails_or_kills_its_process_costs_only_its_time(warm_up):
+    with ParsePool(workers=2, warm_up=warm_up) as pool:
+        seen = run_all(pool, *[(who, 0.3)] * 4)
+    assert {warmed for warmed, _, _ in seen} == {None}
+    parents = {parent for _, _, parent in seen}
+    if warm_up is exit_warm:  # no process to fork from: each worker a fresh interpreter of this process
+        assert parents == {os.getpid()}
+    else:
+        assert len(parents) == 1 and parents != {os.getpid()}
 
 
 def test_a_job_over_the_time_limit_is_killed_and_fails_alone():

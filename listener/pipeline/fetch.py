@@ -12,7 +12,7 @@ from typing import Callable
 
 from listener.config import Config, SourceConfig
 from listener.errors import FetchError
-from listener.pipeline.match import match_parsed, to_rows_of, topic_specs
+from listener.pipeline.match import match_parsed, to_rows_of, topic_specs, warm_up
 from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources import FetchResult, SourceState, source_class
 from listener.sources.http import AFTER_PARSE, AfterParse, HttpClient, HttpSettings
@@ -20,7 +20,7 @@ from listener.sources.parsing import ParsePool, default_workers
 from listener.store import MentionStore, SourceHealth, iso
 
 UNREAD = object()  # a source's stored row not read yet (see `fetch_source`)
-PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting one costs ~0.5 s of CPU)
+PARSE_POOL_MIN = 8  # due sources from which a fetch parses in worker processes (starting them costs ~0.3 s of CPU)
 # Fetches under way beyond `[fetch] concurrency` (the requests in flight) per parse process: read responses
 # waiting for one. Enough to keep it busy while the event loop stores a batch (~40 ms for 50 sources of 20
 # mentions); with the requests' slots alone (8) the processes ran dry then, and a cold fetch of 1,000 feeds
@@ -207,7 +207,7 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
         return outcomes
     own_parser = parser is None and len(due) >= PARSE_POOL_MIN and default_workers() > 1
     if own_parser:
-        parser = ParsePool()
+        parser = ParsePool(warm_up=warm_up)
     limit = fetch_slots(config, parser)
     recorder = Recorder(config, store)
 

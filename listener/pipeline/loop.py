@@ -17,6 +17,7 @@ from typing import Callable
 from listener.config import Config, SourceConfig
 from listener.errors import ListenerError
 from listener.pipeline.fetch import SourcePool, due_with_health, fetch_slots, fetch_source, http_settings
+from listener.pipeline.match import warm_up
 from listener.pipeline.recording import Recorder, SourceOutcome
 from listener.sources.http import HttpClient
 from listener.sources.parsing import ParsePool
@@ -42,7 +43,7 @@ class FetchLoop:
         self.on_outcome = on_outcome
         self.log = log
         self.sources = sources if sources is not None else SourcePool()
-        self.parser = parser if parser is not None else ParsePool()
+        self.parser = parser if parser is not None else ParsePool(warm_up=warm_up)
         self.tick = tick
         self.worker = worker  # a daemon among several on one database: fetch only the sources whose lease it takes
         self._thread: threading.Thread | None = None

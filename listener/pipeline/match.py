@@ -93,6 +93,20 @@ def match_parsed(mentions: Iterable[Mention], source: SourceConfig, specs: Topic
     return to_rows_of(source, mentions, specs, now, since)
 
 
+_WARM_FEED = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title><item>'
+              b"<title>Warm</title><link>https://warm.example/1</link><description>&lt;p&gt;A few words to read "
+              b"&amp; match&lt;/p&gt;</description><pubDate>Tue, 01 Dec 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+
+
+def warm_up() -> None:
+    """What the parse processes' first job would load, loaded once in the process they are forked
+    from (`ParsePool(warm_up=...)`): the feed parser's modules and its first parse, the language model."""
+    from listener.sources.rss import parse_feed
+
+    parse_feed(_WARM_FEED, {"content-type": "application/rss+xml"}, "https://warm.example/feed")
+    detect_language("A sentence long enough for the language model to be loaded and used once.")
+
+
 _TAG_WORD = re.compile(r"\w+")
 
 

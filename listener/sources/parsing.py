@@ -5,9 +5,13 @@ in worker processes, so that one process's event loop fetches while the others p
 client: `HttpClient(settings, parser=pool)`): a
 module-level function and its picklable arguments, run in one of `workers` processes, its result
 (or the exception it raised) returned to the caller. The processes start on the first job (a 304
-costs no process): each a fresh interpreter (`python -m listener.sources.parsing`, nothing of
-this process inherited: no threads, no database connection, no main module run again) that reads
-jobs from a pipe.
+costs no process). They are forked from one fresh interpreter the pool starts for them (`python -m
+listener.sources.parsing --zygote`: nothing of this process inherited: no threads, no database
+connection, no main module run again), which first runs the pool's `warm_up` (the pipeline's imports
+the parsers and maps the language model): each worker starts with what its first job would load,
+instead of each paying ~0.25 s of CPU for it. Each reads jobs from a pipe of its own; the
+interpreter they come from reaps them and tells their exit codes. Should it not start (or die), a
+worker is a fresh interpreter of its own.
 
 A job's failure is that job's own: a worker that dies on a document (a crash in a C extension,
 the memory it was allowed) or takes longer than `timeout` seconds is killed and replaced, and only
@@ -21,10 +25,13 @@ import concurrent.futures
 import os
 import pickle
 import queue
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any, Callable
@@ -44,6 +51,12 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _worker_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # imports as we do
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads: none in a one-core worker, none to fork
+    return env
 
 
 def _serve(conn: _Pipes) -> None:
@@ -83,11 +96,14 @@ class _Worker:
     def _start(self) -> None:
         jobs_r, jobs_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # imports as we do
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "listener.sources.parsing", str(jobs_r), str(replies_w)],
-                pass_fds=(jobs_r, replies_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+            zygote = self.pool._zygote()
+            self.process = zygote.fork(jobs_r, replies_w) if zygote is not None else None
+            if self.process is None:  # no process to fork from: a fresh interpreter
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "listener.sources.parsing", str(jobs_r), str(replies_w)],
+                    pass_fds=(jobs_r, replies_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    env=_worker_env())
         finally:
             os.close(jobs_r)
             os.close(replies_w)
@@ -218,6 +234,182 @@ class _Worker:
         return FetchError(f"could not parse the response: the parser process died on it (exit code {code})")
 
 
+class _Zygote:
+    """The fresh interpreter the workers are forked from, warmed up first (see the module's docstring);
+    asked over a socket (one message a packet, the pipes' ends passed along) to fork a worker, or
+    for a worker's exit code. Safe to share between the pool's feeder threads."""
+
+    def __init__(self, warm_up: Callable[[], Any]):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "listener.sources.parsing", "--zygote", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_worker_env())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.alive = True
+        try:
+            if self._ask(("warm", warm_up), timeout=START_TIMEOUT) != "ready":
+                raise OSError("the parse processes' zygote did not start")
+        except BaseException:
+            self.close()
+            raise
+
+    def _ask(self, message: tuple, fds: tuple[int, ...] = (), timeout: float | None = None) -> Any:
+        """Send `message` (with `fds`), return the answer; OSError when the zygote is gone or silent."""
+        with self.lock:
+            if not self.alive:
+                raise OSError("the zygote is gone")
+            try:
+                self.sock.settimeout(timeout)
+                socket.send_fds(self.sock, [pickle.dumps(message)], list(fds))
+                answer = self.sock.recv(1 << 16)
+                if not answer:
+                    raise OSError("the zygote is gone")
+                return pickle.loads(answer)
+            except (OSError, pickle.PickleError, EOFError) as exc:
+                self.alive = False  # a lost answer would answer the next question: never asked again
+                raise OSError(f"the zygote failed: {exc}") from None
+
+    def fork(self, jobs_r: int, replies_w: int) -> _Forked | None:
+        """A worker serving on these pipes' ends (its own copies), or None when the zygote cannot."""
+        try:
+            pid = self._ask(("fork",), (jobs_r, replies_w), timeout=START_TIMEOUT)
+        except OSError:
+            return None
+        return _Forked(self, pid)
+
+    def exit_code(self, pid: int, timeout: float) -> int | str | None:
+        """The worker's exit code once it has ended (waiting up to `timeout` seconds), else None."""
+        try:
+            return self._ask(("wait", pid, timeout), timeout=timeout + START_TIMEOUT)
+        except OSError:  # the zygote is gone (its workers are init's now): alive or not, no code
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return "unknown"
+            except OSError:
+                pass
+            return None
+
+    def close(self) -> None:
+        with self.lock:
+            self.alive = False
+            self.sock.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _Forked:
+    """A worker forked by the zygote: what _Worker needs of a subprocess.Popen. Whether it has ended
+    is seen on a pidfd (readable once it has: no question to the zygote for each job); its exit
+    code is the zygote's, which reaps it."""
+
+    def __init__(self, zygote: _Zygote, pid: int):
+        self.zygote, self.pid = zygote, pid
+        self.returncode: int | str | None = None
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)  # the pid stays its own until the zygote reaps it
+        except (AttributeError, OSError):  # pragma: no cover - before Linux 5.3: the zygote is asked each time
+            self.pidfd = None
+
+    def _ended(self, timeout: float) -> bool:
+        if self.pidfd is None:  # pragma: no cover
+            return True
+        return bool(select.select([self.pidfd], [], [], timeout)[0])
+
+    def _settle(self, code: int | str | None) -> int | str | None:
+        if code is not None:
+            self.returncode = code
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
+        return code
+
+    def poll(self) -> int | str | None:
+        if self.returncode is None and self._ended(0):
+            self._settle(self.zygote.exit_code(self.pid, 1))
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | str:
+        if self.returncode is None:
+            limit = 3600.0 if timeout is None else timeout
+            if self._ended(limit):
+                self._settle(self.zygote.exit_code(self.pid, 1))
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(f"parse process {self.pid}", timeout or 0)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # not reaped until the zygote is asked: the pid is still its
+            except ProcessLookupError:
+                pass
+
+
+def _zygote(sock: socket.socket) -> None:
+    """(The process workers are forked from.) Warm up, then fork a worker or tell one's exit code on request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def answer(value: Any) -> None:
+        sock.send(pickle.dumps(value))
+
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+        except OSError:
+            return
+        if not data:
+            return  # the pool is gone
+        message = pickle.loads(data)
+        if message[0] == "warm":
+            try:
+                if message[1] is not None:
+                    message[1]()
+            except Exception:  # noqa: BLE001 - a warm-up that fails costs its time only: each worker loads what it needs
+                pass
+            answer("ready")
+        elif message[0] == "fork":
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 0
+                try:
+                    sock.close()
+                    _serve(_Pipes(Connection(fds[0], writable=False), Connection(fds[1], readable=False)))
+                except BaseException:  # noqa: BLE001 - never back into the zygote's loop
+                    code = 1
+                finally:
+                    os._exit(code)
+            for fd in fds:
+                os.close(fd)
+            answer(pid)
+        elif message[0] == "wait":
+            _, pid, timeout = message
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    answer("unknown")
+                    break
+                if done:
+                    answer(os.waitstatus_to_exitcode(status))
+                    break
+                if time.monotonic() >= deadline:
+                    answer(None)
+                    break
+                time.sleep(0.005)
+
+
 class _Pipes:
     """One end of a worker's two pipes: messages in (replies for us, jobs for a worker) and out."""
 
@@ -242,9 +434,13 @@ class ParsePool:
     """Worker processes for parsing; `await pool.run(fn, *args)` from an event loop, `close()` at
     the end (or `with ParsePool() as pool`). Safe to share between threads and event loops."""
 
-    def __init__(self, workers: int | None = None, timeout: float = PARSE_TIMEOUT):
+    def __init__(self, workers: int | None = None, timeout: float = PARSE_TIMEOUT,
+                 warm_up: Callable[[], Any] | None = None):
         self.workers = workers or default_workers()
         self.timeout = timeout
+        self.warm_up = warm_up  # a module-level function: run once in the process the workers are forked from
+        self._forker: _Zygote | None | bool = None  # False: none could start
+        self._forker_lock = threading.Lock()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._feeders: list[_Worker] = []
         self._lock = threading.Lock()
@@ -260,6 +456,16 @@ class ParsePool:
             future: concurrent.futures.Future = concurrent.futures.Future()
             self._jobs.put((future, fn, args))
             return future
+
+    def _zygote(self) -> _Zygote | None:
+        """The process workers are forked from, started on the first call; None when it cannot start."""
+        with self._forker_lock:
+            if self._forker is None:
+                try:
+                    self._forker = _Zygote(self.warm_up)
+                except (OSError, pickle.PicklingError, TypeError, AttributeError):
+                    self._forker = False
+            return self._forker or None
 
     def processes(self) -> list[int]:
         """The process ids of the running workers."""
@@ -281,6 +487,10 @@ class ParsePool:
             self._jobs.put(_CLOSE)
         for feeder in feeders:
             feeder.thread.join()
+        with self._forker_lock:
+            forker, self._forker = self._forker, False
+        if forker:
+            forker.close()
 
     def __enter__(self) -> ParsePool:
         return self
@@ -289,5 +499,8 @@ class ParsePool:
         self.close()
 
 
-if __name__ == "__main__":  # a worker: python -m listener.sources.parsing JOBS_FD REPLIES_FD
-    _serve(_Pipes(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))
+if __name__ == "__main__":  # python -m listener.sources.parsing JOBS_FD REPLIES_FD (a worker) | --zygote SOCKET_FD
+    if sys.argv[1] == "--zygote":
+        _zygote(socket.socket(fileno=int(sys.argv[2])))
+    else:
+        _serve(_Pipes(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))
