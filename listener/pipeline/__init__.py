@@ -14,21 +14,41 @@ fetches with a `FetchLoop` (each source through `fetch_source`, as `fetch_due` d
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from listener.config import Config
-from listener.pipeline.fetch import SourcePool, due_sources, fetch_due, fetch_due_async, fetch_source, http_settings
-from listener.pipeline.recording import Recorder, SourceOutcome, backoff, record
-from listener.pipeline.loop import FetchLoop
-from listener.pipeline.match import to_rows, topics_for
-from listener.pipeline.score import ScoreCache, score_pending, text_for_scoring
-from listener.store import MentionStore
+if TYPE_CHECKING:
+    from listener.config import Config
+    from listener.pipeline.fetch import SourcePool, due_sources, fetch_due, fetch_due_async, fetch_source, http_settings
+    from listener.pipeline.loop import FetchLoop
+    from listener.pipeline.match import to_rows, topics_for
+    from listener.pipeline.recording import Recorder, SourceOutcome, backoff, record
+    from listener.pipeline.score import ScoreCache, score_pending, text_for_scoring
+    from listener.store import MentionStore
 
-__all__ = ["CycleReport", "FetchLoop", "Recorder", "ScoreCache", "SourceOutcome", "SourcePool", "backoff", "due_sources",
-           "fetch_due", "fetch_due_async", "fetch_source", "http_settings", "record", "run_cycle", "score_pending", "text_for_scoring",
-           "to_rows", "topics_for"]
+# Each name is imported from its module when first asked for: a parse process, which needs only
+# `match` (and unpickles it by name), does not load the HTTP client, the store and the scheduler with it.
+_EXPORTS = {
+    "fetch": ("SourcePool", "due_sources", "fetch_due", "fetch_due_async", "fetch_source", "http_settings"),
+    "recording": ("Recorder", "SourceOutcome", "backoff", "record"),
+    "loop": ("FetchLoop",),
+    "match": ("to_rows", "topics_for"),
+    "score": ("ScoreCache", "score_pending", "text_for_scoring"),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(["CycleReport", "run_cycle", *_HOME])
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass
@@ -57,6 +77,9 @@ def run_cycle(config: Config, store: MentionStore, model_factory: Callable[[], o
               on_outcome: Callable[[SourceOutcome], None] | None = None,
               on_scored: Callable[[int], None] | None = None) -> CycleReport:
     """`listener fetch`: fetch what is due, store it, then score what is unscored."""
+    from listener.pipeline.fetch import fetch_due
+    from listener.pipeline.score import score_pending
+
     now = now or datetime.now(timezone.utc)
     report = CycleReport(fetch_due(config, store, now, only=only, since=since, on_outcome=on_outcome))
     if model_factory is not None and store.count_unscored():

@@ -48,8 +48,8 @@ from listener.errors import FetchError
 from listener.sources import FetchResult, Mention, SourceBase, SourceState
 from listener.sources.cursor import dump_cursor, load_cursor
 from listener.sources.fields import as_count, identifier, nonblank
-from listener.sources.http import HttpClient, Response, url_hosts, with_hint
-from listener.sources.text import canonical_url, html_to_text, parse_datetime
+from listener.sources.http import HttpClient, Response, with_hint
+from listener.sources.text import canonical_url, html_to_text, parse_datetime, url_hosts
 
 __all__ = ["HackerNewsSource", "parse_hits", "HITS_PER_PAGE", "MAX_HITS", "MAX_BACKLOG"]
 

@@ -25,17 +25,17 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urlsplit
 
 import httpx
 
 from listener.errors import FetchError, redact_url
 
+from listener.sources.parsing import parse_then
+
 if TYPE_CHECKING:  # pragma: no cover
     from listener.sources.parsing import ParsePool
 
-__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date", "server_clock", "url_hosts",
-           "with_hint"]
+__all__ = ["HttpSettings", "HttpClient", "Response", "retry_after_seconds", "http_date", "server_clock", "with_hint"]
 
 MAX_REDIRECTS = 5
 KEPT_HOSTS = 64  # hosts whose idle connections stay open for their next request (the most recently used)
@@ -95,15 +95,6 @@ class AfterParse:
 AFTER_PARSE: contextvars.ContextVar[AfterParse | None] = contextvars.ContextVar("after_parse", default=None)
 
 
-def _parse_then(fn: Callable[..., Any], args: tuple, then: Callable[..., Any], then_args: tuple) -> tuple:
-    """(In a worker process.) `fn(*args)`, then `then` on its result: (result, ("ok", value) or ("error", exc))."""
-    parsed = fn(*args)
-    try:
-        return parsed, ("ok", then(parsed, *then_args))
-    except Exception as exc:  # noqa: BLE001 - the parse stands; the caller decides about the rest
-        return parsed, ("error", exc)
-
-
 class HttpClient:
     """httpx clients (one per host) with the settings applied; use `async with HttpClient() as http`.
     `parser` runs `parse` jobs (in worker processes); without one they run in a thread."""
@@ -158,7 +149,7 @@ class HttpClient:
         after = AFTER_PARSE.get()
         if self.parser is not None and after is not None and after.outcome is None:
             after.outcome, after.sent = ("error", RuntimeError("not run")), after.args()  # only the first parse
-            after.parsed, after.outcome = await self.parser.run(_parse_then, fn, args, after.fn, after.sent)
+            after.parsed, after.outcome = await self.parser.run(parse_then, fn, args, after.fn, after.sent)
             return after.parsed
         if self.parser is not None:
             return await self.parser.run(fn, *args)
@@ -347,16 +338,6 @@ def http_date(text: str) -> datetime | None:
 def server_clock(headers: httpx.Headers, now: datetime) -> datetime:
     """The server's time by its Date header, else `now`: what a date it sends is measured against."""
     return http_date(headers.get("date", "")) or now
-
-
-def url_hosts(*urls: str) -> list[str]:
-    """The lower-case hosts of `urls`, each once, in order (what a source's `hosts()` names)."""
-    hosts: list[str] = []
-    for url in urls:
-        host = (urlsplit(url).hostname or "").lower()
-        if host and host not in hosts:
-            hosts.append(host)
-    return hosts
 
 
 def with_hint(error: FetchError, hints: dict[int, str]) -> FetchError:

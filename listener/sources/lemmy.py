@@ -46,8 +46,8 @@ from listener.errors import FetchError
 from listener.sources import FetchResult, Mention, SourceBase, SourceState
 from listener.sources.cursor import dump_cursor, load_cursor
 from listener.sources.fields import as_count, mapping, stripped
-from listener.sources.http import HttpClient, url_hosts
-from listener.sources.text import canonical_url, parse_datetime
+from listener.sources.http import HttpClient
+from listener.sources.text import canonical_url, parse_datetime, url_hosts
 
 __all__ = ["LemmySource", "post_mention", "comment_mention", "markdown_to_text"]
 

@@ -83,6 +83,15 @@ def _serve(conn: _Pipes) -> None:
             conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
+def parse_then(fn: Callable[..., Any], args: tuple, then: Callable[..., Any], then_args: tuple) -> tuple:
+    """(In a worker process.) `fn(*args)`, then `then` on its result: (result, ("ok", value) or ("error", exc))."""
+    parsed = fn(*args)
+    try:
+        return parsed, ("ok", then(parsed, *then_args))
+    except Exception as exc:  # noqa: BLE001 - the parse stands; the caller decides about the rest
+        return parsed, ("error", exc)
+
+
 class _Worker:
     """One worker process and the thread in this process that feeds it jobs, one at a time."""
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax import SAXParseException
 
 import feedparser
@@ -34,8 +34,10 @@ import feedparser.api
 from listener.errors import FetchError
 from listener.sources import FetchResult, Mention, SourceBase, SourceState
 from listener.sources.fields import identifier, language_code, string
-from listener.sources.http import HttpClient, url_hosts
-from listener.sources.text import html_to_text, parse_datetime, web_url
+from listener.sources.text import html_to_text, parse_datetime, url_hosts, web_url
+
+if TYPE_CHECKING:  # a parse process needs parse_feed only, not the HTTP client
+    from listener.sources.http import HttpClient
 
 # feedparser's strict parser through expat with buffered text (sources/sax_expat.py): the same
 # result in 15% less time. feedparser reads this list at each parse; its own choice stays behind.
@@ -88,7 +90,8 @@ class RSSSource(SourceBase):
         response = await http.get(self.options.url, headers=headers)
         if response.status == 304:
             return FetchResult([], state, not_modified=True)
-        mentions = await http.parse(parse_feed, response.body, response.headers, response.url)
+        headers = {k: response.headers[k] for k in ("content-type", "content-language") if k in response.headers}
+        mentions = await http.parse(parse_feed, response.body, headers, response.url)
         # Only a feed that parsed gets its validators saved (as Miniflux does).
         new_state = replace(
             state,

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 __all__ = ["CONTROLS", "clean_text", "html_to_text", "canonical_url", "web_url",
-           "is_web_url", "parse_datetime", "TRACKING_PARAMS"]
+           "is_web_url", "url_hosts", "parse_datetime", "TRACKING_PARAMS"]
 
 # C0 controls but tab and newline, DEL and C1 controls: never text a reader sees, and an ESC in a
 # terminal is markup. Dropped from what is stored, shown as U+FFFD by listener.terminal, a space in
@@ -194,6 +194,16 @@ def canonical_url(url: str) -> str:
     path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
     query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def url_hosts(*urls: str) -> list[str]:
+    """The lower-case hosts of `urls`, each once, in order (what a source's `hosts()` names)."""
+    hosts: list[str] = []
+    for url in urls:
+        host = (urlsplit(url).hostname or "").lower()
+        if host and host not in hosts:
+            hosts.append(host)
+    return hosts
 
 
 WEB_SCHEMES = ("http", "https")

@@ -42,7 +42,8 @@ from listener.sources import FetchResult, Mention, SourceBase, SourceState, rate
 from listener.sources.bluesky.posts import post_mention, search_page, sort_at
 from listener.sources.bluesky.progress import Progress, epoch_ms, iso_millis, pruned, seen_key
 from listener.sources.bluesky.session import Calls, Sessions, credentials, host, jwt_expiry
-from listener.sources.http import HttpClient, Response, url_hosts
+from listener.sources.http import HttpClient, Response
+from listener.sources.text import url_hosts
 
 __all__ = ["BlueskySource", "post_mention", "jwt_expiry"]
 

@@ -38,7 +38,8 @@ from datetime import datetime
 from listener.errors import FetchError, env_secret
 from listener.sources import FetchResult, Mention, SourceBase, SourceState
 from listener.sources.cursor import dump_cursor, load_cursor
-from listener.sources.http import HttpClient, url_hosts
+from listener.sources.http import HttpClient
+from listener.sources.text import url_hosts
 from listener.sources.mastodon.statuses import status_mention
 from listener.sources.mastodon.timeline import TAGS_PER_REQUEST, Feed, InstanceReader
 

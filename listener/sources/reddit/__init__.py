@@ -30,7 +30,8 @@ from typing import Any
 
 from listener.sources import FetchResult, Mention, SourceBase, SourceState
 from listener.sources.cursor import dump_cursor, load_cursor
-from listener.sources.http import HttpClient, url_hosts
+from listener.sources.http import HttpClient
+from listener.sources.text import url_hosts
 from listener.sources.reddit.auth import TOKEN_MARGIN, AppToken
 from listener.sources.reddit.listing import LIMIT, ListingRun, Stream
 from listener.sources.reddit.search import query_matches
