@@ -376,9 +376,9 @@ def _zygote(sock: socket.socket) -> None:
         try:
             data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
         except OSError:
-            return
-        if not data:
-            return  # the pool is gone
+            data = b""
+        if not data:  # the pool is gone: nothing to tidy up (its workers are init's now)
+            os._exit(0)
         message = pickle.loads(data)
         if message[0] == "warm":
             try:
