@@ -178,6 +178,24 @@ def test_exceptions_come_back_as_raised_and_results_that_cannot_travel_fail_plai
     assert isinstance(odd, RuntimeError) and "pickle" in str(odd).lower()
 
 
+def our_children() -> set[int]:
+    return {int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()}
+
+
+def test_a_pool_started_ahead_warms_up_before_its_first_job_and_closes_with_nothing_left():
+    before = our_children()
+    pool = ParsePool(workers=1, warm_up=mark_warm)
+    pool.start()  # returns at once
+    deadline = time.monotonic() + 30
+    while not our_children() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [zygote] = our_children() - before  # before any job
+    [(warmed, _, parent)] = run_all(pool, (who, 0))
+    assert warmed == parent == zygote
+    pool.close()
+    assert our_children() == before
+
+
 def test_a_closed_pool_refuses_jobs_and_a_pool_without_jobs_starts_no_process():
     pool = ParsePool(workers=2)
     assert pool.processes() == []

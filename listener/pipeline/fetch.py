@@ -208,6 +208,8 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     own_parser = parser is None and len(due) >= PARSE_POOL_MIN and default_workers() > 1
     if own_parser:
         parser = ParsePool(warm_up=warm_up)
+        if any(health is None or not (health.state.etag or health.state.last_modified) for _, health in due):
+            parser.start()  # some answer will be a whole document (nothing to send for a 304): warm by then
     limit = fetch_slots(config, parser)
     recorder = Recorder(config, store)
 

@@ -466,10 +466,18 @@ class ParsePool:
             self._jobs.put((future, fn, args))
             return future
 
+    def start(self) -> None:
+        """Start the process the workers are forked from now, in the background (else it starts on
+        the first job): for a caller that knows jobs are coming, so that it is warm when they do."""
+        with self._lock:
+            if self._closed:
+                return
+        threading.Thread(target=self._zygote, name="parse-zygote-start", daemon=True).start()
+
     def _zygote(self) -> _Zygote | None:
         """The process workers are forked from, started on the first call; None when it cannot start."""
         with self._forker_lock:
-            if self._forker is None:
+            if self._forker is None and not self._closed:
                 try:
                     self._forker = _Zygote(self.warm_up)
                 except (OSError, pickle.PicklingError, TypeError, AttributeError):
