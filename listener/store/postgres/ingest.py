@@ -252,7 +252,9 @@ class PostgresIngest(SavesFetchesInBatches, PostgresPartitions):
         if not fresh:
             return []
         rows = [new.row for new in fresh]
-        at = [iso(row.published_at) for row in rows]
+        times: dict[datetime, str] = {}  # a batch's rows share their fetch times: each written once
+        stamp = lambda dt: times[dt] if dt in times else times.setdefault(dt, iso(dt))  # noqa: E731
+        at = [stamp(row.published_at) for row in rows]
         params: dict[str, list[Any]] = {"source": [row.source for row in rows],
                                         "source_id": [row.source_id for row in rows], "url": [row.url for row in rows],
                                         "at": at}
@@ -267,7 +269,7 @@ class PostgresIngest(SavesFetchesInBatches, PostgresPartitions):
             for mention_id, new, when in zip(new_ids, fresh, at):
                 row = new.row
                 copy.write_row((mention_id, row.source, row.source_id, row.url, row.author, row.title, row.text,
-                                row.language, int(row.language_detected), when, iso(row.fetched_at), *new.engagement,
+                                row.language, int(row.language_detected), when, stamp(row.fetched_at), *new.engagement,
                                 _words(row)))
         return new_ids
 
