@@ -75,9 +75,11 @@ def model_loaded() -> bool:
 
 
 def run_all(pool: ParsePool, *jobs) -> list:
-    """Run the jobs concurrently; each one's result or exception, in order."""
+    """Run the jobs concurrently; each one's result or exception, in order (within 90 s: a job left
+    pending is a failure, not a hang)."""
     async def go():
-        return await asyncio.gather(*(pool.run(fn, *args) for fn, *args in jobs), return_exceptions=True)
+        return await asyncio.wait_for(
+            asyncio.gather(*(pool.run(fn, *args) for fn, *args in jobs), return_exceptions=True), 90)
 
     return asyncio.run(go())
 
@@ -159,6 +161,54 @@ def test_a_warm_up_that_fails_or_kills_its_process_costs_only_its_time(warm_up):
         assert parents == {os.getpid()}
     else:
         assert len(parents) == 1 and parents != {os.getpid()}
+
+
+def ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def test_when_the_zygote_dies_its_workers_go_with_it_and_fresh_ones_take_over():
+    with ParsePool(workers=1, warm_up=mark_warm) as pool:
+        [(warmed, worker, zygote)] = run_all(pool, (who, 0))
+        assert warmed == zygote != os.getpid()
+        os.kill(zygote, signal.SIGKILL)  # its worker is killed with it (it would outlive it in an endless parse)
+        deadline = time.monotonic() + 30
+        while not ended(worker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ended(worker)
+        results = run_all(pool, (segfault,), (who, 0))
+        assert str(results[0]) == f"could not parse the response: the parser process died on it (exit code {-signal.SIGSEGV})"
+        assert results[1][2] == os.getpid()  # a fresh interpreter of this process
+
+
+def test_workers_are_watched_past_descriptor_1023():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1,100 files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the pool's descriptors come after these
+    try:
+        with ParsePool(workers=1) as pool:
+            assert run_all(pool, (echo, 1), (segfault,), (echo, 2))[::2] == [1, 2]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_without_pidfds_the_workers_are_fresh_interpreters(monkeypatch):
+    def no_pidfds(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")  # Linux before 5.3
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfds)
+    with ParsePool(workers=2, warm_up=mark_warm) as pool:
+        seen = run_all(pool, *[(who, 0.2)] * 4)
+    assert {(warmed, parent) for warmed, _, parent in seen} == {(None, os.getpid())}
 
 
 def test_a_job_over_the_time_limit_is_killed_and_fails_alone():

@@ -99,6 +99,8 @@ class _Worker:
         self.pool = pool
         self.process = None
         self.conn = None
+        self.holding = None  # the job being sent
+        self.stopping = False  # the pool closed: the jobs in hand finish, then the worker stops
         self.thread = threading.Thread(target=self._feed, name=f"parse-feeder-{number}", daemon=True)
         self.thread.start()
 
@@ -113,6 +115,10 @@ class _Worker:
                     [sys.executable, "-m", "listener.sources.parsing", str(jobs_r), str(replies_w)],
                     pass_fds=(jobs_r, replies_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     env=_worker_env())
+        except BaseException:
+            os.close(jobs_w)
+            os.close(replies_r)
+            raise
         finally:
             os.close(jobs_r)
             os.close(replies_w)
@@ -129,30 +135,54 @@ class _Worker:
     def _kill(self) -> None:
         if self.process is not None:
             self.process.kill()
-            self.process.wait()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: it is left, and its pipes closed
+                pass
         if self.conn is not None:
             self.conn.close()
         self.process = self.conn = None
 
     def _feed(self) -> None:
+        """Feed the worker until the pool closes. Should feeding itself fail (a bug, never a job's
+        failure), the jobs it held fail with that error, the worker is replaced, and it goes on."""
+        self.stopping = False
+        while True:
+            sent: deque = deque()  # (future, fn, args) in the worker's pipe, the one it is running first
+            again: deque = deque()  # sent to a worker that died before it reached them: to send first
+            try:
+                self._feed_jobs(sent, again)
+                return
+            except Exception as exc:  # noqa: BLE001 - no future may be left pending
+                error = FetchError(f"could not parse the response: {type(exc).__name__}: {exc}")
+                for future, *_ in (*sent, *again, *filter(None, [self.holding])):
+                    if not future.done():
+                        future.set_exception(error)
+                self.holding = None
+                try:
+                    self._kill()
+                except Exception:  # noqa: BLE001
+                    self.process = self.conn = None
+
+    def _feed_jobs(self, sent: deque, again: deque) -> None:
         """Keep up to AHEAD jobs in the worker's pipe (it starts the next one while this process is
         busy elsewhere), and settle each job's future from its reply, in order."""
-        sent: deque = deque()  # (future, fn, args) in the worker's pipe, the one it is running first
-        again: deque = deque()  # sent to a worker that died before it reached them: to send first
-        stopping = False
         while True:
-            while len(sent) < AHEAD and (again or not stopping):
+            while len(sent) < AHEAD and (again or not self.stopping):
                 job = again.popleft() if again else self._next(block=not sent)
                 if job is None:
                     break
                 if job is _CLOSE:
-                    stopping = True
+                    self.stopping = True
                     break
+                self.holding = job  # in neither deque while it is being sent
                 if not self._send(job, sent):
                     again.appendleft(job)  # the worker died on the job it runs: its reply says so
+                    self.holding = None
                     break
+                self.holding = None
             if not sent:
-                if stopping and not again:
+                if self.stopping and not again:
                     self._stop()
                     return
                 continue
@@ -246,14 +276,17 @@ class _Worker:
 class _Zygote:
     """The fresh interpreter the workers are forked from, warmed up first (see the module's docstring);
     asked over a socket (one message a packet, the pipes' ends passed along) to fork a worker, or
-    for a worker's exit code. Safe to share between the pool's feeder threads."""
+    for a worker's exit code. Safe to share between the pool's feeder threads. It runs in a session
+    of its own: a Ctrl-C meant for this process never reaches it or its workers (this process
+    stops them)."""
 
-    def __init__(self, warm_up: Callable[[], Any]):
+    def __init__(self, warm_up: Callable[[], Any] | None):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "listener.sources.parsing", "--zygote", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_worker_env())
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_worker_env(),
+                start_new_session=True)
         except BaseException:
             ours.close()
             raise
@@ -291,20 +324,22 @@ class _Zygote:
             pid = self._ask(("fork",), (jobs_r, replies_w), timeout=START_TIMEOUT)
         except OSError:
             return None
-        return _Forked(self, pid)
-
-    def exit_code(self, pid: int, timeout: float) -> int | str | None:
-        """The worker's exit code once it has ended (waiting up to `timeout` seconds), else None."""
-        try:
-            return self._ask(("wait", pid, timeout), timeout=timeout + START_TIMEOUT)
-        except OSError:  # the zygote is gone (its workers are init's now): alive or not, no code
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return "unknown"
-            except OSError:
-                pass
+        if not isinstance(pid, int):  # it could not fork (out of memory, of processes)
             return None
+        try:
+            pidfd = os.pidfd_open(pid)  # the pid stays its own until the zygote reaps it
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # unusable: it ends on EOF anyway
+            return None
+        return _Forked(self, pid, pidfd)
+
+    def exit_code(self, pid: int) -> int | str:
+        """The exit code of a worker that has ended (its pidfd said so); "unknown" when the zygote cannot tell."""
+        try:
+            code = self._ask(("wait", pid), timeout=START_TIMEOUT)
+        except OSError:
+            return "unknown"
+        return code if code is not None else "unknown"
 
     def close(self) -> None:
         with self.lock:
@@ -319,104 +354,123 @@ class _Zygote:
 
 class _Forked:
     """A worker forked by the zygote: what _Worker needs of a subprocess.Popen. Whether it has ended
-    is seen on a pidfd (readable once it has: no question to the zygote for each job); its exit
-    code is the zygote's, which reaps it."""
+    is seen on a pidfd (readable once it has: no question to the zygote for each job), which also
+    carries the kill (never another process, whatever became of the pid); its exit code is the
+    zygote's, which reaps it."""
 
-    def __init__(self, zygote: _Zygote, pid: int):
-        self.zygote, self.pid = zygote, pid
+    def __init__(self, zygote: _Zygote, pid: int, pidfd: int):
+        self.zygote, self.pid, self.pidfd = zygote, pid, pidfd
         self.returncode: int | str | None = None
-        try:
-            self.pidfd: int | None = os.pidfd_open(pid)  # the pid stays its own until the zygote reaps it
-        except (AttributeError, OSError):  # pragma: no cover - before Linux 5.3: the zygote is asked each time
-            self.pidfd = None
+        self._lock = threading.Lock()
 
-    def _ended(self, timeout: float) -> bool:
-        if self.pidfd is None:  # pragma: no cover
-            return True
-        return bool(select.select([self.pidfd], [], [], timeout)[0])
+    @staticmethod
+    def _ended(pidfd: int, timeout: float) -> bool:
+        poller = select.poll()  # not select(): a descriptor past 1023 is fine
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000))))
 
-    def _settle(self, code: int | str | None) -> int | str | None:
-        if code is not None:
-            self.returncode = code
-            if self.pidfd is not None:
-                os.close(self.pidfd)
-                self.pidfd = None
-        return code
+    def _check(self, timeout: float) -> int | str | None:
+        with self._lock:
+            pidfd = self.pidfd if self.returncode is None else None
+        if pidfd is not None and self._ended(pidfd, timeout):  # waited for without the lock
+            with self._lock:
+                if self.returncode is None:
+                    self.returncode = self.zygote.exit_code(self.pid)
+                    os.close(self.pidfd)
+        return self.returncode
 
     def poll(self) -> int | str | None:
-        if self.returncode is None and self._ended(0):
-            self._settle(self.zygote.exit_code(self.pid, 1))
-        return self.returncode
+        return self._check(0)
 
     def wait(self, timeout: float | None = None) -> int | str:
-        if self.returncode is None:
-            limit = 3600.0 if timeout is None else timeout
-            if self._ended(limit):
-                self._settle(self.zygote.exit_code(self.pid, 1))
-        if self.returncode is None:
+        code = self._check(3600.0 if timeout is None else timeout)
+        if code is None:
             raise subprocess.TimeoutExpired(f"parse process {self.pid}", timeout or 0)
-        return self.returncode
+        return code
 
     def kill(self) -> None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # not reaped until the zygote is asked: the pid is still its
-            except ProcessLookupError:
-                pass
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _pidfds_work() -> bool:
+    """Whether this kernel has pidfds (Linux 5.3), which the pool needs to watch forked workers."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def _die_with_parent() -> None:
+    """(In a forked worker.) Be killed when the zygote ends, even in an endless parse no pool times out."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
 
 
 def _zygote(sock: socket.socket) -> None:
-    """(The process workers are forked from.) Warm up, then fork a worker or tell one's exit code on request."""
+    """(The process workers are forked from.) Warm up, then fork a worker or tell one's exit code on request;
+    whatever goes wrong with one request is answered with None, and the zygote goes on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def answer(value: Any) -> None:
-        sock.send(pickle.dumps(value))
-
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
         except OSError:
-            data = b""
-        if not data:  # the pool is gone: nothing to tidy up (its workers are init's now)
+            data, fds = b"", []
+        if not data:  # the pool is gone: nothing to tidy up (its workers end with it)
             os._exit(0)
-        message = pickle.loads(data)
-        if message[0] == "warm":
-            try:
-                if message[1] is not None:
-                    message[1]()
-            except Exception:  # noqa: BLE001 - a warm-up that fails costs its time only: each worker loads what it needs
-                pass
-            answer("ready")
-        elif message[0] == "fork":
-            pid = os.fork()
-            if pid == 0:  # the worker
-                code = 0
-                try:
-                    sock.close()
-                    _serve(_Pipes(Connection(fds[0], writable=False), Connection(fds[1], readable=False)))
-                except BaseException:  # noqa: BLE001 - never back into the zygote's loop
-                    code = 1
-                finally:
-                    os._exit(code)
+        try:
+            answer = _zygote_answer(pickle.loads(data), fds, sock)
+        except Exception:  # noqa: BLE001 - that request failed, not the zygote
+            answer = None
+        finally:
             for fd in fds:
-                os.close(fd)
-            answer(pid)
-        elif message[0] == "wait":
-            _, pid, timeout = message
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    done, status = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    answer("unknown")
-                    break
-                if done:
-                    answer(os.waitstatus_to_exitcode(status))
-                    break
-                if time.monotonic() >= deadline:
-                    answer(None)
-                    break
-                time.sleep(0.005)
+                os.close(fd)  # the worker has its own copies
+        sock.send(pickle.dumps(answer))
+
+
+def _zygote_answer(message: tuple, fds: list[int], sock: socket.socket) -> Any:
+    if message[0] == "warm":
+        try:
+            if message[1] is not None:
+                message[1]()
+        except Exception:  # noqa: BLE001 - a warm-up that fails costs its time only: each worker loads what it needs
+            pass
+        return "ready"
+    if message[0] == "fork":
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                sock.close()
+                _die_with_parent()
+                _serve(_Pipes(Connection(fds[0], writable=False), Connection(fds[1], readable=False)))
+            except BaseException:  # noqa: BLE001 - never back into the zygote's loop
+                code = 1
+            finally:
+                os._exit(code)
+        return pid
+    if message[0] == "wait":  # asked once its pidfd said it ended: reaped at once, or very soon
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                done, status = os.waitpid(message[1], os.WNOHANG)
+            except ChildProcessError:
+                return "unknown"
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.001)
+    return None
 
 
 class _Pipes:
@@ -477,6 +531,8 @@ class ParsePool:
     def _zygote(self) -> _Zygote | None:
         """The process workers are forked from, started on the first call; None when it cannot start."""
         with self._forker_lock:
+            if self._forker is None and not self._closed and not _pidfds_work():
+                self._forker = False
             if self._forker is None and not self._closed:
                 try:
                     self._forker = _Zygote(self.warm_up)
