@@ -10,8 +10,9 @@ listener.sources.parsing --zygote`: nothing of this process inherited: no thread
 connection, no main module run again), which first runs the pool's `warm_up` (the pipeline's imports
 the parsers and maps the language model): each worker starts with what its first job would load,
 instead of each paying ~0.25 s of CPU for it. Each reads jobs from a pipe of its own; the
-interpreter they come from reaps them and tells their exit codes. Should it not start (or die), a
-worker is a fresh interpreter of its own.
+interpreter they come from reaps them and tells their exit codes, and they end with it. Should it
+not start (or die), or without pidfds to watch them by (Linux before 5.3), a worker is a fresh
+interpreter of its own.
 
 A job's failure is that job's own: a worker that dies on a document (a crash in a C extension,
 the memory it was allowed) or takes longer than `timeout` seconds is killed and replaced, and only
