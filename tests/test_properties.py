@@ -380,6 +380,33 @@ def test_web_url_resolves_against_its_base_as_urljoin_does(url, base):
     assert _web_url(url, base) == expected
 
 
+def _link(odd: bool):
+    """Links near the edges of web_url's plain grammar (`odd`: with characters outside it too)."""
+    return st.builds(lambda scheme, host, port, path, query, fragment: f"{scheme}{host}{port}{path}{query}{fragment}",
+                     st.sampled_from(["http://", "https://"] + (["HTTPS://", "http:/", "ftp://", "https:///"] if odd else [])),
+                     st.text(alphabet="abz09.-" + ("_A\u00e9@[]:" if odd else ""), min_size=0, max_size=12),
+                     st.sampled_from([""] + ([":80", ":443", ":8080", ":", ":99999"] if odd else [])),
+                     st.text(alphabet="/aZ09.-_~%!$&'()*+,=:@?" + (";<> \"`|\t\n\u00e9" if odd else ""), max_size=20),
+                     st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2", "?a=1&fbclid=2&", "?&&", "?UTM_Medium=a&c",
+                                      "?a=%75tm_source", "?mc_cid=1"] + (["?q=a b", "?x=%20;y"] if odd else [])),
+                     st.sampled_from(["", "#", "#top", "#x?y#z", "#a&b"] + (["#a b", "#\u00e9"] if odd else [])))
+
+
+@budget(600)
+@given(url=st.one_of(_link(odd=False), _link(odd=True)),
+       base=st.sampled_from(["", "https://feed.example/dir/feed.xml", "http://[::1]:8080/x"]))
+@example(url="https://a.example/b;", base="https://feed.example/x")  # urljoin drops an empty ";" part
+@example(url="https://a.example", base="")
+def test_plain_links_canonicalise_as_the_general_path_does(url, base):
+    # web_url canonicalises the links most feeds hold without urllib: exactly as the general path does
+    from listener.sources.text import _general_web_url, _plain_web_url
+    plain = _plain_web_url(url.strip())
+    event("plain" if plain is not None else "general")
+    if plain is not None:
+        assert plain == _general_web_url(url, base)
+        assert is_web_url(plain)
+
+
 def sanitised_again(url: str, base: str) -> str | None:
     from listener.sources.text import _web_url
     return _web_url(url, base)  # without the memory

@@ -246,7 +246,28 @@ def web_url(url: object, base: str = "") -> str | None:
     return found
 
 
+# The links most feeds hold, canonicalised without urllib: lower-case http(s), a lower-case host of
+# letters, digits, dots and hyphens, no port or user, a path and query of URL characters (no ";",
+# which urljoin would re-split), any fragment. For these the general path below gives exactly this
+# (tests/test_properties.py compares the two); anything else takes it.
+_PLAIN_WEB_URL = re.compile(r"(https?://[a-z0-9.-]+)(/[-A-Za-z0-9._~%!$&'()*+,=:@/]*)?"
+                            r"(?:\?([-A-Za-z0-9._~%!$&'()*+,=:@/?]*))?(?:#[!-~]*)?", re.ASCII)
+
+
+def _plain_web_url(url: str) -> str | None:
+    m = _PLAIN_WEB_URL.fullmatch(url)
+    if m is None:
+        return None
+    query = "&".join(p for p in (m[3] or "").split("&") if p and not _is_tracking(p))
+    return f"{m[1]}{m[2] or '/'}?{query}" if query else f"{m[1]}{m[2] or '/'}"
+
+
 def _web_url(url: str, base: str) -> str | None:
+    plain = _plain_web_url(url.strip())
+    return plain if plain is not None else _general_web_url(url, base)
+
+
+def _general_web_url(url: str, base: str) -> str | None:
     # tabs and line breaks are dropped (as urlsplit does); spaces, <, >, " and ` are percent-encoded
     raw = _encode(clean_text(url.strip()).replace("\t", "").replace("\n", "").replace("\r", ""))
     if base and not _absolute_web(raw):  # urljoin would give back an absolute web URL as it is
