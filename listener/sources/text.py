@@ -166,6 +166,11 @@ def _is_tracking(pair: str) -> bool:
     return key.startswith("utm_") or key in TRACKING_PARAMS
 
 
+def _without_tracking(query: str) -> str:
+    """A query string without its tracking parameters and empty pairs, the rest as they are."""
+    return "&".join(p for p in query.split("&") if p and not _is_tracking(p))
+
+
 def canonical_url(url: str) -> str:
     """The URL with a lower-case scheme and host, no default port, no fragment, no tracking.
 
@@ -192,8 +197,7 @@ def canonical_url(url: str) -> str:
     if at:
         netloc = f"{userinfo}@{netloc}"
     path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
-    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
-    return urlunsplit((scheme, netloc, path, query, ""))
+    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query), ""))
 
 
 def url_hosts(*urls: str) -> list[str]:
@@ -258,7 +262,7 @@ def _plain_web_url(url: str) -> str | None:
     m = _PLAIN_WEB_URL.fullmatch(url)
     if m is None:
         return None
-    query = "&".join(p for p in (m[3] or "").split("&") if p and not _is_tracking(p))
+    query = _without_tracking(m[3] or "")
     return f"{m[1]}{m[2] or '/'}?{query}" if query else f"{m[1]}{m[2] or '/'}"
 
 
