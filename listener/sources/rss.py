@@ -62,6 +62,7 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
+FEED_HEADERS = ("content-type", "content-language")  # the response headers parse_feed reads (lower case)
 MAX_ENTITY_DECLARATIONS = 32
 MAX_ENTITY_EXPANSION = 100_000  # characters all entity references may add to a document
 
@@ -90,7 +91,7 @@ class RSSSource(SourceBase):
         response = await http.get(self.options.url, headers=headers)
         if response.status == 304:
             return FetchResult([], state, not_modified=True)
-        headers = {k: response.headers[k] for k in ("content-type", "content-language") if k in response.headers}
+        headers = {k: response.headers[k] for k in FEED_HEADERS if k in response.headers}  # a plain dict travels light
         mentions = await http.parse(parse_feed, response.body, headers, response.url)
         # Only a feed that parsed gets its validators saved (as Miniflux does).
         new_state = replace(
@@ -107,8 +108,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str =
     `headers` are the response headers (Content-Type's charset and Content-Language count);
     `url` is the feed's final URL, against which relative entry links are resolved.
     """
-    wanted = {"content-type", "content-language"}
-    http_headers = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in wanted}
+    http_headers = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in FEED_HEADERS}
     if not body.strip():
         raise FetchError("not a feed: the response is empty")
     if _is_json(body, http_headers.get("content-type", "")):
