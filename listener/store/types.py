@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from listener.sources import SourceState
 
@@ -18,6 +18,16 @@ def iso(dt: datetime | None) -> str | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_once() -> Callable[[datetime | None], str | None]:
+    """`iso` that formats each time once: for a batch whose rows share their times (a fetch's)."""
+    times: dict[datetime | None, str | None] = {}
+
+    def stamp(dt: datetime | None) -> str | None:
+        return times[dt] if dt in times else times.setdefault(dt, iso(dt))
+
+    return stamp
 
 
 def parse_iso(value: str | None) -> datetime | None:

@@ -23,7 +23,7 @@ from listener.query.tsquery import MAX_LEXEME
 from listener.sources import SourceState
 from listener.store.postgres import rollups
 from listener.store.postgres.partitions import PostgresPartitions
-from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso, iso_once
 
 ATTEMPTS = 4  # a batch that lost a race (see the module's docstring) runs again, at most this often
 ENGAGEMENT = ("likes", "reposts", "replies", "score")
@@ -252,8 +252,7 @@ class PostgresIngest(SavesFetchesInBatches, PostgresPartitions):
         if not fresh:
             return []
         rows = [new.row for new in fresh]
-        times: dict[datetime, str] = {}  # a batch's rows share their fetch times: each written once
-        stamp = lambda dt: times[dt] if dt in times else times.setdefault(dt, iso(dt))  # noqa: E731
+        stamp = iso_once()
         at = [stamp(row.published_at) for row in rows]
         params: dict[str, list[Any]] = {"source": [row.source for row in rows],
                                         "source_id": [row.source_id for row in rows], "url": [row.url for row in rows],

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from listener.sources import SourceState
 from listener.store.sqlite.connection import SQLiteBase
-from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso
+from listener.store.types import Fetched, MentionRow, SaveResult, SavesFetchesInBatches, iso, iso_once
 
 
 class SQLiteIngest(SavesFetchesInBatches, SQLiteBase):
@@ -87,8 +87,7 @@ class SQLiteIngest(SavesFetchesInBatches, SQLiteBase):
             self.conn.executemany(
                 """UPDATE mentions SET likes = coalesce(?, likes), reposts = coalesce(?, reposts),
                    replies = coalesce(?, replies), score = coalesce(?, score) WHERE id = ?""", refresh)
-        times: dict[datetime, str | None] = {}
-        stamp = lambda dt: times[dt] if dt in times else times.setdefault(dt, iso(dt))  # noqa: E731
+        stamp = iso_once()
         self.conn.executemany(
             """INSERT INTO mentions (source, source_id, url, author, title, text, language, language_detected,
                    published_at, fetched_at, likes, reposts, replies, score)
