@@ -209,7 +209,7 @@ async def fetch_due_async(config: Config, store: MentionStore, now: datetime, *,
     if own_parser:
         parser = ParsePool(warm_up=warm_up)
         if any(health is None or not (health.state.etag or health.state.last_modified) for _, health in due):
-            parser.start()  # some answer will be a whole document (nothing to send for a 304): warm by then
+            parser.start()  # some answer will be whole (nothing to send for a 304), parsed or matched there: warm by then
     limit = fetch_slots(config, parser)
     recorder = Recorder(config, store)
 

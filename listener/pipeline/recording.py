@@ -6,8 +6,9 @@ for its life) stores results as they land in batches: a successful fetch waits u
 for others, then all that landed meanwhile are stored in one transaction (`save_fetches`), so that
 a busy cycle commits once per batch, not once per source (group commit: bench/ingest.py's 1,000
 fetches of 20 mentions store at about 25,000 mentions/s in batches of 50 against 16,400 one by one
-on SQLite, 20,200 against 7,600 on PostgreSQL). A batch the store refuses is stored again one source at a time, so one source's bad row
-never costs the others theirs. A failed fetch is recorded at once, on its own.
+on SQLite, 20,200 against 7,600 on PostgreSQL). A batch the store refuses is stored again one
+source at a time, so one source's bad row never costs the others theirs. A failed fetch is
+recorded at once, on its own.
 """
 
 from __future__ import annotations

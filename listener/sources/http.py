@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import httpx
 
 from listener.errors import FetchError, redact_url
-
 from listener.sources.parsing import parse_then
 
 if TYPE_CHECKING:  # pragma: no cover

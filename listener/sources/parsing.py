@@ -147,7 +147,6 @@ class _Worker:
     def _feed(self) -> None:
         """Feed the worker until the pool closes. Should feeding itself fail (a bug, never a job's
         failure), the jobs it held fail with that error, the worker is replaced, and it goes on."""
-        self.stopping = False
         while True:
             sent: deque = deque()  # (future, fn, args) in the worker's pipe, the one it is running first
             again: deque = deque()  # sent to a worker that died before it reached them: to send first
@@ -532,11 +531,9 @@ class ParsePool:
     def _zygote(self) -> _Zygote | None:
         """The process workers are forked from, started on the first call; None when it cannot start."""
         with self._forker_lock:
-            if self._forker is None and not self._closed and not _pidfds_work():
-                self._forker = False
             if self._forker is None and not self._closed:
                 try:
-                    self._forker = _Zygote(self.warm_up)
+                    self._forker = _Zygote(self.warm_up) if _pidfds_work() else False
                 except (OSError, pickle.PicklingError, TypeError, AttributeError):
                     self._forker = False
             return self._forker or None
