@@ -16,7 +16,7 @@ import pytest
 
 from listener.alerts import SOURCE_DOWN_AFTER, evaluate, evaluate_all
 from listener.alerts.incidents import GROUP_WAIT, Incident, Member, group
-from listener.alerts.kinds import Observation
+from listener.alerts.kinds import Observation, Scope, kind_class
 from listener.alerts.machine import RuleSpec, advance
 from click.testing import CliRunner
 
@@ -479,6 +479,31 @@ def test_volume_spike_surges_option(tmp_path, database):
             later, _ = run(config, store, launch + timedelta(minutes=1), launch + timedelta(minutes=12))
             fired[surges] = (firing(transitions) != [], firing(later) != [])
     assert fired == {"worse": (False, False), "not_better": (True, False), "all": (True, True)}
+
+
+def test_volume_spike_worse_needs_evidence(tmp_path, database):
+    """On a brand that is always criticised (60% negative), a surge whose extra mentions read a few
+    points more negative by chance is no turn for the worse; one that is all complaints is."""
+    fired = {}
+    for case, negative_every in (("news", 4), ("turn", 10_000)):
+        folder = tmp_path / case
+        folder.mkdir()
+        config = config_for(folder, database, '[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\n')
+        with open_store(config.database.location) as store:
+            feed = Feeder(store)
+            feed.rhythm(T0, 8, sentiment_cycle=("negative", "negative", "neutral", "negative", "positive"))
+            night = T0 + timedelta(days=8, hours=3)
+            for i in range(20):  # 20 at 03:00 (usually 2): 75% negative (news), or all negative (a turn)
+                feed.add(night + timedelta(seconds=i), "neutral" if i % negative_every == negative_every - 1 else "negative")
+            transitions, _ = run(config, store, night + timedelta(minutes=1), night + timedelta(minutes=12))
+            now = night + timedelta(minutes=12)
+            scope = Scope(store, now, store.topic_data_since("burgerly", ["feed"]))
+            [obs] = kind_class("volume_spike")(config.alert("volume")).observe(scope)
+            d = obs.details
+            fired[case] = (firing(transitions) != [], d["extra_negative_share"] > d["usual_negative_share"] + 0.1,
+                           d["worse_evidence"] >= 1.35)
+    # both read more than 10 points worse than usual; only the turn carries the evidence
+    assert fired == {"news": (False, True, False), "turn": (True, True, True)}
 
 
 def test_keyword_rule_and_source_down_notice(tmp_path, database):

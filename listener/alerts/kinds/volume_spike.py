@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from listener.alerts.kinds import AlertKind, Observation, Scope, learning_text, topic_baseline, window_negatives
 from listener.alerts.wording import fmt_count, format_window, percent
-from listener.alerts.stats import HOUR, negbin_sf, predictive_size
+from listener.alerts.stats import HOUR, mean_evidence, negbin_sf, predictive_size
 
 ALPHA = 1e-4  # the count must be this unlikely under the usual (over-dispersed) rate
 FLOOR_PER_HOUR = 0.5  # the usual rate of a quiet hour is never taken as lower than this
 POSITIVE_LEAD = 0.1  # a surge whose extra mentions are this much more often positive than usual, or at
 BENIGN = 0.75  # least as positive and less negative than 3/4 of the usual share, is good news (a loved launch)
-WORSE = 0.1  # a surge whose extra mentions are this much more negative than usual is a turn for the worse
+WORSE = 0.1  # a surge whose extra mentions are this much more negative than usual is a turn for the worse,
+WORSE_EVIDENCE = 1.35  # nats (z = 1.64) of evidence that they are, to fire (their share alone keeps it firing)
 
 
 class VolumeSpike(AlertKind):
@@ -38,10 +39,18 @@ class VolumeSpike(AlertKind):
         extra_pos = max(counts["positive"] - mu * base.usual_positive, 0.0) / extra
         good_news = (extra_pos >= base.usual_positive + POSITIVE_LEAD
                      or extra_pos >= base.usual_positive and extra_neg <= BENIGN * base.usual_negative)
-        worse = extra_neg >= base.usual_negative + WORSE
-        wanted = {"all": True, "not_better": not good_news, "worse": worse}[rule.surges or "worse"]
+        # the extra mentions' share is an estimate from n mentions less the usual ones: as if from
+        # extra^2 / n posts (twenty extra among twenty-six read as fifteen). A criticised brand's
+        # news day reads 10 points "worse" by chance within an hour or two; a turn shows it clearly.
+        still_worse = extra_neg >= base.usual_negative + WORSE
+        worse_evidence = mean_evidence(extra_neg, extra * extra / max(n, 1.0), base.usual_negative + WORSE,
+                                       base.spread)
+        worse = still_worse and worse_evidence >= WORSE_EVIDENCE
+        surges = rule.surges or "worse"
+        wanted = {"all": True, "not_better": not good_news, "worse": worse}[surges]
+        holds = {"all": True, "not_better": not good_news, "worse": still_worse}[surges]
         active = n >= rule.min_count and ratio >= rule.ratio and p < ALPHA and wanted
-        sustained = n >= rule.min_count / 2 and ratio >= 1 + (rule.ratio - 1) / 2 and wanted
+        sustained = n >= rule.min_count / 2 and ratio >= 1 + (rule.ratio - 1) / 2 and holds
         summary = (f"{fmt_count(n)} mentions in the last {format_window(rule.window)}, "
                    f"{ratio:.0f}x usual for this time of day" if ratio >= 2 else
                    f"{fmt_count(n)} mentions in the last {format_window(rule.window)}, {ratio:.1f}x usual")
@@ -51,6 +60,7 @@ class VolumeSpike(AlertKind):
                    "ratio": round(ratio, 2), "p": p, "negative_share": round(share_neg, 3),
                    "positive_share": round(share_pos, 3), "usual_positive_share": round(base.usual_positive, 3),
                    "extra_positive_share": round(extra_pos, 3),
+                   "worse_evidence": round(min(worse_evidence, 1e6), 2),
                    "good_news": good_news, "worse": worse, "surges": rule.surges}
         return [Observation(labels, active, n, summary, details, sustained, n * HOUR / rule.window)]
 
