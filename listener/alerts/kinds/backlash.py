@@ -165,8 +165,17 @@ def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, spre
         return None, False
     burst_i = rate_change([at for at, _, _ in posts], now, rule.min_count, MIN_SEGMENT, change_evidence(len(posts)))
     seg = _segment(posts, now, burst_i, usual_rate, usual_upper, spread)
-    share = seg["negative_share"]
+    share = sum(p for _, p, _ in posts[len(posts) - burst_i:]) / burst_i
     fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
-             and share >= max(rule.negative_share or 0.0, usual + MIN_SHIFT)
-             and odds(share) >= NEGATIVE_ODDS * odds(usual) and seg["share_evidence"] >= SHARE_EVIDENCE)
+             and negative_enough(share, burst_i, usual, usual_upper, spread, rule.negative_share or 0.0))
     return seg, fires
+
+
+def negative_enough(share: float, n: int, usual: float, usual_upper: float, spread: float, floor: float = 0.0,
+                    evidence: float = SHARE_EVIDENCE) -> bool:
+    """Whether n posts whose expected negatives make up `share` are clearly more negative than the
+    topic's `usual` share (at most `usual_upper`; one post's P(negative) spreads by `spread`): by
+    MIN_SHIFT and NEGATIVE_ODDS, above `floor`, with `evidence` nats. The share half of a
+    backlash, on its own so that bench/alert_frontier.py measures exactly this test."""
+    return (share >= max(floor, usual + MIN_SHIFT) and odds(share) >= NEGATIVE_ODDS * odds(usual)
+            and mean_evidence(share, n, usual_upper, spread) >= evidence)
