@@ -382,6 +382,44 @@ def test_the_topics_own_hashtag_is_not_a_separate_backlash(tmp_path, database):
     assert [n.state for n in notices] == ["firing", "resolved"]
 
 
+def test_an_everyday_hashtag_riding_a_hijack_is_not_a_second_backlash(tmp_path, database):
+    """Hijack posts that also say #lunch make #lunch burst, as negative as the hijack: it is listed
+    under the hijack's backlash, not raised as its own."""
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7, tags=("lunch", "coffee", "rain"))
+        onset = T0 + timedelta(days=7, hours=13)
+        feed.burst(onset, 120, 60, "burgerlyfail")
+        feed.burst(onset + timedelta(seconds=30), 120, 20, "burgerlyfail", extra_tags=("lunch",))
+        transitions, notices = run(config, store, onset, onset + timedelta(hours=5), timedelta(minutes=2))
+        incidents = store.incidents(T0)
+        middle = onset + timedelta(minutes=40)
+        observed = kind_class("backlash")(config.alert("backlash")).observe(
+            Scope(store, middle, store.topic_data_since("burgerly", ["feed"])))
+    tags = {t.labels.get("hashtag") for t in transitions if t.rule == "backlash"}
+    assert tags == {"burgerlyfail"}
+    assert len(incidents) == 1 and incidents[0]["hashtags"] == ["burgerlyfail"]
+    assert [n.state for n in notices] == ["firing", "resolved"]
+    # #lunch bursts (20 posts an hour, 75% negative, where it had 1), all of them on the hijack's posts
+    assert [(o.labels["hashtag"], o.active, o.details.get("carried")) for o in observed] == [
+        ("burgerlyfail", True, ["lunch"])]
+
+
+def test_a_big_hijack_does_not_become_the_topics_own_hashtag(tmp_path, database):
+    """300 posts an hour for four hours carry most of a small topic's mentions: the hashtag is
+    still the hijack, firing throughout, not the topic's own hashtag."""
+    config = config_for(tmp_path, database, STANDARD)
+    with open_store(config.database.location) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 7)
+        onset = T0 + timedelta(days=7, hours=13)
+        feed.burst(onset, 240, 300, "burgerlyfail")
+        transitions, _ = run(config, store, onset, onset + timedelta(hours=4), timedelta(minutes=5))
+    backlash = [(t.state, t.labels["hashtag"]) for t in transitions if t.rule == "backlash"]
+    assert backlash == [("pending", "burgerlyfail"), ("firing", "burgerlyfail")]
+
+
 def test_a_brand_that_is_always_criticised_needs_a_clear_turn(tmp_path, database):
     config = config_for(tmp_path, database, STANDARD)
     with open_store(config.database.location) as store:

@@ -267,6 +267,19 @@ def test_users_sql_is_read_only_and_time_limited(store):
 
 
 # ---------------------------------------------------------------- AlertWindows, DigestRollups
+def test_hashtags_carried_together(store):
+    """The pairs of hashtags on the same scored mentions of a topic in a window: a hashtag riding
+    another's burst is told by them."""
+    late = T - timedelta(minutes=30)
+    ids = fetch(store, [row("1", at=late, hashtags=("fail", "lunch")), row("2", at=late, hashtags=("lunch", "fail", "rain")),
+                        row("3", at=late, hashtags=("fail",)), row("4", at=T - timedelta(hours=3), hashtags=("fail", "lunch")),
+                        row("5", at=late, hashtags=("fail", "rain"))]).new_ids
+    store.save_scores(zip(ids[:4], [NEG, NEG, NEU, NEG]), "m", T)  # the fifth waits for the model
+    assert store.hashtag_pairs("acme", T - timedelta(hours=1), T) == {("fail", "lunch"): 2, ("fail", "rain"): 1,
+                                                                      ("lunch", "rain"): 1}
+    assert store.hashtag_pairs("globex", T - timedelta(hours=1), T) == {}
+
+
 def test_hashtags_as_the_backlash_rule_reads_them(store):
     early, late = T - timedelta(days=2), T
     ids = fetch(store, [row("1", at=early, hashtags=("fail",)), row("2", at=late, hashtags=("fail",)),
@@ -278,6 +291,7 @@ def test_hashtags_as_the_backlash_rule_reads_them(store):
     first = store.hashtag_first_seen("acme", "fail")  # to the hour at least (it outlives pruned mentions)
     assert early - timedelta(hours=1) < first <= early and store.hashtag_first_seen("acme", "nope") is None
     assert store.hashtag_share("acme", "fail", T - timedelta(days=3), T + timedelta(hours=1)) == (2, 3)
+    assert store.hashtag_pairs("acme", T - timedelta(hours=1), T + timedelta(hours=1)) == {}
     # history begins at the first scored data, and not before the first good fetch (the backfill's
     # two days before it are not a quiet history)
     assert store.topic_data_since("acme") == T and store.topic_data_since("acme", sources=[]) == early

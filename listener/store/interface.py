@@ -165,6 +165,11 @@ class AlertWindows(Protocol):
         first: (published at, P(negative), labelled negative)."""
         ...
 
+    def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        """Scored mentions of `topic` published in [start, end) that carry both of two hashtags, per
+        pair (the two in alphabetical order); pairs that never meet are left out."""
+        ...
+
     def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, HourCounts]:
         """The hourly rollup of `topic` for the hours in [start, end), by hour (ISO text)."""
         ...

@@ -29,6 +29,8 @@ four runs that 4 to 8 do not have).
   P(negative) spread as measured on the topic (TopicBaseline.spread: 0.29 on a Dutch topic where
   the model hedges, 0.36 on an always-criticised one).
 - The hashtag that is the topic itself (#acme for a topic `acme`) is never a separate backlash.
+- Nor is a hashtag riding a busier bursting one: half or more of its posts in the window carry
+  that one (a third of a hijack's posts also say #lunch or #coffee: the hijack lists them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ VOLUME_EVIDENCE = 9.2  # nats (a likelihood ratio of 10,000) that the hashtag's 
 SHARE_EVIDENCE = 1.0  # nats (z = 1.41) that its posts are more negative than the topic's usual at most is
 NEGATIVE_ODDS = 1.75  # the hashtag's negative odds must be this many times the topic's usual odds ...
 MIN_SHIFT = 0.12  # ... and its share this much above the usual share (the model's shares are compressed)
+RIDING = 0.5  # a hashtag with this share of its posts carried by a busier bursting one rides that burst
 
 
 class Backlash(AlertKind):
@@ -69,9 +72,16 @@ class Backlash(AlertKind):
         lookback = max(rule.window, LOOKBACK)
         hist_start, hist_hours = scope.history_hours(lookback, rule.baseline)
         new_rate = max(NEW_TAG_RATE, NEW_TAG_SHARE * base.rate)
+        candidates = {t: p for t, p in candidates.items()
+                      if not is_own_hashtag(scope, rule.topic, tag=t, window=lookback, baseline=rule.baseline)}
+        pairs = store.hashtag_pairs(rule.topic, now - rule.window, now) if len(candidates) > 1 else {}
+        leading: list[Observation] = []  # bursting hashtags so far, the busiest first
         out = []
-        for tag, posts in sorted(candidates.items()):
-            if is_own_hashtag(scope, rule.topic, tag, rule.window, rule.baseline):
+        for tag, posts in sorted(candidates.items(), key=lambda tp: (-len(tp[1]), tp[0])):
+            carrier = next((o for o in leading if pairs.get(tuple(sorted((tag, o.labels["hashtag"]))), 0)
+                            >= RIDING * len(posts)), None)
+            if carrier is not None:  # #lunch on a tenth of a hijack's posts is the hijack, not a second one
+                carrier.details.setdefault("carried", []).append(tag)
                 continue
             burst_posts = store.hashtag_posts(rule.topic, now - lookback, now, hashtag=tag).get(tag, posts)
             if not _can_hold(posts, burst_posts, usual, usual_upper, rule):
@@ -100,8 +110,11 @@ class Backlash(AlertKind):
             if active:
                 first = store.hashtag_first_seen(rule.topic, tag)
                 details["first_seen"] = first.strftime("%Y-%m-%dT%H:%M:%SZ") if first else None
-            out.append(Observation(labels, active, n, summary, details, sustained, n / window_h))
-        return out
+            obs = Observation(labels, active, n, summary, details, sustained, n / window_h)
+            if active or sustained:
+                leading.append(obs)
+            out.append(obs)
+        return sorted(out, key=lambda o: o.labels["hashtag"])
 
     def explain(self, obs: Observation) -> list[str]:
         d = obs.details
@@ -118,6 +131,8 @@ class Backlash(AlertKind):
                          f"{percent(seg['negative_share'])} negative, {seg['ratio']:g}x its usual rate; "
                          f"evidence {seg['volume_evidence']:g} nats for the volume, {seg['share_evidence']:g} for the "
                          f"share (needed {VOLUME_EVIDENCE:g} and {SHARE_EVIDENCE:g}).")
+        if d.get("carried"):
+            lines.append("Riding on its posts, not separate alerts: " + ", ".join(f"#{t}" for t in d["carried"]) + ".")
         return lines
 
 

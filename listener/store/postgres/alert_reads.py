@@ -65,6 +65,16 @@ class PostgresAlertReads(PostgresBase):
                                                      bool(r["negative"])))
         return out
 
+    def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        return {(r["a"], r["b"]): r["n"] for r in self._dicts(
+            f"""SELECT a.hashtag AS a, b.hashtag AS b, count(*) AS n
+                FROM hashtags a, hashtags b, {TOPIC_MENTIONS}
+                  AND a.mention_id = t.mention_id AND a.published_at = t.published_at
+                  AND b.mention_id = t.mention_id AND b.published_at = t.published_at AND a.hashtag < b.hashtag
+                  AND a.published_at >= %(start)s AND a.published_at < %(end)s
+                  AND b.published_at >= %(start)s AND b.published_at < %(end)s AND m.sentiment IS NOT NULL
+                GROUP BY a.hashtag, b.hashtag""", _window(topic, start, end))}
+
     def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, HourCounts]:
         return {r["hour"]: HourCounts(r["mentions"], r["negative"], r["p_negative"], r["positive"], r["p_negative_sq"])
                 for r in self._dicts(

@@ -56,6 +56,15 @@ class SQLiteAlertReads(SQLiteBase):
             out.setdefault(tag, []).append((parse_iso(at), p_negative or 0.0, bool(negative)))
         return out
 
+    def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        return {(a, b): n for a, b, n in self.conn.execute(
+            """SELECT a.hashtag, b.hashtag, count(*)
+               FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
+               JOIN hashtags a ON a.mention_id = t.mention_id
+               JOIN hashtags b ON b.mention_id = t.mention_id AND a.hashtag < b.hashtag
+               WHERE t.topic = ? AND t.published_at >= ? AND t.published_at < ? AND m.sentiment IS NOT NULL
+               GROUP BY a.hashtag, b.hashtag""", (topic, iso(start), iso(end)))}
+
     def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, HourCounts]:
         return {h: HourCounts(n, neg, pneg, pos, sq) for h, n, neg, pneg, pos, sq in self.conn.execute(
             """SELECT hour, mentions, negative, p_negative, positive, p_negative_sq FROM topic_hourly
