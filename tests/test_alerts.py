@@ -519,6 +519,23 @@ def test_volume_spike_surges_option(tmp_path, database):
     assert fired == {"worse": (False, False), "not_better": (True, False), "all": (True, True)}
 
 
+def test_a_volume_spike_resolves_when_what_is_left_is_chance(tmp_path, database):
+    """After a spike at 03:00, five complaints an hour where two are usual (2.5x, p = 0.06) are
+    not the spike going on: it resolves an hour after its window is clear of it."""
+    config = config_for(tmp_path, database, '[[alerts]]\nname = "volume"\nkind = "volume_spike"\ntopic = "burgerly"\n')
+    with open_store(config.database.location) as store:
+        feed = Feeder(store)
+        feed.rhythm(T0, 8)
+        night = T0 + timedelta(days=8, hours=3)
+        feed.add(night, "negative", count=30)
+        for minute in range(60, 300, 12):  # five an hour 04:00-08:00 (the rhythm ends with day 8)
+            feed.add(night + timedelta(minutes=minute), "negative")
+        transitions, _ = run(config, store, night + timedelta(minutes=1), night + timedelta(hours=5), timedelta(minutes=5))
+    states = [(t.state, t.at - night) for t in transitions]
+    assert [s for s, _ in states] == ["pending", "firing", "resolved"]
+    assert states[2][1] <= timedelta(hours=2, minutes=10)
+
+
 def test_volume_spike_worse_needs_evidence(tmp_path, database):
     """On a brand that is always criticised (60% negative), a surge whose extra mentions read a few
     points more negative by chance is no turn for the worse; one that is all complaints is."""

@@ -6,7 +6,8 @@ from listener.alerts.kinds import AlertKind, Observation, Scope, learning_text, 
 from listener.alerts.wording import fmt_count, format_window, percent
 from listener.alerts.stats import HOUR, mean_evidence, negbin_sf, predictive_size
 
-ALPHA = 1e-4  # the count must be this unlikely under the usual (over-dispersed) rate
+ALPHA = 1e-4  # the count must be this unlikely under the usual (over-dispersed) rate to fire,
+HOLD_ALPHA = 0.01  # and at least this unlikely to stay firing (9 in an hour where 4.5 is usual: p = 0.08)
 FLOOR_PER_HOUR = 0.5  # the usual rate of a quiet hour is never taken as lower than this
 POSITIVE_LEAD = 0.1  # a surge whose extra mentions are this much more often positive than usual, or at
 BENIGN = 0.75  # least as positive and less negative than 3/4 of the usual share, is good news (a loved launch)
@@ -50,7 +51,7 @@ class VolumeSpike(AlertKind):
         wanted = {"all": True, "not_better": not good_news, "worse": worse}[surges]
         holds = {"all": True, "not_better": not good_news, "worse": still_worse}[surges]
         active = n >= rule.min_count and ratio >= rule.ratio and p < ALPHA and wanted
-        sustained = n >= rule.min_count / 2 and ratio >= 1 + (rule.ratio - 1) / 2 and holds
+        sustained = n >= rule.min_count / 2 and ratio >= 1 + (rule.ratio - 1) / 2 and p < HOLD_ALPHA and holds
         summary = (f"{fmt_count(n)} mentions in the last {format_window(rule.window)}, "
                    f"{ratio:.0f}x usual for this time of day" if ratio >= 2 else
                    f"{fmt_count(n)} mentions in the last {format_window(rule.window)}, {ratio:.1f}x usual")
