@@ -76,7 +76,7 @@ def first_firing(burst: Burst, pools: list[list[float]], usual: float, upper: fl
         for _ in range(poisson(rng, burst.rate((minute + 0.5) / 60) / 60)):
             n += 1
             k += rng.choice(pools[rng.choices((0, 1, 2), burst.mix)[0]])
-        if n >= min_count and negative_enough(k / n, n, usual, upper, spread, floor, evidence):
+        if n >= max(min_count, 1) and negative_enough(k / n, n, usual, upper, spread, floor, evidence):
             return minute + 1
     return None
 
@@ -91,13 +91,13 @@ def measure(fams, pools, settings, runs: int, seed: int, floor: float) -> list[d
     for min_count, evidence in settings:
         row = {"min_count": min_count, "evidence": evidence, "cells": {}}
         for name, scenario, burst in fams:
-            rng = random.Random(f"{seed}:{name}")  # the same draws for every setting
             lang = pools[scenario.language]
             usual, spread = mixture(lang, scenario.mix)
             history = scenario.rate * HISTORY_HOURS_A_DAY * burst.day
             upper = usual + 1.64 * spread / math.sqrt(max(history, 1.0))
-            firsts = [first_firing(burst, lang, usual, upper, spread, min_count, evidence, floor, rng)
-                      for _ in range(runs)]
+            firsts = [first_firing(burst, lang, usual, upper, spread, min_count, evidence, floor,
+                                   random.Random(f"{seed}:{name}:{i}"))  # draw i is the same for every setting
+                      for i in range(runs)]
             if burst.kind == "news":
                 row["cells"][name] = {"false_alarms": sum(f is not None for f in firsts) / runs}
             else:

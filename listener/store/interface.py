@@ -167,7 +167,8 @@ class AlertWindows(Protocol):
 
     def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
         """Scored mentions of `topic` published in [start, end) that carry both of two hashtags, per
-        pair (the two in alphabetical order); pairs that never meet are left out."""
+        pair (the two as Python sorts them, whatever the database's collation); pairs that never meet
+        are left out."""
         ...
 
     def topic_hours(self, topic: str, start: datetime, end: datetime) -> dict[str, HourCounts]:

@@ -30,7 +30,8 @@ four runs that 4 to 8 do not have).
   the model hedges, 0.36 on an always-criticised one).
 - The hashtag that is the topic itself (#acme for a topic `acme`) is never a separate backlash.
 - Nor is a hashtag riding a busier bursting one: half or more of its posts in the window carry
-  that one (a third of a hijack's posts also say #lunch or #coffee: the hijack lists them).
+  that one (a third of a hijack's posts also say #lunch or #coffee: the hijack lists them). A
+  hashtag that would fire is carried only by one that fires too.
 """
 
 from __future__ import annotations
@@ -78,11 +79,8 @@ class Backlash(AlertKind):
         leading: list[Observation] = []  # bursting hashtags so far, the busiest first
         out = []
         for tag, posts in sorted(candidates.items(), key=lambda tp: (-len(tp[1]), tp[0])):
-            carrier = next((o for o in leading if pairs.get(tuple(sorted((tag, o.labels["hashtag"]))), 0)
-                            >= RIDING * len(posts)), None)
-            if carrier is not None:  # #lunch on a tenth of a hijack's posts is the hijack, not a second one
-                carrier.details.setdefault("carried", []).append(tag)
-                continue
+            carriers = [o for o in leading if pairs.get(tuple(sorted((tag, o.labels["hashtag"]))), 0)
+                        >= RIDING * len(posts)]
             burst_posts = store.hashtag_posts(rule.topic, now - lookback, now, hashtag=tag).get(tag, posts)
             if not _can_hold(posts, burst_posts, usual, usual_upper, rule):
                 continue
@@ -111,6 +109,13 @@ class Backlash(AlertKind):
                 first = store.hashtag_first_seen(rule.topic, tag)
                 details["first_seen"] = first.strftime("%Y-%m-%dT%H:%M:%SZ") if first else None
             obs = Observation(labels, active, n, summary, details, sustained, n / window_h)
+            # #lunch on a tenth of a hijack's posts bursts with the hijack: it is the hijack, not a
+            # second one. Only a firing-strength burst carries one that could fire itself.
+            carrier = next((o for o in carriers if o.active or not active), None)
+            if carrier is not None:
+                if active or sustained:
+                    carrier.details.setdefault("carried", []).append(tag)
+                continue
             if active or sustained:
                 leading.append(obs)
             out.append(obs)

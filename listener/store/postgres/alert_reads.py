@@ -66,7 +66,7 @@ class PostgresAlertReads(PostgresBase):
         return out
 
     def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
-        return {(r["a"], r["b"]): r["n"] for r in self._dicts(
+        return {tuple(sorted((r["a"], r["b"]))): r["n"] for r in self._dicts(  # type: ignore[misc]
             f"""SELECT a.hashtag AS a, b.hashtag AS b, count(*) AS n
                 FROM hashtags a, hashtags b, {TOPIC_MENTIONS}
                   AND a.mention_id = t.mention_id AND a.published_at = t.published_at

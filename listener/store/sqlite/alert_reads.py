@@ -57,7 +57,7 @@ class SQLiteAlertReads(SQLiteBase):
         return out
 
     def hashtag_pairs(self, topic: str, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
-        return {(a, b): n for a, b, n in self.conn.execute(
+        return {tuple(sorted((a, b))): n for a, b, n in self.conn.execute(  # type: ignore[misc]
             """SELECT a.hashtag, b.hashtag, count(*)
                FROM mention_topics t JOIN mentions m ON m.id = t.mention_id
                JOIN hashtags a ON a.mention_id = t.mention_id
