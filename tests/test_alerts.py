@@ -407,15 +407,17 @@ def test_an_everyday_hashtag_riding_a_hijack_is_not_a_second_backlash(tmp_path, 
 
 
 def test_a_big_hijack_does_not_become_the_topics_own_hashtag(tmp_path, database):
-    """300 posts an hour for four hours carry most of a small topic's mentions: the hashtag is
+    """300 posts an hour for three hours carry most of a small topic's mentions: the hashtag is
     still the hijack, firing throughout, not the topic's own hashtag."""
     config = config_for(tmp_path, database, STANDARD)
     with open_store(config.database.location) as store:
         feed = Feeder(store)
-        feed.rhythm(T0, 7)
-        onset = T0 + timedelta(days=7, hours=13)
-        feed.burst(onset, 240, 300, "burgerlyfail")
-        transitions, _ = run(config, store, onset, onset + timedelta(hours=4), timedelta(minutes=5))
+        feed.rhythm(T0, 3)
+        onset = T0 + timedelta(days=3, hours=13)
+        for minute in range(0, 180, 2):  # 300 an hour, 80% negative, stored ten at a time
+            feed.add(onset + timedelta(minutes=minute), "negative", ("burgerlyfail",), count=8)
+            feed.add(onset + timedelta(minutes=minute, seconds=30), "neutral", ("burgerlyfail",), count=2)
+        transitions, _ = run(config, store, onset, onset + timedelta(hours=3), timedelta(minutes=10))
     backlash = [(t.state, t.labels["hashtag"]) for t in transitions if t.rule == "backlash"]
     assert backlash == [("pending", "burgerlyfail"), ("firing", "burgerlyfail")]
 
