@@ -162,15 +162,15 @@ def change_evidence(posts: int) -> float:
     return CHANGE_EVIDENCE + math.log(max(posts, 1))
 
 
-def _segment(posts, now, i: int, usual_rate: float, usual_upper: float, spread: float) -> dict:
-    """The evidence of the last `i` posts (posts are oldest first)."""
+def _segment(posts, now, i: int, usual_rate: float, usual_upper: float, spread: float) -> tuple[dict, float]:
+    """The evidence of the last `i` posts (posts are oldest first), as shown, and their share unrounded."""
     tail = posts[len(posts) - i:]
     hours = max((now - tail[0][0]) / HOUR, MIN_SEGMENT)
-    k = sum(p for _, p, _ in tail)
+    share = sum(p for _, p, _ in tail) / i
     expected = usual_rate * hours
-    return {"posts": i, "minutes": round(hours * 60), "negative_share": round(k / i, 3),
-            "ratio": round(i / expected, 1), "volume_evidence": round(min(poisson_llr(i, expected), 1e6), 1),
-            "share_evidence": round(min(mean_evidence(k / i, i, usual_upper, spread), 1e6), 1)}
+    return ({"posts": i, "minutes": round(hours * 60), "negative_share": round(share, 3),
+             "ratio": round(i / expected, 1), "volume_evidence": round(min(poisson_llr(i, expected), 1e6), 1),
+             "share_evidence": round(min(mean_evidence(share, i, usual_upper, spread), 1e6), 1)}, share)
 
 
 def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, spread: float,
@@ -184,8 +184,7 @@ def _burst(posts, now, usual_rate: float, usual_upper: float, usual: float, spre
     if len(posts) < max(rule.min_count, 1):
         return None, False
     burst_i = rate_change([at for at, _, _ in posts], now, rule.min_count, MIN_SEGMENT, change_evidence(len(posts)))
-    seg = _segment(posts, now, burst_i, usual_rate, usual_upper, spread)
-    share = sum(p for _, p, _ in posts[len(posts) - burst_i:]) / burst_i
+    seg, share = _segment(posts, now, burst_i, usual_rate, usual_upper, spread)
     fires = (seg["volume_evidence"] >= VOLUME_EVIDENCE and seg["ratio"] >= rule.ratio
              and negative_enough(share, burst_i, usual, usual_upper, spread, rule.negative_share or 0.0))
     return seg, fires
