@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=1500, help="Texts scored per language and label (default 1500).")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Folder of the sentiment TSV files.")
     args = ap.parse_args()
+    if args.runs < 1 or args.pool < 1:
+        raise SystemExit("--runs and --pool must be at least 1")
     if not (args.data / "en_train.tsv").exists():
         raise SystemExit(f"{args.data}: sentiment data not found (en_train.tsv, en_val.tsv, nl_val.tsv); pass --data DIR")
     backlash = ALERT_KINDS["backlash"]
